@@ -252,19 +252,19 @@ class RHM:
     # -- graph views (implemented in hiergrammar.graphs) ----------------------------------
     def to_factor_graph(self, evidence: np.ndarray | None = None,
                         root_prior: np.ndarray | None = None) -> FactorGraph:
-        """The RHM as a :class:`pgmpy.models.FactorGraph`; see :func:`hiergrammar.graphs.to_factor_graph`."""
+        """The RHM as a :class:`pgmpy.models.FactorGraph` (see :mod:`hiergrammar.graphs`)."""
         from hiergrammar.graphs import to_factor_graph
 
         return to_factor_graph(self, evidence=evidence, root_prior=root_prior)
 
     def to_bayesian_network(self, root_prior: np.ndarray | None = None) -> DiscreteBayesianNetwork:
-        """The RHM as a pgmpy discrete Bayesian network; see :func:`hiergrammar.graphs.to_bayesian_network`."""
+        """The RHM as a pgmpy discrete Bayesian network (see :mod:`hiergrammar.graphs`)."""
         from hiergrammar.graphs import to_bayesian_network
 
         return to_bayesian_network(self, root_prior=root_prior)
 
     def to_networkx(self) -> nx.DiGraph:
-        """The tree of variables as a networkx DiGraph; see :func:`hiergrammar.graphs.tree_graph`."""
+        """The tree of variables as a networkx DiGraph (see :mod:`hiergrammar.graphs`)."""
         from hiergrammar.graphs import tree_graph
 
         return tree_graph(self)
