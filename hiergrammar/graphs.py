@@ -1,0 +1,483 @@
+"""The RHM as explicit graphical models: a pgmpy factor graph, a pgmpy / pyAgrum Bayesian
+network, a networkx tree, and drawings of them.
+
+Variable names
+--------------
+Every tree node is a variable named ``"h{level}_{index}"`` (:func:`node_name`): ``"h3_0"`` is the
+root of a depth-3 model, ``"h0_5"`` the sixth leaf. Level ``L`` is the class, level 0 the input,
+as in the paper; the children of ``h{l}_{i}`` are ``h{l-1}_{s*i} .. h{l-1}_{s*i+s-1}``. The
+Bayesian-network form adds one rule-choice variable ``"r{level}_{index}"`` (:func:`rule_name`)
+per internal node, with values ``0..m-1``.
+
+Two exact forms of the same distribution
+----------------------------------------
+* :func:`to_factor_graph`: variables ``h``, one 0/1 factor per internal node
+  (``psi(a; b_1..b_s) = 1`` iff ``(a -> b_1..b_s)`` is a rule), a root prior factor and optional
+  leaf evidence factors (equations.md §3).
+* :func:`to_bayesian_network`: the generative process written as a DAG. Given its parent ``a``
+  the ``s`` children of a node are *jointly* drawn (one of ``a``'s ``m`` tuples), which no
+  product of per-child CPDs ``P(b_j | a)`` can express. A uniform rule-choice variable
+  ``r`` per internal node restores the factorisation: each child is then a deterministic CPD
+  ``P(b_j | a, r) = [b_j == rules[l][a, r, j]]``. Because no tuple belongs to two parents, every
+  valid tree has exactly one rule-choice assignment, so the BN's marginal over ``h`` is the
+  factor graph's distribution (with tree probability ``prior(y) * m**-(number of internal
+  nodes)``).
+
+Leaf evidence is a likelihood vector per leaf (soft evidence). In the factor graph it is a unary
+factor; in the BN it is passed to pgmpy as ``virtual_evidence`` (:func:`virtual_evidence_cpds`),
+which pgmpy implements by adding an observed binary child ``__h0_i`` with
+``P(__h0_i = 0 | h0_i) = evidence``. pyAgrum takes the same vectors as likelihood evidence.
+
+pgmpy (which imports torch, and takes seconds to import) and pyAgrum are imported inside the
+functions that need them, so importing this module stays cheap.
+
+Example
+-------
+>>> from hiergrammar.rhm import RHM
+>>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+>>> fg = to_factor_graph(rhm)
+>>> fg.check_model()
+True
+>>> sorted(fg.get_variable_nodes())[:3]
+['h0_0', 'h0_1', 'h0_2']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+    from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
+
+    from hiergrammar.rhm import RHM
+
+_NAME_RE = re.compile(r"^([hr])(\d+)_(\d+)$")
+
+#: Largest dense rule tensor (entries of one 0/1 factor, ``card_l * card_{l-1}**s``) built.
+MAX_FACTOR_ENTRIES = 1 << 24
+
+
+# -- names ---------------------------------------------------------------------------------------
+def node_name(level: int, index: int) -> str:
+    """Name of tree node ``index`` at ``level``: ``"h{level}_{index}"``.
+
+    >>> node_name(3, 0), node_name(0, 5)
+    ('h3_0', 'h0_5')
+    """
+    return f"h{int(level)}_{int(index)}"
+
+
+def rule_name(level: int, index: int) -> str:
+    """Name of the rule-choice variable of internal node ``(level, index)`` in the BN form.
+
+    >>> rule_name(2, 1)
+    'r2_1'
+    """
+    return f"r{int(level)}_{int(index)}"
+
+
+def parse_name(name: str) -> tuple[str, int, int]:
+    """Inverse of :func:`node_name` / :func:`rule_name`: ``"h3_0" -> ("h", 3, 0)``.
+
+    >>> parse_name("r2_1")
+    ('r', 2, 1)
+    """
+    match = _NAME_RE.match(name)
+    if match is None:
+        raise ValueError(f"name={name!r} is not of the form 'h<level>_<index>' or "
+                         "'r<level>_<index>'")
+    return match.group(1), int(match.group(2)), int(match.group(3))
+
+
+def variable_names(rhm: RHM) -> list[str]:
+    """All tree-node names, root first, then level by level down to the leaves."""
+    return [node_name(l, i) for l in range(rhm.L, -1, -1) for i in range(rhm.width(l))]
+
+
+# -- input validation ----------------------------------------------------------------------------
+def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.ndarray:
+    """Validate leaf evidence; returns float64 ``(s**L, v)`` (or ``(n, s**L, v)`` if batched).
+
+    A single evidence set may be given as ``(s**L, v)`` or ``(1, s**L, v)``. Values must be
+    finite and non-negative, and no leaf may have all-zero evidence.
+    """
+    ev = np.asarray(evidence, dtype=np.float64)
+    shape = (rhm.d, rhm.v)
+    if batched:
+        if ev.ndim == 2:
+            ev = ev[None]
+        if ev.ndim != 3 or ev.shape[1:] != shape:
+            raise ValueError(f"leaf evidence must have shape (n, s**L, v) = (n, {rhm.d}, "
+                             f"{rhm.v}), got {ev.shape}")
+    else:
+        if ev.ndim == 3 and ev.shape[0] == 1:
+            ev = ev[0]
+        if ev.shape != shape:
+            raise ValueError(f"leaf evidence must have shape (s**L, v) = {shape} for one "
+                             f"evidence set, got {ev.shape}")
+    if not np.isfinite(ev).all():
+        raise ValueError("leaf evidence must be finite")
+    if (ev < 0).any():
+        raise ValueError("leaf evidence violates evidence >= 0")
+    if (ev.sum(axis=-1) <= 0).any():
+        raise ValueError("leaf evidence violates sum over values > 0 at every leaf")
+    return ev
+
+
+def check_root_prior(rhm: RHM, root_prior: Any) -> np.ndarray:
+    """Validate a root prior; returns it normalised, float64 ``(n_classes,)``; None -> uniform."""
+    if root_prior is None:
+        return np.full(rhm.n_classes, 1.0 / rhm.n_classes)
+    prior = np.asarray(root_prior, dtype=np.float64)
+    if prior.shape != (rhm.n_classes,):
+        raise ValueError(f"root_prior must have shape (n_classes,) = ({rhm.n_classes},), "
+                         f"got {prior.shape}")
+    if not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError("root_prior violates root_prior >= 0 with a positive sum")
+    return prior / prior.sum()
+
+
+# -- rule tensors --------------------------------------------------------------------------------
+def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
+    """Dense 0/1 rule indicator of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
+
+    ``T[a, b_1, ..., b_s] = 1`` iff ``(a -> b_1..b_s)`` is one of ``a``'s rules.
+
+    >>> from hiergrammar.rhm import RHM
+    >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    >>> T = rule_tensor(rhm, 2)
+    >>> T.shape, int(T.sum())         # (n_classes, v, v); n_classes * m rules
+    ((2, 3, 3), 4)
+    """
+    if not 1 <= level <= rhm.L:
+        raise ValueError(f"level={level} violates 1 <= level <= L = {rhm.L}")
+    card, child = rhm.card(level), rhm.card(level - 1)
+    entries = card * child**rhm.s
+    if entries > MAX_FACTOR_ENTRIES:
+        raise ValueError(f"a dense rule factor of level {level} needs card*v**s = {entries} "
+                         f"entries, which exceeds MAX_FACTOR_ENTRIES = {MAX_FACTOR_ENTRIES}")
+    tensor = np.zeros((card,) + (child,) * rhm.s)
+    rules = rhm.rules[level]  # (card, m, s)
+    parents = np.repeat(np.arange(card), rhm.m)
+    tensor[(parents,) + tuple(rules.reshape(-1, rhm.s).T)] = 1.0
+    return tensor
+
+
+# -- pgmpy factor graph --------------------------------------------------------------------------
+def to_factor_graph(rhm: RHM, evidence: np.ndarray | None = None,
+                    root_prior: np.ndarray | None = None) -> FactorGraph:
+    """The RHM as a :class:`pgmpy.models.FactorGraph` (equations.md §3).
+
+    Variables ``h{l}_{i}`` (:func:`node_name`) with cardinality ``card_l``. Factors:
+
+    * one rule factor per internal node, ``DiscreteFactor([h{l}_{i}, h{l-1}_{s*i}, ...,
+      h{l-1}_{s*i+s-1}])`` with value 1 iff the tuple is a rule (:func:`rule_tensor`);
+    * a root prior factor on ``h{L}_0`` (uniform over ``n_classes`` by default);
+    * with ``evidence`` of shape ``(s**L, v)``: one unary factor per leaf, its likelihood vector.
+
+    The partition function is ``m**(#internal nodes)`` times the evidence probability of
+    :func:`hiergrammar.bruteforce.brute_force_marginals` (the rule factors are 0/1, not CPDs).
+
+    >>> from hiergrammar.rhm import RHM
+    >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    >>> fg = to_factor_graph(rhm, evidence=rhm.sample(1).onehot()[0])
+    >>> len(fg.get_factors())         # 3 rule factors + 1 prior + 4 leaf evidence factors
+    8
+    """
+    from pgmpy.factors.discrete import DiscreteFactor
+    from pgmpy.models import FactorGraph
+
+    prior = check_root_prior(rhm, root_prior)
+    ev = None if evidence is None else check_leaf_evidence(rhm, evidence)
+
+    fg = FactorGraph()
+    fg.add_nodes_from(variable_names(rhm))
+    factors: list[DiscreteFactor] = []
+    edges: list[tuple[Any, Any]] = []
+
+    def add(scope: list[str], cards: list[int], values: np.ndarray) -> None:
+        phi = DiscreteFactor(scope, cards, values)
+        factors.append(phi)
+        edges.extend((name, phi) for name in scope)
+
+    add([node_name(rhm.L, 0)], [rhm.n_classes], prior)
+    for level in range(rhm.L, 0, -1):
+        tensor = rule_tensor(rhm, level)
+        cards = list(tensor.shape)
+        for i in range(rhm.width(level)):
+            scope = [node_name(level, i)] + [node_name(level - 1, rhm.s * i + j)
+                                             for j in range(rhm.s)]
+            # Each factor gets its own copy: pgmpy factors are mutable graph nodes.
+            add(scope, cards, tensor.copy())
+    if ev is not None:
+        for i in range(rhm.d):
+            add([node_name(0, i)], [rhm.v], ev[i])
+    fg.add_factors(*factors)
+    fg.add_nodes_from(factors)
+    fg.add_edges_from(edges)
+    return fg
+
+
+# -- Bayesian networks ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CPT:
+    """One conditional table of the BN form, library-neutral.
+
+    ``values`` has shape ``(card, prod(parent_cards))`` with parent configurations in C order
+    (first parent most significant), i.e. pgmpy's :class:`TabularCPD` layout.
+    """
+
+    name: str
+    card: int
+    parents: tuple[str, ...]
+    parent_cards: tuple[int, ...]
+    values: np.ndarray
+
+
+def bn_tables(rhm: RHM, root_prior: np.ndarray | None = None) -> list[CPT]:
+    """The CPTs of the rule-choice Bayesian network, parents before children.
+
+    Root ``h{L}_0``: the prior. Rule choice ``r{l}_{i}``: uniform over ``m``. Child
+    ``h{l-1}_{s*i+j}`` given ``(h{l}_{i}, r{l}_{i})``: deterministic,
+    ``P(b | a, r) = [b == rules[l][a, r, j]]``.
+    """
+    prior = check_root_prior(rhm, root_prior)
+    tables = [CPT(node_name(rhm.L, 0), rhm.n_classes, (), (), prior[:, None])]
+    for level in range(rhm.L, 0, -1):
+        card, child_card = rhm.card(level), rhm.card(level - 1)
+        rules = rhm.rules[level]  # (card, m, s)
+        for i in range(rhm.width(level)):
+            parent, choice = node_name(level, i), rule_name(level, i)
+            tables.append(CPT(choice, rhm.m, (), (), np.full((rhm.m, 1), 1.0 / rhm.m)))
+            for j in range(rhm.s):
+                values = np.zeros((child_card, card * rhm.m))
+                # column index = a * m + r (first parent most significant)
+                values[rules[:, :, j].ravel(), np.arange(card * rhm.m)] = 1.0
+                tables.append(CPT(node_name(level - 1, rhm.s * i + j), child_card,
+                                  (parent, choice), (card, rhm.m), values))
+    return tables
+
+
+def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None
+                        ) -> DiscreteBayesianNetwork:
+    """The RHM as a pgmpy ``DiscreteBayesianNetwork`` with rule-choice variables.
+
+    Nodes: every ``h{l}_{i}`` and one ``r{l}_{i}`` (uniform over ``0..m-1``) per internal node;
+    edges ``h{l}_{i} -> h{l-1}_{s*i+j}`` and ``r{l}_{i} -> h{l-1}_{s*i+j}``. CPDs are
+    :func:`bn_tables`. Leaf evidence goes in at query time, e.g.
+    ``VariableElimination(bn).query(["h2_0"], virtual_evidence=virtual_evidence_cpds(rhm, ev))``.
+
+    >>> from hiergrammar.rhm import RHM
+    >>> bn = to_bayesian_network(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
+    >>> bn.check_model(), len(bn.nodes())   # 7 tree nodes + 3 rule choices
+    (True, 10)
+    """
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    tables = bn_tables(rhm, root_prior)
+    bn = DiscreteBayesianNetwork()
+    bn.add_nodes_from(t.name for t in tables)
+    bn.add_edges_from((p, t.name) for t in tables for p in t.parents)
+    cpds = []
+    for t in tables:
+        if t.parents:
+            cpds.append(TabularCPD(t.name, t.card, t.values, evidence=list(t.parents),
+                                   evidence_card=list(t.parent_cards)))
+        else:
+            cpds.append(TabularCPD(t.name, t.card, t.values))
+    bn.add_cpds(*cpds)
+    return bn
+
+
+def virtual_evidence_cpds(rhm: RHM, evidence: np.ndarray) -> list:
+    """Leaf evidence ``(s**L, v)`` as pgmpy virtual-evidence CPDs, one per leaf.
+
+    Each likelihood vector is scaled to sum to 1 (pgmpy stores ``1 - values`` as the other
+    state of its added indicator child, so values must lie in ``[0, 1]``); scaling a
+    likelihood does not change any posterior.
+    """
+    from pgmpy.factors.discrete import TabularCPD
+
+    ev = check_leaf_evidence(rhm, evidence)
+    ev = ev / ev.sum(axis=1, keepdims=True)
+    return [TabularCPD(node_name(0, i), rhm.v, ev[i][:, None]) for i in range(rhm.d)]
+
+
+def to_pyagrum_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> Any:
+    """The same rule-choice Bayesian network as a ``pyagrum.BayesNet`` (needs pyAgrum).
+
+    Variables keep the names of :func:`to_bayesian_network`. Leaf evidence is then given as
+    likelihoods, e.g. ``LazyPropagation(bn).addEvidence("h0_3", list_of_v_floats)``.
+    """
+    try:
+        import pyagrum as gum
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("to_pyagrum_bayesian_network needs pyAgrum "
+                          "(pip install 'hiergrammar[engines]')") from err
+
+    tables = bn_tables(rhm, root_prior)
+    bn = gum.BayesNet("RHM")
+    for t in tables:
+        bn.add(gum.RangeVariable(t.name, t.name, 0, t.card - 1))
+    for t in tables:
+        for parent in t.parents:
+            bn.addArc(parent, t.name)
+    for t in tables:
+        cpt = bn.cpt(t.name)
+        # pyAgrum's array view orders axes by reversed cpt.names; build ours in that order.
+        ours = (t.name,) + t.parents
+        arr = t.values.reshape((t.card,) + t.parent_cards)
+        perm = [ours.index(name) for name in cpt.names]
+        cpt.fillWith(np.transpose(arr, perm).ravel(order="F").tolist())
+    return bn
+
+
+# -- networkx tree and drawings ------------------------------------------------------------------
+def tree_graph(rhm: RHM) -> nx.DiGraph:
+    """The tree of variables as a networkx DiGraph, edges parent -> child.
+
+    Node attributes: ``level``, ``index``, ``card``.
+
+    >>> from hiergrammar.rhm import RHM
+    >>> g = tree_graph(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
+    >>> g.number_of_nodes(), list(g.successors("h2_0")), g.nodes["h2_0"]["card"]
+    (7, ['h1_0', 'h1_1'], 2)
+    """
+    import networkx as nx
+
+    g = nx.DiGraph(s=rhm.s, L=rhm.L)
+    for level in range(rhm.L, -1, -1):
+        for i in range(rhm.width(level)):
+            g.add_node(node_name(level, i), level=level, index=i, card=rhm.card(level))
+    for level in range(rhm.L, 0, -1):
+        for i in range(rhm.width(level)):
+            for j in range(rhm.s):
+                g.add_edge(node_name(level, i), node_name(level - 1, rhm.s * i + j))
+    return g
+
+
+def tree_layout(rhm: RHM) -> dict[str, tuple[float, float]]:
+    """Hierarchical positions: leaves at ``x = index``, ``y = 0``; every parent centred above
+    its children at ``y = level``."""
+    pos: dict[str, tuple[float, float]] = {}
+    for i in range(rhm.d):
+        pos[node_name(0, i)] = (float(i), 0.0)
+    for level in range(1, rhm.L + 1):
+        for i in range(rhm.width(level)):
+            xs = [pos[node_name(level - 1, rhm.s * i + j)][0] for j in range(rhm.s)]
+            pos[node_name(level, i)] = (float(np.mean(xs)), float(level))
+    return pos
+
+
+def _node_labels(rhm: RHM, values: Any) -> dict[str, str]:
+    names = variable_names(rhm)
+    if values is None:
+        return {name: name for name in names}
+    if hasattr(values, "levels"):  # an RHMSample / ParseResult: draw its first datum
+        values = [np.asarray(lv)[0] for lv in values.levels]
+    if isinstance(values, dict):
+        return {name: f"{name}\n{values[name]}" if name in values else name for name in names}
+    if len(values) != rhm.L + 1:
+        raise ValueError(f"values must hold L + 1 = {rhm.L + 1} levels, got {len(values)}")
+    labels = {}
+    for level in range(rhm.L + 1):
+        row = np.asarray(values[level]).reshape(-1)
+        if row.shape != (rhm.width(level),):
+            raise ValueError(f"values[{level}] must have shape ({rhm.width(level)},), "
+                             f"got {row.shape}")
+        for i in range(rhm.width(level)):
+            labels[node_name(level, i)] = f"{node_name(level, i)}\n{row[i]}"
+    return labels
+
+
+def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
+    """Draw the variable tree with a hierarchical layout; returns the matplotlib Axes.
+
+    ``values``: optional symbols to print under the names, either a sequence of ``L + 1``
+    arrays (``values[l]`` of shape ``(width_l,)``), an :class:`~hiergrammar.rhm.RHMSample`
+    (its first datum is drawn) or a dict name -> value.
+
+    >>> from hiergrammar.rhm import RHM
+    >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    >>> ax = draw_tree(rhm, values=rhm.sample(1))
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.6 * rhm.d), 1.2 * (rhm.L + 1)))
+    g = tree_graph(rhm)
+    pos = tree_layout(rhm)
+    small = g.number_of_nodes() <= 80  # labels only where they stay readable
+    colors = [g.nodes[n]["level"] for n in g.nodes]
+    nx.draw_networkx_edges(g, pos, ax=ax, arrows=False, edge_color="0.6")
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, cmap="viridis",
+                           node_size=500 if small else 40, edgecolors="k")
+    if small:
+        nx.draw_networkx_labels(g, pos, labels=_node_labels(rhm, values), ax=ax, font_size=7,
+                                bbox={"fc": "white", "alpha": 0.7, "lw": 0})
+    ax.set_yticks(range(rhm.L + 1))
+    ax.set_ylabel("level")
+    ax.tick_params(left=True, labelleft=True)
+    ax.set_title(f"RHM tree: v={rhm.v}, n_c={rhm.n_classes}, m={rhm.m}, s={rhm.s}, L={rhm.L}")
+    return ax
+
+
+def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
+    """Draw the factor graph: variables as circles, factors as squares; returns the Axes.
+
+    Rule factors sit half a level below their parent, the prior factor above the root, and
+    (if ``evidence``) one evidence factor below each leaf.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.6 * rhm.d), 1.6 * (rhm.L + 1)))
+    pos: dict[str, tuple[float, float]] = dict(tree_layout(rhm))
+    variables = list(pos)
+    g = nx.Graph()
+    g.add_nodes_from(variables)
+    factors = []
+    root = node_name(rhm.L, 0)
+    factors.append("prior")
+    pos["prior"] = (pos[root][0], rhm.L + 0.5)
+    g.add_edge("prior", root)
+    for level in range(rhm.L, 0, -1):
+        for i in range(rhm.width(level)):
+            name = f"psi{level}_{i}"
+            factors.append(name)
+            pos[name] = (pos[node_name(level, i)][0], level - 0.5)
+            g.add_edge(name, node_name(level, i))
+            for j in range(rhm.s):
+                g.add_edge(name, node_name(level - 1, rhm.s * i + j))
+    if evidence:
+        for i in range(rhm.d):
+            name = f"e0_{i}"
+            factors.append(name)
+            pos[name] = (float(i), -0.5)
+            g.add_edge(name, node_name(0, i))
+    small = len(variables) <= 80
+    nx.draw_networkx_edges(g, pos, ax=ax, edge_color="0.6")
+    nx.draw_networkx_nodes(g, pos, nodelist=variables, ax=ax, node_shape="o",
+                           node_color="white", edgecolors="k", node_size=450 if small else 40)
+    nx.draw_networkx_nodes(g, pos, nodelist=factors, ax=ax, node_shape="s", node_color="k",
+                           node_size=120 if small else 15)
+    if small:
+        nx.draw_networkx_labels(g, pos, labels={n: n for n in variables}, ax=ax, font_size=6)
+    ax.set_title(f"factor graph: {len(variables)} variables (circles), "
+                 f"{len(factors)} factors (squares)")
+    ax.axis("off")
+    return ax
