@@ -1,0 +1,139 @@
+"""Exact tree BP against brute-force enumeration written here from the definitions."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hiergrammar import RHM
+from hiergrammar.bp import ZeroEvidenceError, tree_bp
+from hiergrammar.noise import eps_evidence
+
+
+def enumerate_trees(rhm, leaf_evidence, prior, node_evidence=None):
+    """Marginals per level and log-evidence of one evidence set, summing over every tree."""
+    internal = [(l, i) for l in range(rhm.L, 0, -1) for i in range(rhm.width(l))]
+    marg = [np.zeros((rhm.width(l), rhm.card(l))) for l in range(rhm.L + 1)]
+    total = 0.0
+    for c in range(rhm.n_classes):
+        for choice in itertools.product(range(rhm.m), repeat=len(internal)):
+            pick = dict(zip(internal, choice, strict=True))
+            lev = {rhm.L: np.array([c])}
+            for l in range(rhm.L, 0, -1):
+                lev[l - 1] = np.concatenate(
+                    [rhm.rules[l][lev[l][i], pick[(l, i)]] for i in range(rhm.width(l))])
+            w = prior[c] * np.prod(leaf_evidence[np.arange(rhm.d), lev[0]])
+            for l, ev in (node_evidence or {}).items():
+                w *= np.prod(ev[np.arange(rhm.width(l)), lev[l]])
+            total += w
+            for l in range(rhm.L + 1):
+                marg[l][np.arange(rhm.width(l)), lev[l]] += w
+    # each internal node picks one of its m rules with probability 1/m
+    return [x / total for x in marg], np.log(total) - len(internal) * np.log(rhm.m)
+
+
+CASES = [dict(v=3, n_classes=2, m=2, s=2, L=2), dict(v=3, n_classes=3, m=2, s=3, L=2),
+         dict(v=4, n_classes=2, m=1, s=2, L=3), dict(v=2, n_classes=2, m=2, s=2, L=2)]
+
+
+@pytest.mark.parametrize("params", CASES)
+def test_marginals_and_log_evidence_match_enumeration(params):
+    rng = np.random.default_rng(0)
+    rhm = RHM(**params, seed=4)
+    x = rhm.sample(3, seed=1).x
+    evidence = rng.random((3, rhm.d, rhm.v)) * eps_evidence(x, 0.4, rhm.v) * 3.0
+    prior = rng.random(rhm.n_classes) + 0.1
+    result = tree_bp(rhm, evidence, prior)
+    for k in range(3):
+        marg, log_z = enumerate_trees(rhm, evidence[k], prior / prior.sum())
+        for l in range(rhm.L + 1):
+            np.testing.assert_allclose(result.marginals[l][k], marg[l], atol=1e-12)
+        assert result.log_evidence[k] == pytest.approx(log_z, abs=1e-10)
+
+
+def test_node_evidence_clamps_internal_nodes():
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    x = rhm.sample(1, seed=1).x
+    evidence = eps_evidence(x, 0.5, 3)
+    node_ev = {1: np.array([[[0.2, 1.0, 0.5], [1.0, 1.0, 0.1]]])}
+    result = tree_bp(rhm, evidence, node_evidence=node_ev)
+    marg, log_z = enumerate_trees(rhm, evidence[0], np.full(2, 0.5), {1: node_ev[1][0]})
+    for l in range(3):
+        np.testing.assert_allclose(result.marginals[l][0], marg[l], atol=1e-12)
+    assert result.log_evidence[0] == pytest.approx(log_z)
+
+
+def test_messages_are_normalised_and_consistent():
+    rhm = RHM(v=8, n_classes=4, m=3, s=2, L=4, seed=1)
+    x = rhm.sample(20, seed=2).x
+    result = tree_bp(rhm, eps_evidence(x, 0.6, 8))
+    for l in range(rhm.L + 1):
+        for arr in (result.up[l], result.down[l], result.marginals[l]):
+            assert arr.shape == (20, rhm.width(l), rhm.card(l))
+            np.testing.assert_allclose(arr.sum(-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(result.down[rhm.L], 0.25)
+    # Noiseless evidence: every marginal is the one-hot true tree.
+    clean = tree_bp(rhm, eps_evidence(x, 0.0, 8))
+    truth = rhm.sample(20, seed=2).levels
+    for l in range(rhm.L + 1):
+        np.testing.assert_allclose(clean.marginals[l], np.eye(rhm.card(l))[truth[l]], atol=1e-12)
+
+
+def test_log_evidence_sums_to_one_over_all_inputs():
+    # With one-hot evidence, exp(log_evidence) is P(x); summed over all v**d strings it is 1.
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    strings = np.array(list(itertools.product(range(3), repeat=4)))
+    onehot = np.eye(3)[strings]
+    total = 0.0
+    valid = rhm.parse(strings).valid
+    with pytest.raises(ZeroEvidenceError):
+        tree_bp(rhm, onehot[~valid][:2])
+    result = tree_bp(rhm, onehot[valid])
+    total = np.exp(result.log_evidence).sum()
+    assert total == pytest.approx(1.0, abs=1e-12)
+    # Each valid string has probability 1/(n_classes * m**(internal nodes)).
+    np.testing.assert_allclose(np.exp(result.log_evidence), 1 / (2 * 2**3))
+
+
+def test_deep_tree_has_no_underflow():
+    rhm = RHM(v=32, n_classes=32, m=8, s=2, L=12, seed=0)
+    x = rhm.sample(2, seed=0).x
+    result = tree_bp(rhm, eps_evidence(x, 0.7, 32))
+    assert np.all(np.isfinite(result.log_evidence)) and np.all(result.log_evidence < -1000)
+    for marg in result.marginals:
+        assert np.all(np.isfinite(marg))
+        np.testing.assert_allclose(marg.sum(-1), 1.0, atol=1e-10)
+
+
+def test_zero_evidence_names_the_samples():
+    rhm = RHM(v=4, n_classes=2, m=1, s=2, L=2, seed=0)
+    data = rhm.sample(5, seed=0)
+    evidence = np.eye(4)[data.x]
+    evidence[3] = np.eye(4)[(data.x[3] + np.array([1, 0, 0, 0])) % 4]
+    if rhm.parse(np.argmax(evidence, -1)).valid[3]:
+        pytest.skip("perturbed string happens to be valid")
+    with pytest.raises(ZeroEvidenceError, match=r"sample\(s\) \[3\]"):
+        tree_bp(rhm, evidence)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones((2, 4, 4)), r"shape \(n, 4, 4\)"),
+    (np.ones((4, 4)), r"shape \(n, s\*\*L, v\)"),
+    (-np.ones((2, 4, 3)), "non-negative"),
+    (np.full((2, 4, 3), np.nan), "finite"),
+])
+def test_bad_evidence_is_a_clear_error(bad, match):
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    if bad.shape == (2, 4, 4):
+        match = r"shape \(2, 4, 3\)"
+    with pytest.raises(ValueError, match=match):
+        tree_bp(rhm, bad)
+
+
+def test_bad_prior_is_a_clear_error():
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    ev = np.ones((1, 4, 3))
+    with pytest.raises(ValueError, match="root_prior must have shape"):
+        tree_bp(rhm, ev, root_prior=np.ones(3))
+    with pytest.raises(ValueError, match="positive sum"):
+        tree_bp(rhm, ev, root_prior=np.zeros(2))
