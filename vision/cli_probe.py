@@ -1,0 +1,326 @@
+"""``hiergrammar vision probe`` and ``hiergrammar vision plot``: the paper's Fig. 2 (right) / 16.
+
+``probe`` loads a classifier (a paper model with local weights, or a whole module saved with
+``torch.save``), the start images and one folder of generated images per inversion time ``t``,
+and writes ``probe_<classifier>.json`` and ``.npz``: per layer mean / std / sem of the cosine
+similarity per ``t``, top-1 agreement per ``t``, and (NPZ) every per-image value.
+
+``plot`` turns one or several such files into the figure (one panel per file).
+
+Image sets: a folder of images (PNG/JPEG, read in sorted file-name order; the i-th generated
+image pairs with the i-th start image) or an ``.npz`` file with an ``images`` array, either
+``(n, H, W, 3)``/``(n, 3, H, W)`` uint8 or float in ``[-1, 1]``. The inversion time of a set
+is taken from ``--t``, else from ``t`` in a ``metadata.json`` inside the folder (or the NPZ's
+``t`` array), else the set's position.
+
+No torch at module level: the parser builds without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+METADATA_NAMES = ("metadata.json", "meta.json")
+
+
+# --------------------------------------------------------------------------------------------
+# Image sets
+
+
+class ImageSet:
+    """Lazy, indexable set of images: ``set[i]`` is a ``(3, H, W)`` uint8 (or float) tensor."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.metadata: dict[str, Any] = {}
+        self._files: list[Path] | None = None
+        self._array: np.ndarray | None = None
+        if self.path.is_dir():
+            self._files = sorted(p for p in self.path.iterdir()
+                                 if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._files:
+                raise ValueError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
+            for name in METADATA_NAMES:
+                if (self.path / name).is_file():
+                    with open(self.path / name) as handle:
+                        self.metadata = json.load(handle)
+                    break
+        elif self.path.is_file() and self.path.suffix == ".npz":
+            with np.load(self.path, allow_pickle=False) as npz:
+                if "images" not in npz.files:
+                    raise ValueError(f"{self.path} has no 'images' array (keys: {npz.files})")
+                self._array = _channels_first(npz["images"], str(self.path))
+                self.metadata = {k: npz[k].tolist() for k in npz.files if k != "images"
+                                 and npz[k].size < 1000}
+        elif not self.path.exists():
+            raise FileNotFoundError(f"image set {self.path} does not exist")
+        else:
+            raise ValueError(f"image set {self.path} must be a folder of images or an .npz file")
+
+    def __len__(self) -> int:
+        return len(self._files) if self._files is not None else int(self._array.shape[0])
+
+    def __getitem__(self, i: int) -> Any:
+        import torch
+
+        if self._array is not None:
+            return torch.from_numpy(np.ascontiguousarray(self._array[i]))
+        from PIL import Image  # torchvision.io's decoders are deprecated since 0.29
+
+        with Image.open(self._files[i]) as image:
+            array = np.asarray(image.convert("RGB"))
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    @property
+    def t(self) -> float | None:
+        value = self.metadata.get("t")
+        if isinstance(value, (list, tuple)):  # an NPZ holding one t per image
+            value = value[0] if len(set(value)) == 1 else None
+        return None if value is None else float(value)
+
+    def subset(self, limit: int | None) -> ImageSet | _Subset:
+        return self if limit is None or limit >= len(self) else _Subset(self, limit)
+
+
+class _Subset:
+    def __init__(self, base: ImageSet, n: int):
+        self.base, self.n, self.metadata = base, n, base.metadata
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.base[i]
+
+
+def _channels_first(images: np.ndarray, where: str) -> np.ndarray:
+    if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = np.moveaxis(images, -1, 1)
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"{where}: images must be uint8 or float in [-1, 1], got {images.dtype}")
+    return images
+
+
+def _float_pm1(images: Any) -> Any:
+    """uint8 images -> float in [-1, 1]; floats pass through (input of custom modules)."""
+    import torch
+
+    if images.dtype == torch.uint8:
+        return images.float() / 127.5 - 1.0
+    return images
+
+
+# --------------------------------------------------------------------------------------------
+# The probe as a function (what the CLI handler runs)
+
+
+def run_probe(
+    model: Any,
+    start: Any,
+    generated: Sequence[Any],
+    t: Sequence[float],
+    layers: Sequence[str],
+    out_dir: str | os.PathLike,
+    *,
+    name: str,
+    logits_layer: str | None,
+    preprocess: Any = None,
+    stats_images: Any = None,
+    batch_size: int = 32,
+    per: str = "unit",
+    min_rel_std: float = 1e-6,
+    t_label: str = "inversion time t",
+) -> dict[str, Any]:
+    """Probe ``model`` on start vs each generated set, write ``probe_<name>.json/.npz``.
+
+    ``generated[k]`` is the set obtained at inversion time ``t[k]``, paired item by item with
+    ``start``. Statistics come from ``stats_images`` (default: ``start``). Returns the JSON
+    dict (lists of floats), with the written paths under ``"files"``.
+    """
+    from hiergrammar.artifacts import save_json, save_npz
+    from vision.probes import activation_stats, probe_similarity
+
+    if len(t) != len(generated):
+        raise ValueError(f"{len(t)} values of t for {len(generated)} generated sets")
+    stats = activation_stats(model, start if stats_images is None else stats_images, layers,
+                             preprocess=preprocess, batch_size=batch_size, per=per,
+                             desc=f"{name}: stats")
+    result = probe_similarity(model, start, generated, layers, stats=stats,
+                              preprocess=preprocess, batch_size=batch_size, per=per,
+                              min_rel_std=min_rel_std, desc=f"{name}: probe")
+    agree = result.top1_agreement
+    data = {
+        "classifier": name,
+        "layers": list(layers),
+        "logits_layer": logits_layer,
+        "t": [float(x) for x in t],
+        "t_label": t_label,
+        "n_images": len(start),
+        "n_stats_images": len(start if stats_images is None else stats_images),
+        "per": per,
+        "min_rel_std": min_rel_std,
+        "similarity_mean": result.similarity_mean(),
+        "similarity_std": result.similarity_std(),
+        "similarity_sem": result.similarity_sem(),
+        "similarity_n_nan": np.isnan(result.similarity).sum(axis=2),
+        "top1_agreement": None if agree is None else agree,
+        "n_units": result.n_units,
+        "n_dropped_units": result.n_dropped,
+    }
+    out_dir = Path(out_dir)
+    json_path = save_json(out_dir / f"probe_{name}.json", data)
+    npz_path = save_npz(
+        out_dir / f"probe_{name}.npz",
+        classifier=np.array(name), layers=np.array(list(layers)),
+        logits_layer=np.array(logits_layer or ""), t=np.asarray(t, dtype=float),
+        t_label=np.array(t_label),
+        similarity=result.similarity,  # (n_t, n_layers, n_images)
+        similarity_mean=result.similarity_mean(), similarity_std=result.similarity_std(),
+        similarity_sem=result.similarity_sem(),
+        top1_agreement=np.array([]) if agree is None else agree,
+        top1_start=np.array([]) if result.top1_start is None else result.top1_start,
+        top1_generated=(np.array([]) if result.top1_generated is None
+                        else result.top1_generated),
+        n_images=np.array(len(start)),
+    )
+    data["files"] = [str(json_path), str(npz_path)]
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``probe`` and ``plot`` to the ``hiergrammar vision`` sub-commands."""
+    p = sub.add_parser(
+        "probe",
+        help="cosine similarity of classifier activations, start vs generated images",
+        description="Hook a classifier's layers, standardise each unit with the start set's "
+                    "mean and variance, and compare start and generated images layer by layer "
+                    "(paper Fig. 2 right, Fig. 16). Writes probe_<classifier>.json/.npz.",
+    )
+    p.add_argument("--classifier", default="convnext_base",
+                   help="convnext_base, resnet50, wide_resnet50_2, resnet152, or the path of a "
+                        "module saved with torch.save(model, PATH) (default: convnext_base)")
+    p.add_argument("--weights", default=None,
+                   help="state-dict file of the torchvision classifier (default: torchvision's "
+                        "cache, torch.hub.get_dir()/checkpoints/<file>); never downloaded")
+    p.add_argument("--start", required=True, help="folder (or .npz) of the start images")
+    p.add_argument("--generated", required=True, nargs="+",
+                   help="folders (or .npz) of generated images, one per inversion time t")
+    p.add_argument("--t", type=float, nargs="+", default=None,
+                   help="inversion time of each --generated set (default: from metadata.json)")
+    p.add_argument("--t-label", default="inversion time t", help="x-axis label for the plot")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--layers", default=None,
+                   help="comma-separated layer names to hook (default: the paper's list, or a "
+                        "custom module's direct children)")
+    p.add_argument("--logits-layer", default=None,
+                   help="layer drawn as logits (default: the last layer of the list)")
+    p.add_argument("--stats-set", default=None,
+                   help="folder (or .npz) of images for the per-unit statistics "
+                        "(default: the start images, as in the paper)")
+    p.add_argument("--per", choices=["unit", "channel"], default="unit",
+                   help="standardise each element (unit) or each channel (default: unit)")
+    p.add_argument("--min-rel-std", type=float, default=1e-6,
+                   help="drop units with std <= this x the layer's RMS activation")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N image pairs")
+    p.add_argument("--device", default=None, help="cuda, cpu, … (default: cuda if available)")
+    p.set_defaults(func=_probe_handler)
+
+    q = sub.add_parser("plot", help="figure of similarity vs t from probe data files",
+                       description="One panel per probe data file (JSON or NPZ): cosine "
+                                   "similarity vs t, one curve per layer coloured by depth, "
+                                   "logits in red, top-1 agreement dashed.")
+    q.add_argument("--data", required=True, nargs="+", help="probe_<classifier>.json/.npz files")
+    q.add_argument("--out", required=True, help="output PNG")
+    q.add_argument("--band", choices=["none", "sem", "std"], default="none",
+                   help="shaded band around each curve (default: none)")
+    q.add_argument("--cmap", default="viridis", help="matplotlib colormap for depth")
+    q.add_argument("--no-top1", action="store_true", help="do not draw top-1 agreement")
+    q.set_defaults(func=_plot_handler)
+
+
+def _resolve_t(args: argparse.Namespace, sets: Sequence[ImageSet]) -> list[float]:
+    if args.t is not None:
+        if len(args.t) != len(sets):
+            raise ValueError(f"--t has {len(args.t)} values for {len(sets)} --generated sets")
+        return list(args.t)
+    from_meta = [s.t for s in sets]
+    if all(x is not None for x in from_meta):
+        return [float(x) for x in from_meta]
+    return [float(k) for k in range(len(sets))]
+
+
+def _probe_handler(args: argparse.Namespace) -> int:
+    import torch
+
+    from vision import classifiers as clf
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size={args.batch_size} violates batch_size >= 1")
+    if args.limit is not None and args.limit < 2:
+        raise ValueError(f"--limit={args.limit} violates limit >= 2")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.classifier in clf.CLASSIFIERS:
+        model, preprocess = clf.load_classifier(args.classifier, args.weights, device)
+        name = args.classifier
+        layers = clf.classifier_layers(name)
+    else:
+        path = Path(args.classifier)
+        if not path.is_file():
+            raise ValueError(f"--classifier={args.classifier!r} is neither one of "
+                             f"{clf.classifier_names()} nor an existing module file")
+        model, preprocess = clf.load_module_file(path, device), _float_pm1
+        name = path.stem
+        layers = clf.default_layers(model)
+    if args.layers:
+        layers = [x.strip() for x in args.layers.split(",") if x.strip()]
+    logits = args.logits_layer or layers[-1]
+    if logits not in layers:
+        raise ValueError(f"--logits-layer={logits!r} is not among the hooked layers")
+
+    start = ImageSet(args.start)
+    generated = [ImageSet(g) for g in args.generated]
+    t = _resolve_t(args, generated)
+    for g in generated:
+        if len(g) != len(start):
+            raise ValueError(f"{g.path} has {len(g)} images but {start.path} has {len(start)}; "
+                             "generated images pair with start images in sorted name order")
+    stats_set = ImageSet(args.stats_set) if args.stats_set else None
+    data = run_probe(
+        model, start.subset(args.limit), [g.subset(args.limit) for g in generated], t, layers,
+        args.out, name=name, logits_layer=logits, preprocess=preprocess,
+        stats_images=stats_set, batch_size=args.batch_size, per=args.per,
+        min_rel_std=args.min_rel_std, t_label=args.t_label,
+    )
+    mean = np.asarray(data["similarity_mean"])
+    j = data["layers"].index(logits)
+    for k, tk in enumerate(data["t"]):
+        agree = data["top1_agreement"]
+        agree_txt = "" if agree is None else f", top-1 agreement {agree[k]:.3f}"
+        print(f"t={tk:g}: similarity first layer {mean[k, 0]:.3f}, {logits} {mean[k, j]:.3f}"
+              f"{agree_txt}")
+    print("wrote " + ", ".join(data["files"]))
+    return 0
+
+
+def _plot_handler(args: argparse.Namespace) -> int:
+    from vision.plots import plot_probe_files
+
+    out = plot_probe_files(args.data, args.out, band=args.band, cmap=args.cmap,
+                           show_top1=not args.no_top1)
+    print(f"wrote {out}")
+    return 0
