@@ -421,7 +421,9 @@ def tutorial(page: Page) -> None:
     # has value `a`, draw one of `a`'s `m` rules with weight `prod_i mu_up_i(b_i)` and write
     # its children. `hiergrammar.sampling.posterior_sample` does this for a batch. Every draw
     # is a valid string of the grammar, and the frequencies match the exact posterior of each
-    # tree, which brute force gives (each tree is one input string, since parses are unique).
+    # tree. We get that by enumerating the 16 trees and weighting each by its evidence (with a
+    # uniform prior every tree has the same prior probability); since parses are unique, each
+    # tree is one input string.
 
     # %%
     from hiergrammar.bruteforce import enumerate_trees
@@ -448,8 +450,8 @@ def tutorial(page: Page) -> None:
     assert z_scores.max() < 5
 
     # %% [markdown]
-    # Most of the posterior mass sits on the datum's own string `0 2 3 2`; the rest goes to
-    # strings that differ from it at one or two leaves and still parse, some of them of the
+    # Most of the posterior mass sits on the datum's own string `0 2 3 2`; the next most
+    # likely strings differ from it at one or two leaves and still parse, some of them in the
     # other class. This is the paper's forward-backward experiment in
     # miniature: noise an input, resample it from the posterior, and see which levels of its
     # tree survive. As `eps` grows the class is lost suddenly in deep trees, while low levels
@@ -461,8 +463,9 @@ def tutorial(page: Page) -> None:
     #   upward (a sum over each parent's `m` rules), eq. 8 downward (the same rules, scattered
     #   onto each child with the parent's downward message and the siblings' upward ones).
     # * Normalise every message; the sum of the log normalisers is `log Z`.
-    # * Our dozen lines of loops, `tree_bp`, brute-force enumeration and pgmpy agree to
-    #   rounding error on every message, marginal and the evidence.
+    # * Our dozen lines of loops and `tree_bp` agree on every message; with brute-force
+    #   enumeration and pgmpy they also agree, to rounding error, on every marginal and on
+    #   the evidence.
 
 
 # -- running and rendering ---------------------------------------------------------------------
