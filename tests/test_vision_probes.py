@@ -336,3 +336,64 @@ def test_plot_colours_layers_by_depth_and_highlights_logits():
     assert len(fig.axes) == 2  # the panel and its colorbar
     with pytest.raises(ValueError, match="expected"):
         plot_probe({**data, "similarity_mean": np.zeros((2, 4))})
+
+
+@pytest.mark.slow
+def test_cli_probe_reads_the_samplers_output(tmp_path):
+    # Hand-off test: run the real sampler (vision.distributed.sample_image_folder) with a tiny
+    # random UNet on a tiny ImageNet-style folder, then probe its t-folders by their paths.
+    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("accelerate")
+    from vision.distributed import sample_image_folder
+    from vision.models import DiffusionModel
+
+    g = torch.Generator().manual_seed(0)
+    for c, cls in enumerate(["n001", "n002"]):
+        (tmp_path / "val" / cls).mkdir(parents=True)
+        for k in range(3):
+            img = torch.randint(0, 256, (8, 8, 3), dtype=torch.uint8, generator=g)
+            Image.fromarray(img.numpy()).save(tmp_path / "val" / cls / f"img{c}{k}.png")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
+                                 layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
+                                 up_block_types=("UpBlock2D",) * 2).eval()
+    diffusion = DiffusionModel(kind="unet", model=unet,
+                               scheduler=diffusers.DDPMScheduler(num_train_timesteps=40))
+    sample_image_folder(diffusion, tmp_path / "val", [0, 2, 4], tmp_path / "fb",
+                        num_steps=4, batch_size=4, progress=False)
+
+    net = TinyCNN().eval()
+    torch.save(net, tmp_path / "tiny.pt")
+    gen = sorted(str(p) for p in (tmp_path / "fb").glob("t*"))
+    args = _parser().parse_args(["probe", "--classifier", str(tmp_path / "tiny.pt"),
+                                 "--start", str(tmp_path / "fb" / "t000"), "--generated",
+                                 *gen, "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    data = json.loads((tmp_path / "out" / "probe_tiny.json").read_text())
+    assert data["t"] == [0.0, 2.0, 4.0]
+    assert data["t_label"] == "inversion time t (of 4 respaced steps)"
+    assert data["n_images"] == 6
+    mean = np.array(data["similarity_mean"])
+    np.testing.assert_allclose(mean[0], 1.0, atol=1e-12)  # t = 0 is the start set itself
+    assert np.all(mean[1:] < 0.999)  # the reverse chain changed the images
+    assert data["top1_accuracy_start"] is not None  # labels read from the metadata
+
+
+def test_pairing_by_file_name(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8, generator=g)
+    _write_pngs(tmp_path / "a", imgs)
+    (tmp_path / "b").mkdir()
+    for i, img in enumerate(imgs):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "b" / f"{i:05d}.png")
+    listed = [{"file": f"{i:05d}.png", "label": i} for i in (2, 0, 1)]  # shuffled listing
+    (tmp_path / "b" / "metadata.json").write_text(json.dumps({"t": 7, "images": listed}))
+    start, gen = cli_probe.ImageSet(tmp_path / "a"), cli_probe.ImageSet(tmp_path / "b")
+    assert gen.t == 7.0 and gen.labels.tolist() == [2, 0, 1]
+    assert torch.equal(gen[0], imgs[2])
+    gen.pair_with(start)
+    for i in range(3):
+        assert torch.equal(gen[i], start[i]) and torch.equal(start[i], imgs[i])
+    _write_pngs(tmp_path / "c", imgs[:2])
+    with pytest.raises(ValueError, match="pair"):
+        cli_probe.ImageSet(tmp_path / "c").pair_with(start)

@@ -7,11 +7,21 @@ similarity per ``t``, top-1 agreement per ``t``, and (NPZ) every per-image value
 
 ``plot`` turns one or several such files into the figure (one panel per file).
 
-Image sets: a folder of images (PNG/JPEG, read in sorted file-name order; the i-th generated
-image pairs with the i-th start image) or an ``.npz`` file with an ``images`` array, either
-``(n, H, W, 3)``/``(n, 3, H, W)`` uint8 or float in ``[-1, 1]``. The inversion time of a set
-is taken from ``--t``, else from ``t`` in a ``metadata.json`` inside the folder (or the NPZ's
+Image sets: the ``t{t:03d}`` folders written by ``hiergrammar vision sample`` (PNG per image
+under ``<class>/``, ``metadata.json`` with ``t``, ``num_steps`` and per image its file and
+label; ``t000`` holds the start images as the sampler saw them), any other folder of images
+(PNG/JPEG, read recursively in sorted path order), or an ``.npz`` file with an ``images`` array
+``(n, H, W, 3)``/``(n, 3, H, W)``, uint8 or float in ``[-1, 1]``. Generated images pair with
+start images by file name when both sets have the same names, else by order. The inversion
+time of a set is taken from ``--t``, else from ``t`` in its ``metadata.json`` (or the NPZ's
 ``t`` array), else the set's position.
+
+Example (paper Fig. 2, right)::
+
+    hiergrammar vision probe --classifier convnext_base --start results/fb/t000 \\
+        --generated results/fb/t* --out results/probe
+    hiergrammar vision plot --data results/probe/probe_convnext_base.json \\
+        --out results/probe/fig2_right.png
 
 No torch at module level: the parser builds without it.
 """
@@ -36,23 +46,42 @@ METADATA_NAMES = ("metadata.json", "meta.json")
 
 
 class ImageSet:
-    """Lazy, indexable set of images: ``set[i]`` is a ``(3, H, W)`` uint8 (or float) tensor."""
+    """Lazy, indexable set of images: ``set[i]`` is a ``(3, H, W)`` uint8 (or float) tensor.
+
+    ``path`` is a folder or an ``.npz`` file. A folder written by ``hiergrammar vision sample``
+    (``t{t:03d}/metadata.json`` listing ``images[k]["file"]`` by global index, PNGs under
+    ``<class>/``) is read in the metadata's order; any other folder is read recursively in
+    sorted relative-path order. ``keys`` are the relative file paths (or indices for an NPZ),
+    used to pair a generated set with the start set.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.metadata: dict[str, Any] = {}
         self._files: list[Path] | None = None
         self._array: np.ndarray | None = None
+        self.labels: np.ndarray | None = None
         if self.path.is_dir():
-            self._files = sorted(p for p in self.path.iterdir()
-                                 if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not self._files:
-                raise ValueError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
             for name in METADATA_NAMES:
                 if (self.path / name).is_file():
                     with open(self.path / name) as handle:
                         self.metadata = json.load(handle)
                     break
+            listed = self.metadata.get("images")
+            if isinstance(listed, list) and listed and all("file" in r for r in listed):
+                self._files = [self.path / r["file"] for r in listed]
+                if all("label" in r for r in listed):
+                    self.labels = np.array([int(r["label"]) for r in listed])
+                absent = [f for f in self._files if not f.is_file()]
+                if absent:
+                    raise FileNotFoundError(f"{len(absent)} images listed in {self.path}'s "
+                                            f"metadata are missing, e.g. {absent[0]}")
+            else:
+                self._files = sorted(p for p in self.path.rglob("*")
+                                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not self._files:
+                raise ValueError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
+            self.keys = [str(f.relative_to(self.path)) for f in self._files]
         elif self.path.is_file() and self.path.suffix == ".npz":
             with np.load(self.path, allow_pickle=False) as npz:
                 if "images" not in npz.files:
@@ -60,17 +89,23 @@ class ImageSet:
                 self._array = _channels_first(npz["images"], str(self.path))
                 self.metadata = {k: npz[k].tolist() for k in npz.files if k != "images"
                                  and npz[k].size < 1000}
+                if "label" in npz.files and len(npz["label"]) == len(self._array):
+                    self.labels = np.asarray(npz["label"], dtype=np.int64)
+            self.keys = [str(i) for i in range(len(self._array))]
         elif not self.path.exists():
             raise FileNotFoundError(f"image set {self.path} does not exist")
         else:
             raise ValueError(f"image set {self.path} must be a folder of images or an .npz file")
+        self._order: list[int] | None = None
 
     def __len__(self) -> int:
-        return len(self._files) if self._files is not None else int(self._array.shape[0])
+        return len(self.keys)
 
     def __getitem__(self, i: int) -> Any:
         import torch
 
+        if self._order is not None:
+            i = self._order[i]
         if self._array is not None:
             return torch.from_numpy(np.ascontiguousarray(self._array[i]))
         from PIL import Image  # torchvision.io's decoders are deprecated since 0.29
@@ -78,6 +113,23 @@ class ImageSet:
         with Image.open(self._files[i]) as image:
             array = np.asarray(image.convert("RGB"))
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    def pair_with(self, start: ImageSet) -> None:
+        """Reorder this set to pair item by item with ``start``.
+
+        Same file names (the sampler's layout): paired by name. Otherwise the sets must have
+        equal sizes and are paired in order.
+        """
+        if self.keys == start.keys:
+            return
+        if sorted(self.keys) == sorted(start.keys):
+            position = {key: k for k, key in enumerate(self.keys)}
+            self._order = [position[key] for key in start.keys]
+            self.keys = list(start.keys)
+            return
+        if len(self) != len(start):
+            raise ValueError(f"{self.path} has {len(self)} images but {start.path} has "
+                             f"{len(start)}; each generated image must pair with a start image")
 
     @property
     def t(self) -> float | None:
@@ -140,12 +192,16 @@ def run_probe(
     per: str = "unit",
     min_rel_std: float = 1e-6,
     t_label: str = "inversion time t",
+    labels: Any = None,
 ) -> dict[str, Any]:
     """Probe ``model`` on start vs each generated set, write ``probe_<name>.json/.npz``.
 
     ``generated[k]`` is the set obtained at inversion time ``t[k]``, paired item by item with
-    ``start``. Statistics come from ``stats_images`` (default: ``start``). Returns the JSON
-    dict (lists of floats), with the written paths under ``"files"``.
+    ``start``. Statistics come from ``stats_images`` (default: ``start``). ``labels``
+    ``(n,)``, the true classes of the start images when known, add the classifier's top-1
+    accuracy on the start images (a check that the right weights were loaded) and on each
+    generated set. Returns the JSON dict (lists of floats), with the written paths under
+    ``"files"``.
     """
     from hiergrammar.artifacts import save_json, save_npz
     from vision.probes import activation_stats, probe_similarity
@@ -159,6 +215,13 @@ def run_probe(
                               preprocess=preprocess, batch_size=batch_size, per=per,
                               min_rel_std=min_rel_std, desc=f"{name}: probe")
     agree = result.top1_agreement
+    acc_start = acc_generated = None
+    if labels is not None and result.top1_start is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(start),):
+            raise ValueError(f"labels has shape {labels.shape}, expected ({len(start)},)")
+        acc_start = float(np.mean(result.top1_start == labels))
+        acc_generated = np.mean(result.top1_generated == labels[None, :], axis=1)
     data = {
         "classifier": name,
         "layers": list(layers),
@@ -174,6 +237,8 @@ def run_probe(
         "similarity_sem": result.similarity_sem(),
         "similarity_n_nan": np.isnan(result.similarity).sum(axis=2),
         "top1_agreement": None if agree is None else agree,
+        "top1_accuracy_start": acc_start,
+        "top1_accuracy_generated": acc_generated,
         "n_units": result.n_units,
         "n_dropped_units": result.n_dropped,
     }
@@ -192,6 +257,7 @@ def run_probe(
         top1_generated=(np.array([]) if result.top1_generated is None
                         else result.top1_generated),
         n_images=np.array(len(start)),
+        top1_accuracy_generated=np.array([]) if acc_generated is None else acc_generated,
     )
     data["files"] = [str(json_path), str(npz_path)]
     return data
@@ -221,7 +287,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folders (or .npz) of generated images, one per inversion time t")
     p.add_argument("--t", type=float, nargs="+", default=None,
                    help="inversion time of each --generated set (default: from metadata.json)")
-    p.add_argument("--t-label", default="inversion time t", help="x-axis label for the plot")
+    p.add_argument("--t-label", default=None,
+                   help="x-axis label for the plot (default: from the sampler's metadata)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--layers", default=None,
                    help="comma-separated layer names to hook (default: the paper's list, or a "
@@ -296,15 +363,21 @@ def _probe_handler(args: argparse.Namespace) -> int:
     generated = [ImageSet(g) for g in args.generated]
     t = _resolve_t(args, generated)
     for g in generated:
-        if len(g) != len(start):
-            raise ValueError(f"{g.path} has {len(g)} images but {start.path} has {len(start)}; "
-                             "generated images pair with start images in sorted name order")
+        g.pair_with(start)
+    t_label = args.t_label
+    if t_label is None:
+        steps = {g.metadata.get("num_steps") for g in generated} - {None}
+        t_label = (f"inversion time t (of {steps.pop()} respaced steps)" if len(steps) == 1
+                   else "inversion time t")
+    labels = start.labels
+    if labels is not None and args.limit is not None:
+        labels = labels[:args.limit]
     stats_set = ImageSet(args.stats_set) if args.stats_set else None
     data = run_probe(
         model, start.subset(args.limit), [g.subset(args.limit) for g in generated], t, layers,
         args.out, name=name, logits_layer=logits, preprocess=preprocess,
         stats_images=stats_set, batch_size=args.batch_size, per=args.per,
-        min_rel_std=args.min_rel_std, t_label=args.t_label,
+        min_rel_std=args.min_rel_std, t_label=t_label, labels=labels,
     )
     mean = np.asarray(data["similarity_mean"])
     j = data["layers"].index(logits)
@@ -313,6 +386,10 @@ def _probe_handler(args: argparse.Namespace) -> int:
         agree_txt = "" if agree is None else f", top-1 agreement {agree[k]:.3f}"
         print(f"t={tk:g}: similarity first layer {mean[k, 0]:.3f}, {logits} {mean[k, j]:.3f}"
               f"{agree_txt}")
+    if data["top1_accuracy_start"] is not None:
+        print(f"top-1 accuracy of {name} on the start images: "
+              f"{data['top1_accuracy_start']:.3f} (labels: sorted class-folder index from "
+              "the sampler's metadata; meaningful for the 1000 ImageNet synset folders)")
     print("wrote " + ", ".join(data["files"]))
     return 0
 
