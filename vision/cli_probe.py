@@ -193,6 +193,7 @@ def run_probe(
     min_rel_std: float = 1e-6,
     t_label: str = "inversion time t",
     labels: Any = None,
+    num_workers: int = 0,
 ) -> dict[str, Any]:
     """Probe ``model`` on start vs each generated set, write ``probe_<name>.json/.npz``.
 
@@ -210,10 +211,11 @@ def run_probe(
         raise ValueError(f"{len(t)} values of t for {len(generated)} generated sets")
     stats = activation_stats(model, start if stats_images is None else stats_images, layers,
                              preprocess=preprocess, batch_size=batch_size, per=per,
-                             desc=f"{name}: stats")
+                             num_workers=num_workers, desc=f"{name}: stats")
     result = probe_similarity(model, start, generated, layers, stats=stats,
                               preprocess=preprocess, batch_size=batch_size, per=per,
-                              min_rel_std=min_rel_std, desc=f"{name}: probe")
+                              min_rel_std=min_rel_std, num_workers=num_workers,
+                              desc=f"{name}: probe")
     agree = result.top1_agreement
     acc_start = acc_generated = None
     if labels is not None and result.top1_start is not None:
@@ -303,6 +305,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-rel-std", type=float, default=1e-6,
                    help="drop units with std <= this x the layer's RMS activation")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2,
+                   help="background processes decoding the images of each set (default: 2; "
+                        "0 decodes in the main process)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N image pairs")
     p.add_argument("--device", default=None, help="cuda, cpu, … (default: cuda if available)")
     p.set_defaults(func=_probe_handler)
@@ -338,6 +343,8 @@ def _probe_handler(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size} violates batch_size >= 1")
+    if args.workers < 0:
+        raise ValueError(f"--workers={args.workers} violates workers >= 0")
     if args.limit is not None and args.limit < 2:
         raise ValueError(f"--limit={args.limit} violates limit >= 2")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -378,6 +385,7 @@ def _probe_handler(args: argparse.Namespace) -> int:
         args.out, name=name, logits_layer=logits, preprocess=preprocess,
         stats_images=stats_set, batch_size=args.batch_size, per=args.per,
         min_rel_std=args.min_rel_std, t_label=t_label, labels=labels,
+        num_workers=args.workers,
     )
     mean = np.asarray(data["similarity_mean"])
     j = data["layers"].index(logits)

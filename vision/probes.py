@@ -97,7 +97,9 @@ class LayerRecorder:
     All names are resolved when the recorder is created (unknown names raise ``ValueError``
     listing close matches). Inside the ``with`` block, each forward pass of ``model`` stores
     the output of every hooked layer in ``recorder.activations[name]`` (shape ``(n, ...)``,
-    detached); the hooks are removed on exit, even after an error.
+    detached); the hooks are removed on exit, even after an error. A module called several
+    times in one forward pass (e.g. the ``relu`` shared by the three convolutions of a
+    torchvision bottleneck) keeps its last call's output.
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh())
     >>> with LayerRecorder(net, ["0", "1"]) as rec:
@@ -154,17 +156,33 @@ def _as_tensor(x: Any) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
-def iter_batches(images: Images, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield consecutive batches ``(b, ...)`` of a tensor, array or sequence of items."""
+def iter_batches(images: Images, batch_size: int, num_workers: int = 0
+                 ) -> Iterator[torch.Tensor]:
+    """Yield consecutive batches ``(b, ...)`` of a tensor, array or sequence of items.
+
+    For a sequence (e.g. a lazy folder of PNGs), ``num_workers > 0`` loads the items in that
+    many background processes (``torch.utils.data.DataLoader``, order preserved).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} violates batch_size >= 1")
+    if num_workers < 0:
+        raise ValueError(f"num_workers={num_workers} violates num_workers >= 0")
     n = _n_items(images)
+    if num_workers > 0 and not hasattr(images, "shape"):
+        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False,
+                                             num_workers=num_workers, collate_fn=_stack)
+        yield from loader
+        return
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
         if hasattr(images, "shape"):
             yield _as_tensor(images[lo:hi])
         else:
             yield torch.stack([_as_tensor(images[i]) for i in range(lo, hi)])
+
+
+def _stack(items: list[Any]) -> torch.Tensor:
+    return torch.stack([_as_tensor(x) for x in items])
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -278,6 +296,7 @@ def activation_stats(
     preprocess: Preprocess | None = None,
     batch_size: int = 32,
     per: str = "unit",
+    num_workers: int = 0,
     desc: str = "activation stats",
 ) -> dict[str, LayerStats]:
     """Per-unit mean and variance of every hooked layer over ``images`` (streaming).
@@ -296,7 +315,8 @@ def activation_stats(
     shapes: dict[str, tuple[int, ...]] = {}
     n_batches = -(-n // batch_size)
     with torch.no_grad(), LayerRecorder(model, layers) as rec:
-        for batch in progress(iter_batches(images, batch_size), desc=desc, total=n_batches):
+        batches = iter_batches(images, batch_size, num_workers)
+        for batch in progress(batches, desc=desc, total=n_batches):
             model(_prepare(batch, preprocess, device, dtype))
             for name, act in rec.pop().items():
                 shapes[name] = tuple(act.shape[1:])
@@ -439,6 +459,7 @@ def probe_similarity(
     batch_size: int = 32,
     per: str = "unit",
     min_rel_std: float = 1e-6,
+    num_workers: int = 0,
     desc: str = "probe",
 ) -> ProbeResult:
     """Cosine similarity of standardised activations, start vs each generated set.
@@ -461,7 +482,8 @@ def probe_similarity(
     resolve_layers(model, layers)  # fail early, before the statistics pass
     if stats is None:
         stats = activation_stats(model, start, layers, preprocess=preprocess,
-                                 batch_size=batch_size, per=per, desc=f"{desc}: start stats")
+                                 batch_size=batch_size, per=per, num_workers=num_workers,
+                                 desc=f"{desc}: start stats")
     missing = [name for name in layers if name not in stats]
     if missing:
         raise ValueError(f"stats lack layers {missing}")
@@ -472,7 +494,7 @@ def probe_similarity(
     top1_start = np.zeros(n, dtype=np.int64)
     top1_gen = np.zeros((n_sets, n), dtype=np.int64)
     has_top1 = True
-    batches = [iter_batches(start, batch_size)] + [iter_batches(g, batch_size) for g in generated]
+    batches = [iter_batches(x, batch_size, num_workers) for x in [start, *generated]]
     n_batches = -(-n // batch_size)
     lo = 0
     with torch.no_grad(), LayerRecorder(model, layers) as rec:
