@@ -1,0 +1,59 @@
+"""Image diffusion experiments (the only part of the project that uses torch).
+
+Public names are loaded lazily (module ``__getattr__``) so that ``import vision`` and
+``import vision.cli`` stay free of torch; ``vision.forward_backward(...)`` imports it on first
+use.
+
+* :func:`forward_backward`, :func:`forward_backward_latent` — noise images to step ``t`` of a
+  respaced chain and denoise them back (``vision.forward_backward``);
+* :func:`load_diffusion`, :class:`DiffusionModel` — offline model loading (``vision.models``);
+* :func:`convert_adm_checkpoint`, :func:`adm_config`, :func:`adm_to_diffusers` — OpenAI
+  guided-diffusion checkpoints as diffusers models (``vision.adm``);
+* :func:`load_image_folder`, :func:`image_folder_dataset` — start images (``vision.data``);
+* :func:`sample_image_folder`, :func:`forward_backward_sharded` — multi-GPU runs
+  (``vision.distributed``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "forward_backward": "vision.forward_backward",
+    "forward_backward_latent": "vision.forward_backward",
+    "image_seeds": "vision.forward_backward",
+    "null_class_label": "vision.forward_backward",
+    "start_timestep": "vision.forward_backward",
+    "DiffusionModel": "vision.models",
+    "load_diffusion": "vision.models",
+    "make_scheduler": "vision.models",
+    "ADM_PRESETS": "vision.adm",
+    "adm_config": "vision.adm",
+    "adm_scheduler": "vision.adm",
+    "adm_to_diffusers": "vision.adm",
+    "convert_adm_checkpoint": "vision.adm",
+    "convert_adm_state_dict": "vision.adm",
+    "unet2d_config_from_adm": "vision.adm",
+    "image_folder_dataset": "vision.data",
+    "load_image_folder": "vision.data",
+    "forward_backward_sharded": "vision.distributed",
+    "sample_image_folder": "vision.distributed",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    # Note: ``vision.forward_backward`` is both a submodule and its main function. Importing
+    # the submodule binds the module on the package (then this hook is not consulted); that
+    # module is callable as the function, so ``vision.forward_backward(...)`` works either way.
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vision' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,261 @@
+"""Forward-backward sampling (vision.forward_backward) against independent evidence.
+
+* ``t = num_steps`` equals diffusers' own ``DDPMPipeline`` / ``DDIMPipeline`` / ``DiTPipeline``
+  sampling runs drawn from the same per-image generators (to 1e-5);
+* every ``t`` equals an independent port of guided-diffusion's respaced ancestral sampler
+  (``tests/adm_reference.py``: its own respacing, posterior coefficients and learned-range
+  variance) running the original ADM network whose weights were converted — this pins the
+  choice of start timestep and the number of reverse steps;
+* ``t = 0`` is the identity, ``t = T`` ignores the input, results depend on the seed only, not
+  on the batch size; bad arguments raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.adm_reference import RespacedDiffusion, build_reference, tiny_flags
+
+diffusers = pytest.importorskip("diffusers")
+
+from diffusers import (  # noqa: E402
+    AutoencoderKL,
+    DDIMPipeline,
+    DDIMScheduler,
+    DDPMPipeline,
+    DDPMScheduler,
+    DiTPipeline,
+    DiTTransformer2DModel,
+    UNet2DModel,
+)
+
+import vision  # noqa: E402
+from vision.adm import adm_config, adm_scheduler, adm_to_diffusers  # noqa: E402
+from vision.forward_backward import (  # noqa: E402
+    forward_backward,
+    forward_backward_latent,
+    null_class_label,
+    start_timestep,
+)
+
+N_STEPS = 10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread; with two, every op waits for a second core,
+    which on a busy machine costs 100x. Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def adm_pair():
+    """(reference ADM, converted UNet2DModel, adm config): tiny, learned sigma."""
+    cfg = adm_config(**tiny_flags())
+    ref = build_reference(cfg, seed=1)
+    return ref, adm_to_diffusers(ref.state_dict(), cfg), cfg
+
+
+@pytest.fixture(scope="module")
+def plain_unet():
+    """A tiny UNet2DModel predicting epsilon only (3 channels)."""
+    torch.manual_seed(2)
+    return UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
+                       layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(5, 3, 8, 8, generator=g) * 2 - 1
+
+
+def _fb(model, sched, x, t, **kw):
+    kw.setdefault("progress", False)
+    return forward_backward(model, sched, x, t, N_STEPS, **kw)
+
+
+def test_t0_returns_input_exactly(adm_pair, images):
+    _, unet, cfg = adm_pair
+    out = _fb(unet, adm_scheduler(cfg), images, 0)
+    assert torch.equal(out, images) and out is not images
+
+
+def test_tT_ignores_input_and_matches_ddpm_pipeline(adm_pair, images):
+    _, unet, cfg = adm_pair
+    other = -images.flip(0)
+    a = _fb(unet, adm_scheduler(cfg), images, N_STEPS, seed=7)
+    b = _fb(unet, adm_scheduler(cfg), other, N_STEPS, seed=7)
+    assert torch.equal(a, b)
+    # the same run through diffusers' own DDPMPipeline (per-image generators, learned_range)
+    pipe = DDPMPipeline(unet=unet, scheduler=adm_scheduler(cfg))
+    pipe.set_progress_bar_config(disable=True)
+    gens = [torch.Generator().manual_seed(7 + i) for i in range(len(images))]
+    ref = pipe(batch_size=len(images), generator=gens, num_inference_steps=N_STEPS,
+               output_type="np").images
+    assert torch.allclose(a / 2 + 0.5, torch.from_numpy(ref).permute(0, 3, 1, 2), atol=1e-5)
+    # and the seed matters
+    c = _fb(unet, adm_scheduler(cfg), images, N_STEPS, seed=8)
+    assert (a - c).abs().mean() > 0.05
+
+
+def test_tT_matches_ddim_pipeline(plain_unet, images):
+    sched = DDIMScheduler(timestep_spacing="leading")
+    a = _fb(plain_unet, sched, images, N_STEPS, seed=11)
+    pipe = DDIMPipeline(unet=plain_unet, scheduler=DDIMScheduler(timestep_spacing="leading"))
+    pipe.set_progress_bar_config(disable=True)
+    gens = [torch.Generator().manual_seed(11 + i) for i in range(len(images))]
+    ref = pipe(batch_size=len(images), generator=gens, num_inference_steps=N_STEPS, eta=0.0,
+               output_type="np").images
+    assert torch.allclose(a / 2 + 0.5, torch.from_numpy(ref).permute(0, 3, 1, 2), atol=1e-5)
+
+
+@pytest.mark.parametrize("t", [1, 2, 5, N_STEPS])
+def test_matches_guided_diffusion_respaced_sampler(adm_pair, images, t):
+    """guided-diffusion: q_sample at respaced index t-1, p_sample at t-1..0, respacing "10"."""
+    ref_model, unet, cfg = adm_pair
+    gd = RespacedDiffusion(1000, str(N_STEPS), learn_sigma=True)
+    seeds = [20 + i for i in range(len(images))]
+    with torch.no_grad():
+        expected = gd.forward_backward(ref_model, images, t, seeds).clamp(-1, 1)
+    got = _fb(unet, adm_scheduler(cfg), images, t, seed=seeds)
+    assert gd.timestep_map[t - 1] == start_timestep(adm_scheduler(cfg), t, N_STEPS)
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
+def test_small_t_stays_close_to_input_large_t_does_not(adm_pair, images):
+    _, unet, cfg = adm_pair
+    near = (_fb(unet, adm_scheduler(cfg), images, 1) - images).abs().mean()
+    far = (_fb(unet, adm_scheduler(cfg), images, N_STEPS) - images).abs().mean()
+    assert near < 0.05 < far
+
+
+def test_deterministic_and_batch_size_independent(adm_pair, images):
+    _, unet, cfg = adm_pair
+    full = _fb(unet, adm_scheduler(cfg), images, 4, seed=3)
+    again = _fb(unet, adm_scheduler(cfg), images, 4, seed=3)
+    assert torch.equal(full, again)
+    chunked = _fb(unet, adm_scheduler(cfg), images, 4, seed=3, batch_size=2)
+    assert torch.allclose(full, chunked, atol=1e-5)
+    # image 3 alone, with its own seed 3 + 3, is the same image
+    alone = _fb(unet, adm_scheduler(cfg), images[3:4], 4, seed=[6])
+    assert torch.allclose(full[3:4], alone, atol=1e-5)
+    other = _fb(unet, adm_scheduler(cfg), images, 4, seed=4)
+    assert not torch.allclose(full, other, atol=1e-3)
+
+
+def test_package_level_entry_point(plain_unet, images):
+    a = vision.forward_backward(plain_unet, DDPMScheduler(), images, 3, N_STEPS, 0,
+                                progress=False)
+    b = _fb(plain_unet, DDPMScheduler(), images, 3)
+    assert torch.equal(a, b)
+
+
+def test_bf16_autocast_on_cpu_close_to_fp32(plain_unet, images):
+    a = _fb(plain_unet, DDPMScheduler(), images, 3)
+    b = _fb(plain_unet, DDPMScheduler(), images, 3, dtype=torch.bfloat16)
+    assert b.dtype == torch.float32
+    assert 0 < (a - b).abs().mean() < 0.05
+
+
+def test_invalid_arguments(plain_unet, images):
+    s = DDPMScheduler()
+    with pytest.raises(ValueError, match="0 <= t <= num_steps"):
+        _fb(plain_unet, s, images, N_STEPS + 1)
+    with pytest.raises(ValueError, match="num_steps >= 1"):
+        forward_backward(plain_unet, s, images, 0, 0)
+    with pytest.raises(ValueError, match="len\\(seeds\\)"):
+        _fb(plain_unet, s, images, 2, seed=[1, 2])
+    with pytest.raises(ValueError, match="shape"):
+        _fb(plain_unet, s, images[0], 2)
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        _fb(plain_unet, s, images, 2, batch_size=0)
+    # DDIM's step assumes an even stride: 'linspace' with 7 of 1000 steps is uneven
+    with pytest.raises(ValueError, match="uneven"):
+        forward_backward(plain_unet, DDIMScheduler(timestep_spacing="linspace"), images, 2, 7,
+                         progress=False)
+    # a learned-variance scheduler with an epsilon-only model
+    with pytest.raises(ValueError, match="learned_range"):
+        _fb(plain_unet, DDPMScheduler(variance_type="learned_range"), images, 2)
+
+
+def test_class_conditional_unet_rejected(images):
+    unet = UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
+                       layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, num_class_embeds=4)
+    with pytest.raises(ValueError, match="class-conditional"):
+        _fb(unet, DDPMScheduler(), images, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# latent DiT + VAE
+
+
+@pytest.fixture(scope="module")
+def dit_vae():
+    torch.manual_seed(4)
+    dit = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                out_channels=8, num_layers=1, sample_size=4, patch_size=2,
+                                num_embeds_ada_norm=10).eval()
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16),
+                        layers_per_block=1, norm_num_groups=4, sample_size=8).eval()
+    return dit, vae
+
+
+def test_latent_t0_identity_and_tT_matches_dit_pipeline(dit_vae, images):
+    dit, vae = dit_vae
+    assert null_class_label(dit) == 10
+    x = images[:3]
+    same = forward_backward_latent(dit, vae, DDIMScheduler(), x, 0, N_STEPS, progress=False)
+    assert torch.equal(same, x)
+    a = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5,
+                                progress=False)
+    b = forward_backward_latent(dit, vae, DDIMScheduler(), -x, N_STEPS, N_STEPS, seed=5,
+                                progress=False)
+    assert torch.equal(a, b)
+    # DiTPipeline without guidance, every image given the null ("unconditional") class
+    pipe = DiTPipeline(transformer=dit, vae=vae, scheduler=DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    gens = [torch.Generator().manual_seed(5 + i) for i in range(len(x))]
+    ref = pipe(class_labels=[10] * len(x), guidance_scale=1.0, generator=gens,
+               num_inference_steps=N_STEPS, output_type="pt").images
+    assert torch.allclose(a / 2 + 0.5, ref, atol=1e-5)
+    # a real class gives another image: the label does reach the model
+    c = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5,
+                                class_labels=3, progress=False)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_latent_ddpm_learned_range_batch_independent(dit_vae, images):
+    dit, vae = dit_vae
+
+    def run(x, **kw):
+        return forward_backward_latent(dit, vae, DDPMScheduler(variance_type="learned_range"),
+                                       x, 4, N_STEPS, progress=False, **kw)
+
+    full = run(images, seed=1)
+    assert full.shape == images.shape and full.abs().max() <= 1
+    assert torch.allclose(full, run(images, seed=1, batch_size=2), atol=1e-5)
+    with pytest.raises(ValueError, match="class_labels"):
+        run(images, class_labels=11)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_on_cuda(adm_pair, images):
+    _, unet, cfg = adm_pair
+    gpu = adm_to_diffusers(adm_pair[0].state_dict(), cfg).to("cuda")
+    a = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False)
+    b = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False,
+                         dtype=torch.bfloat16)
+    assert a.device == images.device and torch.isfinite(b).all()
+    assert (a - b).abs().mean() < 0.05
+    assert torch.allclose(a, forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS,
+                                              progress=False, batch_size=2), atol=1e-4)

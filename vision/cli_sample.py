@@ -1,0 +1,120 @@
+"""``hiergrammar vision sample`` and ``hiergrammar vision convert-adm``.
+
+No torch at module level: torch, diffusers and accelerate are imported inside the handlers.
+
+Examples::
+
+    hiergrammar vision convert-adm --checkpoint 256x256_diffusion_uncond.pt --out models/adm256u
+    hiergrammar vision sample --model models/adm256u --images imagenet/val --per-class 10 \\
+        --t 0 50 100 150 200 250 --num-steps 250 --dtype bf16 --out results/fb
+    accelerate launch --num_processes 8 -m hiergrammar.cli vision sample ...  # multi-GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sample`` and ``convert-adm`` to the ``hiergrammar vision`` sub-commands."""
+    p = subparsers.add_parser(
+        "sample",
+        help="forward-backward diffusion of the images of a folder at several t",
+        description="Noise each start image to step t of the respaced chain and run the "
+                    "reverse chain back to 0; write PNGs and metadata per t. Runs on all "
+                    "processes of an `accelerate launch`, one shard each.",
+    )
+    p.add_argument("--model", required=True,
+                   help="diffusers folder (save_pretrained layout) or cached hub id")
+    p.add_argument("--images", required=True, help="ImageNet-style folder: <class>/<image>")
+    p.add_argument("--per-class", type=int, default=None,
+                   help="first N images (sorted by name) of each class (default: all)")
+    p.add_argument("--t", type=int, nargs="+", required=True,
+                   help="chain states to noise to (0 = the start image, NUM_STEPS = noise)")
+    p.add_argument("--num-steps", type=int, default=250, help="respaced chain length")
+    p.add_argument("--scheduler", choices=["ddpm", "ddim"], default=None,
+                   help="sampler (default: the model's saved scheduler)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default="fp32",
+                   help="model compute dtype (autocast); the chain stays float32")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_sample)
+
+    c = subparsers.add_parser(
+        "convert-adm",
+        help="convert an OpenAI guided-diffusion (ADM) .pt checkpoint to diffusers",
+        description="Writes a DDPMPipeline folder (unet/, scheduler/) loadable by "
+                    "`vision sample --model`.",
+    )
+    c.add_argument("--checkpoint", required=True, help="guided-diffusion .pt state dict")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--preset", default="256x256_diffusion_uncond",
+                   help="flags of a released model (default: %(default)s); 'none' for "
+                        "guided-diffusion's defaults")
+    c.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
+                   help="override a guided-diffusion flag, e.g. --set num_channels=128")
+    c.set_defaults(func=_convert)
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _convert(args: argparse.Namespace) -> int:
+    flags = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r} is not FLAG=VALUE")
+        flags[key.strip()] = _parse_value(value.strip())
+    from vision.adm import convert_adm_checkpoint
+
+    preset = None if args.preset.lower() == "none" else args.preset
+    out = convert_adm_checkpoint(args.checkpoint, args.out, preset=preset, **flags)
+    print(f"wrote diffusers pipeline to {out}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    if args.num_steps < 1:
+        raise ValueError(f"--num-steps {args.num_steps} violates num_steps >= 1")
+    bad = [t for t in args.t if not 0 <= t <= args.num_steps]
+    if bad:
+        raise ValueError(f"--t {bad} violates 0 <= t <= num_steps={args.num_steps}")
+    if args.per_class is not None and args.per_class < 1:
+        raise ValueError(f"--per-class {args.per_class} violates per_class >= 1")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} violates batch_size >= 1")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed} violates seed >= 0")
+
+    import torch
+    from accelerate import PartialState
+
+    from vision.distributed import sample_image_folder
+    from vision.models import load_diffusion
+
+    state = PartialState()
+    diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
+    dtype = getattr(torch, _DTYPES[args.dtype])
+    summary = sample_image_folder(
+        diffusion, args.images, sorted(set(args.t)), args.out, per_class=args.per_class,
+        num_steps=args.num_steps, seed=args.seed, batch_size=args.batch_size,
+        dtype=None if dtype == torch.float32 else dtype, progress=not args.no_progress,
+    )
+    if state.is_main_process:
+        print(f"wrote {summary['n_images']} images x {len(summary['ts'])} t "
+              f"({summary['num_processes']} process(es)) to {args.out}")
+    return 0

@@ -1,0 +1,154 @@
+"""Forward-backward over many images on several GPUs with ``accelerate``.
+
+Each process takes a contiguous shard of the image indices
+(``PartialState().split_between_processes``), runs :func:`vision.forward_backward` on its own
+device, and either returns its results through ``gather_object`` (in memory) or writes its
+PNGs straight into the output folder, the main process then writing the merged metadata. Seeds
+are per image (``seed + global index``), so the images do not depend on the number of
+processes or the batch size. Launch as ``accelerate launch --num_processes 8 -m
+hiergrammar.cli vision sample ...``; without a launcher everything runs in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hiergrammar.artifacts import save_json, save_npz
+
+__all__ = ["forward_backward_sharded", "sample_image_folder", "t_folder"]
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def forward_backward_sharded(
+    diffusion: Any,
+    images: torch.Tensor,
+    t: int,
+    num_steps: int = 250,
+    seed: int = 0,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """:meth:`DiffusionModel.forward_backward` with the images split over the processes.
+
+    ``diffusion`` is a :class:`vision.models.DiffusionModel` already on this process's
+    device. ``images``: ``(n, C, H, W)`` in ``[-1, 1]``, the same on every process. Returns
+    the ``(n, C, H, W)`` float32 CPU result on every process, identical to a single-process
+    run (image ``i`` uses seed ``seed + i`` wherever it runs).
+    """
+    from accelerate.utils import gather_object
+
+    state = _state()
+    n = images.shape[0]
+    mine: list[tuple[int, np.ndarray]] = []
+    with state.split_between_processes(list(range(n))) as idx:
+        if idx:
+            out = diffusion.forward_backward(images[idx], t, num_steps,
+                                             seed=[seed + i for i in idx], **kwargs)
+            mine = [(i, out[k].cpu().numpy()) for k, i in enumerate(idx)]
+    gathered = dict(gather_object(mine))
+    return torch.from_numpy(np.stack([gathered[i] for i in range(n)]))
+
+
+def t_folder(out_dir: str | os.PathLike, t: int) -> Path:
+    """Where the images of step ``t`` go: ``out_dir/t{t:03d}``."""
+    return Path(out_dir) / f"t{t:03d}"
+
+
+def sample_image_folder(
+    diffusion: Any,
+    image_root: str | os.PathLike,
+    ts: Sequence[int],
+    out_dir: str | os.PathLike,
+    *,
+    per_class: int | None = None,
+    num_steps: int = 250,
+    seed: int = 0,
+    batch_size: int = 32,
+    dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Forward-backward every selected image of an ImageNet-style folder at every ``t``.
+
+    Writes, for each ``t``, ``out_dir/t{t:03d}/<class>/<stem>.png`` (the same class layout
+    as the input, so the output is itself an image folder; ``t = 0`` gives the preprocessed
+    start images), ``metadata.json`` (model, scheduler, ``t``, start timestep, and per image
+    its index, source file, class, label, seed and output file) and ``metadata.npz``
+    (``index, label, seed`` arrays); plus ``out_dir/run.json``. Returns the run summary.
+    """
+    from accelerate.utils import gather_object
+
+    from vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
+    from vision.forward_backward import _check_t, start_timestep
+
+    ts = [int(t) for t in ts]
+    if not ts:
+        raise ValueError("ts must name at least one t")
+    for t in ts:
+        _check_t(t, num_steps)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} violates seed >= 0")
+    state = _state()
+    dataset = image_folder_dataset(image_root, diffusion.image_size, per_class)
+    records = dataset.records
+    if not records:
+        raise ValueError(f"no images found under {image_root}")
+    names = [(r.class_name, r.stem) for r in records]
+    if len(set(names)) != len(names):
+        raise ValueError("two images of one class share a file stem; their PNGs would collide")
+    out_dir = Path(out_dir)
+    rows: dict[int, list[dict[str, Any]]] = {t: [] for t in ts}
+    with state.split_between_processes(list(range(len(records)))) as mine:
+        for images, idx in iter_batches(dataset, list(mine), batch_size):
+            for t in ts:
+                out = diffusion.forward_backward(images, t, num_steps,
+                                                 seed=[seed + i for i in idx], dtype=dtype,
+                                                 device=state.device, progress=progress)
+                for img, i in zip(to_uint8(out), idx, strict=True):
+                    r = records[i]
+                    rel = Path(r.class_name) / f"{r.stem}.png"
+                    save_png(t_folder(out_dir, t) / rel, img)
+                    rows[t].append({"index": i, "source": r.path, "class_name": r.class_name,
+                                    "label": r.label, "file": str(rel), "seed": seed + i})
+    model_info = diffusion.describe()
+    summary = {
+        "model": model_info,
+        "image_root": str(image_root),
+        "per_class": per_class,
+        "n_images": len(records),
+        "ts": ts,
+        "num_steps": num_steps,
+        "seed": seed,
+        "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "float32",
+        "batch_size": batch_size,
+        "num_processes": state.num_processes,
+    }
+    for t in ts:
+        merged = sorted(gather_object(rows[t]), key=lambda row: row["index"])
+        if state.is_main_process:
+            folder = t_folder(out_dir, t)
+            folder.mkdir(parents=True, exist_ok=True)
+            save_json(folder / "metadata.json", {
+                **summary, "t": t,
+                "start_timestep": start_timestep(diffusion.scheduler, t, num_steps),
+                "images": merged,
+            })
+            save_npz(folder / "metadata.npz",
+                     index=np.array([r["index"] for r in merged], dtype=np.int64),
+                     label=np.array([r["label"] for r in merged], dtype=np.int64),
+                     seed=np.array([r["seed"] for r in merged], dtype=np.int64))
+    if state.is_main_process:
+        save_json(out_dir / "run.json", summary)
+    state.wait_for_everyone()
+    return summary
