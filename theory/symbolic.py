@@ -155,13 +155,12 @@ class _Builder:
 
 
 def _tidy_ratio(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
-    """Write a rational function of ``var`` as ``(a var + b) / (c var + e)`` style: cancel,
-    collect both sides in ``var``, and make the leading coefficient of the numerator free of
-    a minus sign (sympy's canonical order often puts it there)."""
+    """Write a rational function as ``(a var + b) / (c var + e)``: cancel, collect both sides
+    in ``var``, and orient the signs so that the denominator is positive inside the parameter
+    domain (sympy's canonical form often negates both sides)."""
     num, den = sp.fraction(sp.cancel(sp.together(expr)))
     num, den = sp.expand(num), sp.expand(den)
-    lead = sp.Poly(num, var).LC()
-    if lead.subs(_SAMPLE) < 0:
+    if den.subs(_SAMPLE) < 0:
         num, den = -num, -den
     return sp.collect(num, var) / sp.collect(den, var)
 
@@ -259,9 +258,9 @@ def _part_upward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "count (population $v^s-1$, one marked tuple, $m-1$ draws), from sympy.stats.",
         simplify=sp.combsimp)
     p_other = ctx["p_other"] = b.add(
-        "p_other_parent", r"P(t \in R(a)),\ a \neq a^*",
+        "p_other_parent", r"P(t \in R(a))",
         _membership_probability(m, tuples - 1, "X_other"),
-        "Likewise another parent $a$ owns $m$ tuples, a uniform draw of $m$ out of the "
+        "Likewise another parent $a \\neq a^*$ owns $m$ tuples, a uniform draw of $m$ out of the "
         "$v^s-1$ non-true ones.", simplify=sp.combsimp)
     count_true = b.add("count_true_parent", r"\mathbb{E}\,|R(a^*) \setminus \{t^*\}|",
                        (tuples - 1) * p_true,
@@ -273,9 +272,10 @@ def _part_upward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "nu_up_true", r"\langle \nu_{\uparrow}(a^*) \rangle", x + count_true * mean_w,
         "Mean upward numerator of the true parent: the true tuple plus $m-1$ tuples of mean "
         "weight $\\bar w$ each (linearity of expectation over the tuples).", simplify=None)
-    nu_other = b.add("nu_up_other", r"\langle \nu_{\uparrow}(a) \rangle,\ a \neq a^*",
+    nu_other = b.add("nu_up_other", r"\langle \nu_{\uparrow}(a) \rangle",
                      count_other * mean_w,
-                     "Mean upward numerator of each other parent: $m$ non-true tuples.",
+                     "Mean upward numerator of each other parent $a \\neq a^*$: $m$ non-true "
+                     "tuples.",
                      simplify=None)
     z_up = b.add("Z_up", r"Z_{\uparrow}", nu_true + (K - 1) * nu_other,
                  "Normaliser: the true parent plus the $K-1$ others.", simplify=sp.factor)
@@ -319,7 +319,8 @@ def _part_fixed_point_polynomial(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
     slope1, slope_v = ctx["slope1"], ctx["slope_v"]
     F_num, F_den = sp.fraction(ctx["F_u"])
     num_P = b.add("fixed_point_numerator", "P(u)", F_num - u * F_den,
-                  "$F(u) = u$ iff the numerator of $F(u) - u$ vanishes.", simplify=sp.expand)
+                  "$F(u) = u$ iff the numerator of $F(u) - u$ vanishes.",
+                  simplify=lambda e: sp.powsimp(sp.expand(e), combine="exp"))
     R_closed = ctx["R_closed"] = (((v * u) ** s - 1) / (v * u - 1)
                                   - m * (u**s - 1) / (u - 1))
     b.add("fixed_point_factorised", "P(u)", num_P,
@@ -336,7 +337,7 @@ def _part_fixed_point_polynomial(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
           "The same as a series (checked for $s = 2, \\dots, 6$ by polynomial division).",
           simplify=None)
     R1 = b.add("R_at_1", "R(1)", sp.limit(R_closed, u, 1),
-               "Value at $u = 1$ (a removable singularity).", simplify=sp.factor)
+               "Value at $u = 1$ (a removable singularity).", simplify=None)
     b.add("R_at_1_vs_slope", r"\frac{(v-1) R(1)}{v^s - 1}", (v - 1) * R1 / (tuples - 1),
           "So $R(1) > 0$ iff $F'(1) < 1$.", claim=1 - slope1)
     Rv = b.add("R_at_1_over_v", "R(1/v)", sp.limit(R_closed, u, 1 / v), "Value at $u = 1/v$.",
@@ -385,9 +386,9 @@ def _part_downward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "other tuples starting with $b^*$, whose sibling weights sum to $1 - y$, each with "
         "mean parent weight $c$.", simplify=None)
     down_other = b.add(
-        "nu_down_other", r"\langle \nu_{\downarrow}(b) \rangle,\ b \neq b^*", c * sib_mass,
-        "Any other child value: no tuple starting with it is the true one; sibling weights "
-        "sum to one.", simplify=None)
+        "nu_down_other", r"\langle \nu_{\downarrow}(b) \rangle", c * sib_mass,
+        "Any other child value $b \\neq b^*$: no tuple starting with it is the true one; "
+        "sibling weights sum to one.", simplify=None)
     G_c = b.add("G_c", r"G", down_true / (down_true + (v - 1) * down_other),
                 "Normalise over the $v$ child values.", simplify=None)
     G_y = b.add("G_y", r"G(d, y)", G_c.subs(c, c_val),
@@ -635,11 +636,11 @@ class CriticalPoint:
         nc = f", n_classes={self.n_classes}" if self.n_classes is not None else ""
         lines = [
             f"v={self.v}, m={self.m}, s={self.s}{nc}  (f = m/v^(s-1) = {self.f:.6g})",
-            f"F'(1)   = {self.fprime_1} = {self.fprime_1_float:.6g}",
-            f"F'(1/v) = {self.fprime_inv_v} = {self.fprime_inv_v_float:.6g}",
-            f"transition: {'yes' if self.transition else 'no'} ({self.regime})",
-            f"eps* = {self.eps_star} = {self.eps_star_float:.10g}",
-            f"u*   = {self.u_star} = {self.u_star_float:.10g}",
+            f"F'(1)   = {self.fprime_1} ~ {self.fprime_1_float:.6g}",
+            f"F'(1/v) = {self.fprime_inv_v} ~ {self.fprime_inv_v_float:.6g}",
+            f"transition: {'yes' if self.transition else 'no (' + self.regime + ')'}",
+            f"eps* = {self.eps_star} ~ {self.eps_star_float:.10g}",
+            f"u*   = {self.u_star} ~ {self.u_star_float:.10g}",
             f"u* is a root of R(u) = {self.polynomial.as_expr()}  [{self.method}]"
             if self.transition else "",
             self.explanation,
