@@ -1,0 +1,99 @@
+"""Tests of ``hiergrammar theory …`` (theory.cli), on a parser of our own and through the
+main ``hiergrammar`` parser.
+
+Independent evidence: eps* for s = 2 against (v - 2m + 1)/(v - m) computed here with
+fractions, F'(1) against s m (v-1)/(v^s-1), the derivation text against theory.latex.render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from fractions import Fraction
+
+import pytest
+
+from theory import cli as theory_cli
+from theory.latex import render
+
+
+def _run(argv: list[str]) -> int:
+    """Parse with a parser holding only the ``theory`` command and run the handler."""
+    parser = argparse.ArgumentParser(prog="test")
+    sub = parser.add_subparsers(dest="command")
+    theory_cli.register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.parametrize("v,m", [(32, 8), (16, 3), (100, 17)])
+def test_critical_prints_exact_and_float(capsys, v, m):
+    assert _run(["theory", "critical", "--v", str(v), "--m", str(m), "--s", "2"]) == 0
+    out = capsys.readouterr().out
+    eps = Fraction(v - 2 * m + 1, v - m)
+    slope = Fraction(2 * m * (v - 1), v**2 - 1)
+    assert f"eps* = {eps.numerator}/{eps.denominator}" in out
+    assert f"{float(eps):.10g}" in out
+    assert f"F'(1)   = {slope.numerator}/{slope.denominator}" in out
+    assert "transition: yes" in out
+
+
+def test_critical_json_is_one_object(capsys):
+    assert _run(["theory", "critical", "--v", "32", "--m", "8", "--s", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    data = json.loads(out)
+    assert data["eps_star"] == "17/24"
+    assert data["eps_star_float"] == pytest.approx(17 / 24, rel=1e-15)
+    assert data["fprime_1"] == "16/33" and data["transition"] is True
+    assert data["u_star"] == "7/24" and data["n_classes"] is None
+
+
+def test_critical_without_transition_explains_why(capsys):
+    # 2m = 40 >= v + 1 = 33: F'(1) = 40/33 >= 1.
+    _run(["theory", "critical", "--v", "32", "--m", "20", "--s", "2", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["transition"] is False and data["regime"] == "always_lost"
+    assert data["fprime_1"] == "40/33" and "F'(1) = 40/33 >= 1" in data["explanation"]
+    _run(["theory", "critical", "--v", "32", "--m", "20", "--s", "2"])
+    assert "transition: no (always_lost)" in capsys.readouterr().out
+
+
+def test_critical_general_s_and_n_classes(capsys):
+    _run(["theory", "critical", "--v", "8", "--m", "3", "--s", "3", "--n-classes", "10",
+          "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "radicals" and "sqrt(57)" in data["eps_star"]
+    assert data["n_classes"] == 10 and 0 < data["eps_star_float"] < 1 - 1 / 8
+
+
+def test_critical_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="m=9 violates 1 <= m <= v"):
+        _run(["theory", "critical", "--v", "8", "--m", "9", "--s", "2"])
+    with pytest.raises(SystemExit):  # argparse: --s is required
+        _run(["theory", "critical", "--v", "8", "--m", "2"])
+
+
+def test_derive_prints_or_writes_atomically(tmp_path, capsys):
+    assert _run(["theory", "derive"]) == 0
+    assert capsys.readouterr().out == render("markdown")
+    out = tmp_path / "sub" / "derivation.tex"
+    assert _run(["theory", "derive", "--out", str(out)]) == 0  # format from the suffix
+    assert out.read_text(encoding="utf-8") == render("latex")
+    assert "wrote" in capsys.readouterr().out
+    md = tmp_path / "d.txt"
+    _run(["theory", "derive", "--out", str(md), "--format", "markdown"])
+    assert md.read_text(encoding="utf-8") == render("markdown")
+    assert [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_through_main_hiergrammar_parser(capsys):
+    """The real entry point: hiergrammar.cli.main builds the parser from every command
+    module (fails, rather than skips, while one of them is missing)."""
+    from hiergrammar.cli import main
+
+    assert main(["theory", "critical", "--v", "32", "--m", "8", "--s", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eps_star"] == "17/24"
+    assert main(["theory", "critical", "--v", "1", "--m", "1", "--s", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "hiergrammar theory: error: v=1 violates v >= 2"
