@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import numbers
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -611,7 +611,6 @@ class CriticalPoint:
     method: str
     polynomial: sp.Poly
     explanation: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fprime_1_float(self) -> float:
