@@ -96,11 +96,12 @@ def test_large_v_limit():
 
 
 def test_matches_symbolic_module_if_present():
+    """The sympy derivation (theory.symbolic) and these typed-in closed forms agree on eps*."""
     symbolic = pytest.importorskip("theory.symbolic")
-    for v, m in [(32, 8), (16, 3), (64, 20)]:
-        eps_star = symbolic.critical_point(v, m, 2)
-        eps_star = getattr(eps_star, "eps_star", eps_star)
-        assert float(eps_star) == pytest.approx(critical_eps(v, m, 2), rel=1e-9)
+    for v, m, s in [(32, 8, 2), (16, 3, 2), (64, 20, 2), (16, 1, 2), (16, 12, 2), (8, 8, 3),
+                    (8, 2, 3), (6, 20, 4)]:
+        point = symbolic.critical_point(v, m, s)
+        assert point.eps_star_float == pytest.approx(critical_eps(v, m, s), abs=1e-9)
 
 
 # -- profile ------------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def downward_map(d: ArrayLike, u: ArrayLike, v: int, m: int | float, s: int) -> 
     The child's cardinality is always ``v``.
 
     >>> round(float(downward_map(1 / 32, 1.0, 32, 8, 2)), 4)   # noiseless siblings, flat root
-    0.1311
+    0.1146
     """
     d = np.asarray(d, dtype=np.float64)
     u = np.asarray(u, dtype=np.float64)
