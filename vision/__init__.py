@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "image_folder_dataset": "vision.data",
     "load_image_folder": "vision.data",
     "forward_backward_sharded": "vision.distributed",
+    "process_state": "vision.distributed",
     "sample_image_folder": "vision.distributed",
 }
 

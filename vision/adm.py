@@ -311,9 +311,8 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
 
     for src, dst, kind in _module_map(cfg):
         if kind == "plain":
-            for p in ("weight", "bias"):
-                if f"{src}.{p}" in sd or p == "weight":
-                    out[f"{dst}.{p}"] = take(f"{src}.{p}")
+            for p in ("weight",) if src == "label_emb" else ("weight", "bias"):
+                out[f"{dst}.{p}"] = take(f"{src}.{p}")
         elif kind == "res":
             for a, b in _RES_PARTS.items():
                 for p in ("weight", "bias"):

@@ -101,12 +101,11 @@ def _sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed {args.seed} violates seed >= 0")
 
     import torch
-    from accelerate import PartialState
 
-    from vision.distributed import sample_image_folder
+    from vision.distributed import process_state, sample_image_folder
     from vision.models import load_diffusion
 
-    state = PartialState()
+    state = process_state()
     diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
     dtype = getattr(torch, _DTYPES[args.dtype])
     summary = sample_image_folder(

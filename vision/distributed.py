@@ -21,13 +21,23 @@ import torch
 
 from hiergrammar.artifacts import save_json, save_npz
 
-__all__ = ["forward_backward_sharded", "sample_image_folder", "t_folder"]
+__all__ = ["forward_backward_sharded", "process_state", "sample_image_folder", "t_folder"]
 
 
-def _state():
+def process_state():
+    """accelerate's ``PartialState`` for this process (rank, device, number of processes).
+
+    Without CUDA (or with ``ACCELERATE_USE_CPU`` set) it is asked for CPU processes, so that
+    ``torchrun --nproc_per_node K`` on a CPU machine gives a gloo group of ``K`` processes
+    rather than ``K`` independent single-process runs.
+    """
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    return PartialState(cpu=cpu)
+
+
 
 
 def forward_backward_sharded(
@@ -47,7 +57,7 @@ def forward_backward_sharded(
     """
     from accelerate.utils import gather_object
 
-    state = _state()
+    state = process_state()
     n = images.shape[0]
     mine: list[tuple[int, np.ndarray]] = []
     with state.split_between_processes(list(range(n))) as idx:
@@ -99,7 +109,7 @@ def sample_image_folder(
         raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} violates seed >= 0")
-    state = _state()
+    state = process_state()
     dataset = image_folder_dataset(image_root, diffusion.image_size, per_class)
     records = dataset.records
     if not records:
