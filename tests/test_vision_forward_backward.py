@@ -259,3 +259,178 @@ def test_bf16_on_cuda(adm_pair, images):
     assert (a - b).abs().mean() < 0.05
     assert torch.allclose(a, forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS,
                                               progress=False, batch_size=2), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# accelerate sharding, the CLI, the benchmark
+
+
+@pytest.fixture(scope="module")
+def saved_adm(tmp_path_factory, adm_pair):
+    """The tiny converted ADM saved as a DDPMPipeline folder."""
+    _, unet, cfg = adm_pair
+    folder = tmp_path_factory.mktemp("adm")
+    DDPMPipeline(unet=unet, scheduler=adm_scheduler(cfg)).save_pretrained(folder)
+    return folder
+
+
+def test_sharded_single_process_equals_direct(saved_adm, images):
+    from vision.distributed import forward_backward_sharded, process_state
+    from vision.models import load_diffusion
+
+    assert process_state().num_processes == 1
+    d = load_diffusion(saved_adm)
+    a = forward_backward_sharded(d, images, 3, N_STEPS, seed=4, progress=False)
+    b = d.forward_backward(images, 3, N_STEPS, seed=4, progress=False)
+    assert torch.equal(a, b)
+
+
+def _vision_cli(argv):
+    """Parse and run ``hiergrammar vision ...`` through the vision command group."""
+    import argparse
+
+    from vision.cli import register
+
+    parser = argparse.ArgumentParser(prog="hiergrammar")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _png(path):
+    import numpy as np
+    from PIL import Image
+
+    return torch.from_numpy(np.asarray(Image.open(path)).astype("int16"))
+
+
+def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
+    import json
+
+    from tests.test_vision_data import make_image_folder
+    from vision.data import load_image_folder, to_uint8
+
+    _, unet, cfg = adm_pair
+    # 12x12 PNGs: resized and cropped to the model's 8x8
+    make_image_folder(tmp_path / "imgs", classes=("n02", "n01"), per_class=3, size=12)
+    out = tmp_path / "out"
+    rc = _vision_cli(["vision", "sample", "--model", str(saved_adm), "--images",
+                      str(tmp_path / "imgs"), "--per-class", "2", "--t", "0", "3", str(N_STEPS),
+                      "--num-steps", str(N_STEPS), "--batch-size", "3", "--seed", "5",
+                      "--out", str(out), "--no-progress"])
+    assert rc == 0
+    start, records = load_image_folder(tmp_path / "imgs", 8, per_class=2)
+    for t in (0, 3, N_STEPS):
+        folder = out / f"t{t:03d}"
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["t"] == t and meta["num_steps"] == N_STEPS
+        assert meta["start_timestep"] == start_timestep(adm_scheduler(cfg), t, N_STEPS)
+        assert [m["seed"] for m in meta["images"]] == [5, 6, 7, 8]
+        assert [(m["class_name"], m["label"]) for m in meta["images"]] == \
+            [(r.class_name, r.label) for r in records]
+        expected = to_uint8(_fb(unet, adm_scheduler(cfg), start, t, seed=5)).short()
+        for m, e in zip(meta["images"], expected, strict=True):
+            got = _png(folder / m["file"])
+            # t = 0: the preprocessed start image exactly; otherwise the same sample up to a
+            # float rounding flip of one uint8 level (batches of 3 here, 4 in `expected`)
+            assert (got - e).abs().max() <= (0 if t == 0 else 1)
+        # the output is itself an image folder, in the same order
+        _, again = load_image_folder(folder, 8)
+        assert [(r.class_name, r.stem) for r in again] == \
+            [(r.class_name, r.stem) for r in records]
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_images"] == 4 and run["num_processes"] == 1
+
+
+def test_cli_sample_rejects_bad_arguments(saved_adm, tmp_path):
+    base = ["vision", "sample", "--model", str(saved_adm), "--images", str(tmp_path),
+            "--out", str(tmp_path / "o"), "--num-steps", "10"]
+    with pytest.raises(ValueError, match="0 <= t <= num_steps"):
+        _vision_cli([*base, "--t", "11"])
+    with pytest.raises(ValueError, match="per_class >= 1"):
+        _vision_cli([*base, "--t", "1", "--per-class", "0"])
+    with pytest.raises(FileNotFoundError):
+        _vision_cli([*base, "--t", "1", "--images", str(tmp_path / "none")])
+
+
+_TWO_PROCESS_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from vision.distributed import forward_backward_sharded, process_state, sample_image_folder
+from vision.models import load_diffusion
+state = process_state()
+assert state.num_processes == 2, state
+d = load_diffusion(sys.argv[1])
+images = torch.load(sys.argv[2])
+out = forward_backward_sharded(d, images, 3, 10, seed=4, progress=False)
+sample_image_folder(d, sys.argv[3], [3], sys.argv[4], per_class=2, num_steps=10, seed=5,
+                    batch_size=1, progress=False)
+if state.is_main_process:
+    torch.save(out, sys.argv[5])
+"""
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one(saved_adm, images, tmp_path):
+    """torchrun with 2 CPU processes (gloo): gathered results and written files equal the
+    single-process ones."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_vision_data import make_image_folder
+    from vision.distributed import sample_image_folder
+    from vision.models import load_diffusion
+
+    make_image_folder(tmp_path / "imgs", classes=("a", "b", "c"), per_class=2, size=8)
+    torch.save(images, tmp_path / "images.pt")
+    (tmp_path / "script.py").write_text(_TWO_PROCESS_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": "", "HIERGRAMMAR_NO_PROGRESS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(port), str(tmp_path / "script.py"),
+           str(saved_adm), str(tmp_path / "images.pt"), str(tmp_path / "imgs"),
+           str(tmp_path / "two"), str(tmp_path / "gathered.pt")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    d = load_diffusion(saved_adm)
+    gathered = torch.load(tmp_path / "gathered.pt")
+    direct = d.forward_backward(images, 3, N_STEPS, seed=4, progress=False)
+    assert torch.allclose(gathered, direct, atol=1e-5)
+    sample_image_folder(d, tmp_path / "imgs", [3], tmp_path / "one", per_class=2,
+                        num_steps=N_STEPS, seed=5, batch_size=1, progress=False)
+    one = json.loads((tmp_path / "one" / "t003" / "metadata.json").read_text())
+    two = json.loads((tmp_path / "two" / "t003" / "metadata.json").read_text())
+    assert two["num_processes"] == 2 and one["num_processes"] == 1
+    assert one["images"] == two["images"] and len(one["images"]) == 6
+    for m in one["images"]:
+        a = _png(tmp_path / "one" / "t003" / m["file"])
+        b = _png(tmp_path / "two" / "t003" / m["file"])
+        assert (a - b).abs().max() <= 1
+
+
+def test_benchmark_tiny_cpu(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "forward_backward.py"
+    spec = importlib.util.spec_from_file_location("bench_forward_backward", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--device", "cpu", "--tiny", "--num-steps", "4", "--batch-size", "2",
+                         "--out", str(tmp_path / "bench.json")])
+    assert result["images_per_s"] > 0 and result["finite"]
+    assert json.loads((tmp_path / "bench.json").read_text())["num_steps"] == 4
+    # the full-size network it builds is the paper's ADM-256
+    unet, sched, cfg = bench.build(tiny=False, device="meta")
+    assert sum(p.numel() for p in unet.parameters()) > 5.5e8
+    assert sched.config.variance_type == "learned_range" and cfg["image_size"] == 256
