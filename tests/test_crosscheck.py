@@ -185,3 +185,21 @@ def test_cli_table_json_and_exit_code(capsys, monkeypatch):
                  "--engines", "pgmpy_bp_mp", "brute_force"])
     assert code == 1
     assert "DISAGREE" in capsys.readouterr().out
+
+
+def test_benchmark_smoke(tmp_path, capsys):
+    # The speed benchmark at a tiny size: it runs, and every engine it times agrees with ours.
+    from benchmarks import bp_engines
+
+    out = tmp_path / "bench.json"
+    code = bp_engines.main(["--v", "4", "--n-classes", "2", "--m", "2", "--L", "2", "--n", "20",
+                            "--repeats", "1", "--n-pyagrum", "2", "--pgmpy-bp-L", "1",
+                            "--deep-L", "6", "--deep-n", "5", "--json", str(out)])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    timed = [r for r in payload["rows"] if r.get("per_sample") is not None]
+    assert len(timed) >= 6 - (0 if HAVE_PYAGRUM else 1)
+    for row in timed:
+        assert row["per_sample"] > 0 and row["max_delta"] <= 1e-6  # float32 row: ~1e-7
+    assert payload["deep"]["finite"] and payload["deep"]["max_abs_marginal_sum_minus_1"] < 1e-12
+    assert "ours vs pyAgrum" in capsys.readouterr().out or not HAVE_PYAGRUM
