@@ -247,6 +247,39 @@ def test_latent_ddpm_learned_range_batch_independent(dit_vae, images):
         run(images, class_labels=11)
 
 
+def test_latent_model_saved_and_loaded(dit_vae, images, tmp_path):
+    """A DiTPipeline folder loads as a latent model, also in the older Transformer2DModel
+    layout of facebook/DiT-XL-2-256, and samples like the in-memory pair."""
+    import json
+
+    from vision.models import load_diffusion
+
+    dit, vae = dit_vae
+    DiTPipeline(transformer=dit, vae=vae, scheduler=DDIMScheduler()).save_pretrained(tmp_path)
+    cfg_path = tmp_path / "transformer" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["_class_name"] = "Transformer2DModel"
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = load_diffusion(tmp_path)
+    assert loaded.kind == "latent" and loaded.image_size == 8 and loaded.channels == 3
+    got = loaded.forward_backward(images, 3, N_STEPS, seed=2, progress=False)
+    want = forward_backward_latent(dit, vae, DDIMScheduler(), images, 3, N_STEPS, seed=2,
+                                   progress=False)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_importing_the_cli_group_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, vision, vision.cli_sample; "
+            "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_on_cuda(adm_pair, images):
@@ -340,6 +373,17 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
             [(r.class_name, r.stem) for r in records]
     run = json.loads((out / "run.json").read_text())
     assert run["n_images"] == 4 and run["num_processes"] == 1
+    # --resume: only the missing image's batch is recomputed, to the same pixels
+    first = out / "t003" / meta["images"][0]["file"]
+    last = out / "t003" / meta["images"][-1]["file"]
+    before, last_mtime = _png(first), last.stat().st_mtime_ns
+    first.unlink()
+    assert _vision_cli(["vision", "sample", "--model", str(saved_adm), "--images",
+                        str(tmp_path / "imgs"), "--per-class", "2", "--t", "0", "3",
+                        str(N_STEPS), "--num-steps", str(N_STEPS), "--batch-size", "3",
+                        "--seed", "5", "--out", str(out), "--no-progress", "--resume"]) == 0
+    assert torch.equal(_png(first), before)
+    assert last.stat().st_mtime_ns == last_mtime  # in the other batch: not rewritten
 
 
 def test_cli_sample_rejects_bad_arguments(saved_adm, tmp_path):

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model compute dtype (autocast); the chain stays float32")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="skip images whose PNGs exist already (continue an interrupted run)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_sample)
 
@@ -112,6 +114,7 @@ def _sample(args: argparse.Namespace) -> int:
         diffusion, args.images, sorted(set(args.t)), args.out, per_class=args.per_class,
         num_steps=args.num_steps, seed=args.seed, batch_size=args.batch_size,
         dtype=None if dtype == torch.float32 else dtype, progress=not args.no_progress,
+        resume=args.resume,
     )
     if state.is_main_process:
         print(f"wrote {summary['n_images']} images x {len(summary['ts'])} t "

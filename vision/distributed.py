@@ -86,6 +86,7 @@ def sample_image_folder(
     batch_size: int = 32,
     dtype: torch.dtype | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Forward-backward every selected image of an ImageNet-style folder at every ``t``.
 
@@ -94,6 +95,8 @@ def sample_image_folder(
     start images), ``metadata.json`` (model, scheduler, ``t``, start timestep, and per image
     its index, source file, class, label, seed and output file) and ``metadata.npz``
     (``index, label, seed`` arrays); plus ``out_dir/run.json``. Returns the run summary.
+    ``resume=True`` skips the batches whose PNGs already exist (an interrupted run goes on
+    where it stopped; the metadata is rewritten whole).
     """
     from accelerate.utils import gather_object
 
@@ -119,18 +122,29 @@ def sample_image_folder(
         raise ValueError("two images of one class share a file stem; their PNGs would collide")
     out_dir = Path(out_dir)
     rows: dict[int, list[dict[str, Any]]] = {t: [] for t in ts}
+    def rel_path(i: int) -> Path:
+        return Path(records[i].class_name) / f"{records[i].stem}.png"
+
     with state.split_between_processes(list(range(len(records)))) as mine:
-        for images, idx in iter_batches(dataset, list(mine), batch_size):
+        for start in range(0, len(mine), batch_size):
+            idx = list(mine[start:start + batch_size])
             for t in ts:
+                rows[t] += [{"index": i, "source": records[i].path,
+                             "class_name": records[i].class_name, "label": records[i].label,
+                             "file": str(rel_path(i)), "seed": seed + i} for i in idx]
+            # with resume, a t whose PNGs all exist is skipped: they were written atomically
+            # by an earlier run, and seeds per image make a re-run give the same images
+            todo = [t for t in ts if not resume or not all(
+                (t_folder(out_dir, t) / rel_path(i)).is_file() for i in idx)]
+            if not todo:
+                continue
+            images, _ = next(iter_batches(dataset, idx, len(idx)))
+            for t in todo:
                 out = diffusion.forward_backward(images, t, num_steps,
                                                  seed=[seed + i for i in idx], dtype=dtype,
                                                  device=state.device, progress=progress)
                 for img, i in zip(to_uint8(out), idx, strict=True):
-                    r = records[i]
-                    rel = Path(r.class_name) / f"{r.stem}.png"
-                    save_png(t_folder(out_dir, t) / rel, img)
-                    rows[t].append({"index": i, "source": r.path, "class_name": r.class_name,
-                                    "label": r.label, "file": str(rel), "seed": seed + i})
+                    save_png(t_folder(out_dir, t) / rel_path(i), img)
     model_info = diffusion.describe()
     summary = {
         "model": model_info,
