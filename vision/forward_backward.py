@@ -26,6 +26,7 @@ image's result does not depend on the batch it is processed in.
 from __future__ import annotations
 
 import inspect
+import numbers
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -57,7 +58,7 @@ def image_seeds(seed: int | Sequence[int], n: int) -> list[int]:
     >>> image_seeds([9, 2], 2)
     [9, 2]
     """
-    if isinstance(seed, (int,)) and not isinstance(seed, bool):
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         if seed < 0:
             raise ValueError(f"seed={seed} violates seed >= 0")
         return [int(seed) + i for i in range(n)]
@@ -77,15 +78,19 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError("images violates n_images >= 1")
 
 
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
 def _check_t(t: int, num_steps: int) -> None:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+    if not _is_int(num_steps) or num_steps < 1:
         raise ValueError(f"num_steps={num_steps!r} violates num_steps >= 1 (an int)")
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= num_steps:
+    if not _is_int(t) or not 0 <= t <= num_steps:
         raise ValueError(f"t={t!r} violates 0 <= t <= num_steps={num_steps} (an int)")
 
 
 def _check_batch_size(batch_size: int | None) -> None:
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
 
 
@@ -241,7 +246,7 @@ def forward_backward(
     ----------
     model : a diffusers ``UNet2DModel`` (or any module called as ``model(x, timesteps)``
         returning an object with ``.sample``), unconditional, predicting ``(n, C, H, W)`` or
-        ``(n, 2C, H, W)`` (learned variance). Put in eval mode.
+        ``(n, 2C, H, W)`` (learned variance). It is switched to eval mode (no dropout).
     scheduler : a diffusers scheduler (``DDPMScheduler`` for ancestral sampling,
         ``DDIMScheduler``, ...). Its own ``set_timesteps``/``add_noise``/``step`` are used; it
         is mutated by ``set_timesteps`` as in any diffusers pipeline.
@@ -272,6 +277,7 @@ def forward_backward(
     _check_images(images)
     _check_t(t, num_steps)
     _check_batch_size(batch_size)
+    t, num_steps = int(t), int(num_steps)
     seeds = image_seeds(seed, images.shape[0])
     if t == 0:
         return images.detach().clone()
@@ -343,6 +349,7 @@ def forward_backward_latent(
     _check_images(images)
     _check_t(t, num_steps)
     _check_batch_size(batch_size)
+    t, num_steps = int(t), int(num_steps)
     n = images.shape[0]
     seeds = image_seeds(seed, n)
     if t == 0:
