@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from hiergrammar.rhm import RHM
 
@@ -76,6 +77,13 @@ def _normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return raw / safe, total[..., 0]
 
 
+def _normalise_value_first(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_normalise` for value-first arrays ``(card, w, n)``: sums over axis 0."""
+    total = raw.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    return raw / safe, total
+
+
 def _check_distribution(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     array = np.asarray(array, dtype=np.float64)
     if array.shape != shape:
@@ -87,24 +95,16 @@ def _check_distribution(name: str, array: np.ndarray, shape: tuple[int, ...]) ->
     return array
 
 
-def scatter_matrices(rules: np.ndarray, v: int, dtype: type = np.float64) -> list[np.ndarray]:
-    """0/1 matrices ``S_i`` of shape ``(K*m, v)``, ``S_i[(k, j), b] = [rules[k, j, i] == b]``.
+def scatter_matrices(rules: np.ndarray, v: int, dtype: type = np.float64) -> list[csr_array]:
+    """Sparse 0/1 matrices ``S_i``, shape ``(v, K*m)``, ``S_i[b, k*m + j] = [rules[k, j, i] == b]``.
 
-    ``W.reshape(-1, K*m) @ S_i`` adds each rule's weight onto the value its ``i``-th child takes.
+    ``S_i @ W``, with ``W`` of shape ``(K*m, ...)`` holding one weight per rule, adds each rule's
+    weight onto the value its ``i``-th child takes: the sum over a factor in the downward message.
     """
     K, m, s = rules.shape
-    eye = np.eye(v, dtype=dtype)
-    return [eye[rules[:, :, i].reshape(K * m)] for i in range(s)]
-
-
-def _rule_factors(rules: np.ndarray, child_up: np.ndarray) -> list[np.ndarray]:
-    """Child messages at the rule entries.
-
-    ``child_up``: ``(n, w, s, v)``. Returns ``s`` arrays ``(n, w, K*m)``: entry ``i`` holds
-    ``mu_up_i(rules[k, j, i])`` at column ``k*m + j``.
-    """
-    K, m, s = rules.shape
-    return [np.take(child_up[:, :, i, :], rules[:, :, i].reshape(K * m), axis=-1)
+    columns = np.arange(K * m)
+    ones = np.ones(K * m, dtype=dtype)
+    return [csr_array((ones, (rules[:, :, i].ravel(), columns)), shape=(v, K * m))
             for i in range(s)]
 
 
@@ -185,31 +185,43 @@ def tree_bp(
             f"node_evidence[{level}]", ev, (n, rhm.width(level), rhm.card(level))
         ).astype(dtype)
 
+    # Internally every array is "value-first", (card, width, n): the sample axis is last and
+    # contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules
+    # is a contiguous reduction, and the downward scatter is one sparse-times-dense product.
+    def value_first(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.transpose(2, 1, 0))
+
+    prior_vf = value_first(prior)  # (K_L, 1, n)
+    unary_vf = {level: value_first(ev) for level, ev in unary.items()}
     log_z = np.zeros(n)
 
     # -- upward pass: leaves to root -------------------------------------------------------
     up: list[np.ndarray] = []
-    factors: list[list[np.ndarray]] = [[]]  # factors[l]: rule-entry gathers for level l
-    raw = leaf_evidence * unary[0] if 0 in unary else leaf_evidence
+    factors: list[list[np.ndarray]] = [[]]  # factors[l][i]: (K*m, w, n) child-i gathers
+    raw = value_first(leaf_evidence)
+    if 0 in unary_vf:
+        raw = raw * unary_vf[0]
     for level in range(L + 1):
         if level > 0:
-            child_up = up[level - 1].reshape(n, rhm.width(level), s, v)
-            gathered = _rule_factors(rhm.rules[level], child_up)
+            rules = rhm.rules[level]
+            K, m, _ = rules.shape
+            w = rhm.width(level)
+            child_up = up[level - 1].reshape(v, w, s, n)
+            gathered = [child_up[:, :, i, :][rules[:, :, i].ravel()] for i in range(s)]
             factors.append(gathered)
-            K = rhm.card(level)
             product = gathered[0] * gathered[1]
             for g in gathered[2:]:
                 product *= g
-            raw = product.reshape(n, rhm.width(level), K, rhm.m).sum(axis=-1)  # (n, w, K)
-            if level in unary:
-                raw = raw * unary[level]
-        message, total = _normalise(raw)
-        dead = (total <= 0).any(axis=-1)
+            raw = product.reshape(K, m, w, n).sum(axis=1)  # (K, w, n)
+            if level in unary_vf:
+                raw *= unary_vf[level]
+        message, total = _normalise_value_first(raw)
+        dead = (total <= 0).any(axis=0)
         if dead.any():
             raise ZeroEvidenceError(np.flatnonzero(dead))
-        log_z += np.log(total.astype(np.float64)).sum(axis=-1)
+        log_z += np.log(total.astype(np.float64)).sum(axis=0)
         up.append(message)
-    root_total = (up[L] * prior).sum(axis=-1)[:, 0]
+    root_total = (up[L] * prior_vf).sum(axis=0)[0]
     if np.any(root_total <= 0):
         raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
     log_z += np.log(root_total.astype(np.float64))
@@ -218,39 +230,43 @@ def tree_bp(
     log_z -= internal_nodes * np.log(rhm.m)
 
     # -- downward pass: root to leaves -----------------------------------------------------
-    down: list[np.ndarray | None] = [None] * (L + 1)
-    down[L] = prior
+    down: list[np.ndarray] = [prior_vf] * (L + 1)
     for level in range(L, 0, -1):
         rules = rhm.rules[level]
         K, m, _ = rules.shape
         w = rhm.width(level)
         # What the parent sends into its factor: everything but the factor's own message.
-        parent_out = down[level] * unary[level] if level in unary else down[level]
-        # Each rule's weight at the parent, repeated over its m rules: (n, w, K*m).
-        parent_rep = np.repeat(parent_out, m, axis=-1)
+        parent_out = down[level] * unary_vf[level] if level in unary_vf else down[level]
         others = _product_of_others(factors[level])
-        children = np.empty((n, w, s, v), dtype=dtype)
+        children = np.empty((v, w, s, n), dtype=dtype)
         for i, scatter in enumerate(scatter_matrices(rules, v, dtype)):
-            weight = (parent_rep * others[i]).reshape(n * w, K * m)
-            children[:, :, i, :] = (weight @ scatter).reshape(n, w, v)
-        down[level - 1], _ = _normalise(children.reshape(n, w * s, v))
+            weight = others[i].reshape(K, m, w, n) * parent_out[:, None]
+            children[:, :, i, :] = (scatter @ weight.reshape(K * m, w * n)).reshape(v, w, n)
+        down[level - 1], _ = _normalise_value_first(children.reshape(v, w * s, n))
 
-    marginals = [_normalise(u * d)[0] for u, d in zip(up, down, strict=True)]
-    return BPResult(up=up, down=down, marginals=marginals, log_evidence=log_z)
+    marginals = [_normalise_value_first(u * d)[0] for u, d in zip(up, down, strict=True)]
+
+    def public(a: np.ndarray) -> np.ndarray:  # (card, w, n) -> a (n, w, card) view
+        return a.transpose(2, 1, 0)
+
+    return BPResult(up=[public(a) for a in up], down=[public(a) for a in down],
+                    marginals=[public(a) for a in marginals], log_evidence=log_z)
 
 
 def flops_per_sample(rhm: RHM) -> int:
     """Multiply-adds of one :func:`tree_bp` call per sample (upward + downward passes).
 
-    Upward, per parent node: ``s`` multiplies (products of ``s`` factors, ``s-1`` each, plus
-    the sum) over ``K*m`` rule entries. Downward, per child position: ``s-1`` multiplies per rule
-    entry and a ``K*m x v`` scatter (counted dense, as executed).
+    Upward, per parent node and rule entry (``K*m`` of them): ``s - 1`` multiplies for the
+    product over the children and one add for the sum over rules. Downward, per child position
+    and rule entry: ``s - 1`` multiplies (parent weight times the other children) and one add
+    for the sparse scatter. This is what the rules strictly need; normalisations, the marginals
+    and, for ``s > 2``, the prefix/suffix products are not counted.
     """
     total = 0
     for level in range(1, rhm.L + 1):
         K, m, s = rhm.rules[level].shape
         w = rhm.width(level)
         up = w * K * m * s
-        down = w * s * (K * m * (s - 1) + K * m * rhm.v)
+        down = w * s * K * m * s
         total += up + down
     return int(total)
