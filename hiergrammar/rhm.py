@@ -42,6 +42,34 @@ def _check_int(name: str, value: object, low: int) -> int:
     return int(value)
 
 
+def check_parameters(v: int, n_classes: int, m: int, s: int,
+                     L: int | None = None) -> tuple[int, ...]:
+    """Validate RHM parameters; return them as ints ``(v, n_classes, m, s[, L])``.
+
+    Bounds: ``v >= 2``, ``n_classes >= 1``, ``1 <= m <= v**(s-1)``, ``s >= 2``, ``L >= 1`` and
+    ``n_classes * m <= v**s`` (rules are distinct tuples). A violation raises ``ValueError``
+    naming the bound.
+    """
+    v = _check_int("v", v, 2)
+    n_classes = _check_int("n_classes", n_classes, 1)
+    m = _check_int("m", m, 1)
+    s = _check_int("s", s, 2)
+    tuples = v**s
+    if m > v ** (s - 1):
+        raise ValueError(
+            f"m={m} violates m <= v**(s-1) = {v ** (s - 1)}: the v={v} symbols "
+            f"of a level each need m distinct {s}-tuples out of v**s = {tuples}"
+        )
+    if n_classes * m > tuples:
+        raise ValueError(
+            f"n_classes*m = {n_classes * m} violates n_classes*m <= v**s = "
+            f"{tuples}: the classes need that many distinct {s}-tuples"
+        )
+    if L is None:
+        return v, n_classes, m, s
+    return v, n_classes, m, s, _check_int("L", L, 1)
+
+
 @dataclass(frozen=True)
 class RHMSample:
     """Data drawn from (or parsed by) an RHM.
@@ -114,23 +142,9 @@ class RHM:
     """
 
     def __init__(self, v: int, n_classes: int, m: int, s: int, L: int, seed: int = 0):
-        self.v = _check_int("v", v, 2)
-        self.n_classes = _check_int("n_classes", n_classes, 1)
-        self.m = _check_int("m", m, 1)
-        self.s = _check_int("s", s, 2)
-        self.L = _check_int("L", L, 1)
+        self.v, self.n_classes, self.m, self.s, self.L = check_parameters(v, n_classes, m, s, L)
         self.seed = seed
         tuples = self.v**self.s
-        if self.m > self.v ** (self.s - 1):
-            raise ValueError(
-                f"m={m} violates m <= v**(s-1) = {self.v ** (self.s - 1)}: the v={v} symbols "
-                f"of a level each need m distinct {s}-tuples out of v**s = {tuples}"
-            )
-        if self.n_classes * self.m > tuples:
-            raise ValueError(
-                f"n_classes*m = {self.n_classes * self.m} violates n_classes*m <= v**s = "
-                f"{tuples}: the classes need that many distinct {s}-tuples"
-            )
         rng = np.random.default_rng(seed)
         self.rules: dict[int, np.ndarray] = {}
         # Drawn from the root down, as the grammar is written: level L first.

@@ -10,7 +10,7 @@ Example
 -------
 >>> curves = accuracy_vs_noise(v=8, n_classes=8, m=2, s=2, L=3, noise="eps",
 ...                            levels=[0.1, 0.8], n=50, n_rules=1, seed=0)
->>> curves["accuracy"].shape       # (noise values, L + 1 levels)
+>>> curves.accuracy.shape          # (noise values, L + 1 levels)
 (2, 4)
 """
 
@@ -21,67 +21,35 @@ from typing import Literal
 
 import numpy as np
 
-from hiergrammar.artifacts import ReportSection, progress, save_figure, save_json, save_npz
-from hiergrammar.bp import tree_bp
-from hiergrammar.noise import continuous_alpha_bar, diffusion_evidence, eps_evidence
-from hiergrammar.rhm import RHM
+from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
+from hiergrammar.experiments.beliefs import BPProfile, bp_profile, bp_profile_diffusion
+from hiergrammar.noise import continuous_alpha_bar
 
 Noise = Literal["eps", "diffusion"]
-
-
-def level_accuracy(rhm: RHM, levels: tuple[np.ndarray, ...], marginals: list[np.ndarray]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per level: fraction of nodes whose argmax marginal is the true symbol, and the mean
-    marginal of the true symbol. Both ``(L + 1,)``."""
-    acc = np.empty(rhm.L + 1)
-    belief = np.empty(rhm.L + 1)
-    for level in range(rhm.L + 1):
-        truth = levels[level]
-        acc[level] = (marginals[level].argmax(-1) == truth).mean()
-        belief[level] = np.take_along_axis(marginals[level], truth[..., None], -1).mean()
-    return acc, belief
 
 
 def accuracy_vs_noise(
     v: int, n_classes: int, m: int, s: int, L: int, noise: Noise,
     levels: np.ndarray, n: int = 200, n_rules: int = 3, seed: int = 0,
-    show_progress: bool = False,
-) -> dict[str, np.ndarray]:
+) -> BPProfile:
     """P(correct symbol) per level of exact BP, for each noise level.
 
     ``noise="eps"``: ``levels`` are epsilon values; ``noise="diffusion"``: continuous diffusion
-    times ``t`` (``abar = exp(-2t)``). Averaged over ``n`` samples for each of ``n_rules``
-    independent rule draws.
-
-    Returns a dict with ``accuracy`` and ``belief`` (mean marginal of the true symbol), each of
-    shape ``(len(levels), L + 1)``, and ``accuracy_sem``, the standard error of ``accuracy``
-    across rule draws (zeros when ``n_rules == 1``).
+    times ``t`` (``abar = exp(-2t)``). ``n`` samples for each of ``n_rules`` independent rule
+    draws; float32 BP (its ~1e-6 error is far below the sampling noise). Returns a
+    :class:`~hiergrammar.experiments.beliefs.BPProfile`: ``accuracy`` and ``accuracy_se`` of
+    shape ``(len(levels), L + 1)``, and the beliefs ``u``, ``d``, ``p``.
     """
     if noise not in ("eps", "diffusion"):
         raise ValueError(f"noise must be 'eps' or 'diffusion', got {noise!r}")
     levels = np.atleast_1d(np.asarray(levels, dtype=np.float64))
-    rng = np.random.default_rng(seed)
-    acc = np.zeros((n_rules, len(levels), L + 1))
-    belief = np.zeros_like(acc)
-    jobs = [(r, k) for r in range(n_rules) for k in range(len(levels))]
-    rhms = [RHM(v, n_classes, m, s, L, seed=int(rng.integers(2**31))) for _ in range(n_rules)]
-    data = [rhm.sample(n, seed=int(rng.integers(2**31))) for rhm in rhms]
-    for r, k in progress(jobs, desc=f"BP L={L} ({noise})", disable=None if show_progress else True):
-        rhm, sample = rhms[r], data[r]
-        noise_seed = int(rng.integers(2**31))
-        if noise == "eps":
-            evidence = eps_evidence(sample.x, levels[k], v)
-        else:
-            evidence = diffusion_evidence(sample.x, v, float(continuous_alpha_bar(levels[k])),
-                                          seed=noise_seed)
-        # float32 halves the cost; its ~1e-6 error is far below the sampling noise here.
-        result = tree_bp(rhm, evidence, dtype=np.float32)
-        acc[r, k], belief[r, k] = level_accuracy(rhm, sample.levels, result.marginals)
-    sem = acc.std(axis=0, ddof=1) / np.sqrt(n_rules) if n_rules > 1 else np.zeros(acc.shape[1:])
-    return {"accuracy": acc.mean(0), "belief": belief.mean(0), "accuracy_sem": sem}
+    kwargs = dict(n_samples=n * n_rules, n_rules=n_rules, seed=seed, dtype=np.float32)
+    if noise == "eps":
+        return bp_profile(v, n_classes, m, s, L, levels, **kwargs)
+    return bp_profile_diffusion(v, n_classes, m, s, L, continuous_alpha_bar(levels), **kwargs)
 
 
-def _plot(noise_values: np.ndarray, results: dict[int, dict[str, np.ndarray]], xlabel: str,
+def _plot(noise_values: np.ndarray, results: dict[int, BPProfile], xlabel: str,
           title: str, eps_star: float | None, chance: float):
     import matplotlib
 
@@ -93,12 +61,12 @@ def _plot(noise_values: np.ndarray, results: dict[int, dict[str, np.ndarray]], x
     fig, (ax_class, ax_levels) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
     for colour, L in zip(colours, depths, strict=True):
-        acc, sem = results[L]["accuracy"][:, L], results[L]["accuracy_sem"][:, L]
+        acc, sem = results[L].accuracy[:, L], results[L].accuracy_se[:, L]
         ax_class.errorbar(noise_values, acc, yerr=sem, color=colour, marker="o", ms=3,
                           label=f"L = {L}", capsize=2)
     level_colours = plt.cm.plasma(np.linspace(0, 0.9, deepest + 1))
     for level in range(deepest + 1):
-        ax_levels.plot(noise_values, results[deepest]["accuracy"][:, level], marker="o", ms=3,
+        ax_levels.plot(noise_values, results[deepest].accuracy[:, level], marker="o", ms=3,
                        color=level_colours[level],
                        label="class (l = L)" if level == deepest else f"l = {level}")
     for ax in (ax_class, ax_levels):
@@ -146,10 +114,10 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     chance = 1.0 / v
     label = ", ".join(f"{k}={val}" for k, val in params.items())
     eps_results = {L: accuracy_vs_noise(**params, L=L, noise="eps", levels=eps_grid, n=n,
-                                        n_rules=n_rules, seed=seed + L, show_progress=True)
+                                        n_rules=n_rules, seed=seed + L)
                    for L in depths}
     t_results = {L: accuracy_vs_noise(**params, L=L, noise="diffusion", levels=t_grid, n=n,
-                                      n_rules=n_rules, seed=seed + 100 + L, show_progress=True)
+                                      n_rules=n_rules, seed=seed + 100 + L)
                  for L in depths}
     fig_eps = save_figure(_plot(eps_grid, eps_results, "noise eps (epsilon-process)",
                                 f"Exact BP on the RHM ({label})", eps_star, chance),
@@ -160,15 +128,15 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     arrays = {"eps": eps_grid, "t": t_grid}
     for L in depths:
         for name, res in (("eps", eps_results[L]), ("t", t_results[L])):
-            for key, value in res.items():
-                arrays[f"{name}_L{L}_{key}"] = value
+            for key in ("accuracy", "accuracy_se", "u", "d", "p"):
+                arrays[f"{name}_L{L}_{key}"] = getattr(res, key)
     npz = save_npz(out_dir / "phase_transition.npz", **arrays)
     # Where each depth's class accuracy falls through 1/2, and the width of its drop.
     deepest = depths[-1]
-    crossing = {L: _first_crossing(eps_grid, eps_results[L]["accuracy"][:, L], 0.5)
+    crossing = {L: _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.5)
                 for L in depths}
-    width = {L: _first_crossing(eps_grid, eps_results[L]["accuracy"][:, L], 0.2)
-             - _first_crossing(eps_grid, eps_results[L]["accuracy"][:, L], 0.8) for L in depths}
+    width = {L: _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.2)
+             - _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.8) for L in depths}
     summary = {
         "params": params, "depths": depths, "samples_per_rule_draw": n, "rule_draws": n_rules,
         "seed": seed, "eps_star_mean_field": eps_star,
@@ -176,7 +144,7 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         "class_accuracy_drop_width_eps_0.8_to_0.2": width,
     }
     js = save_json(out_dir / "phase_transition.json", summary)
-    low = eps_results[deepest]["accuracy"][:, 0]
+    low = eps_results[deepest].accuracy[:, 0]
     text = (
         f"Exact BP on RHMs with {label}, depths L = {depths}, {n} samples for each of "
         f"{n_rules} rule draws per point (error bars: standard error across rule draws). "

@@ -1,0 +1,39 @@
+"""The phase-transition experiment: limits of P(correct symbol) and the reproduce step."""
+
+import json
+
+import numpy as np
+
+from hiergrammar.experiments.phase_transition import accuracy_vs_noise, reproduce_step
+
+
+def test_accuracy_limits_and_monotone_decay():
+    v = 8
+    eps = np.array([0.0, 0.3, 0.6, 1 - 1 / v])
+    res = accuracy_vs_noise(v=v, n_classes=8, m=2, s=2, L=3, noise="eps", levels=eps,
+                            n=300, n_rules=2, seed=0)
+    assert res.accuracy.shape == (4, 4)
+    np.testing.assert_allclose(res.accuracy[0], 1.0)  # noiseless: the tree is recovered
+    # No information: argmax is a uniform guess among v symbols; binomial tolerance 5 sigma
+    # on the class (600 samples).
+    chance_sigma = np.sqrt((1 / v) * (1 - 1 / v) / 600)
+    assert abs(res.accuracy[-1, 3] - 1 / v) < 5 * chance_sigma + 0.01
+    assert np.all(np.diff(res.accuracy[:, 3]) <= 0.02)
+
+
+def test_diffusion_accuracy_decays_with_time():
+    res = accuracy_vs_noise(v=8, n_classes=8, m=2, s=2, L=2, noise="diffusion",
+                            levels=np.array([0.0, 0.5, 4.0]), n=200, n_rules=2, seed=1)
+    np.testing.assert_allclose(res.accuracy[0], 1.0)
+    assert res.accuracy[1, 0] < 1.0 and res.accuracy[2, 2] < 0.3
+
+
+def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
+    section = reproduce_step(tmp_path, seed=0, quick=True)
+    for path in section.figures + section.data:
+        assert (tmp_path / path).exists() or path.exists()
+    summary = json.loads((tmp_path / "phase_transition.json").read_text())
+    assert summary["eps_star_mean_field"] == (8 - 4 + 1) / (8 - 2)
+    data = np.load(tmp_path / "phase_transition.npz")
+    assert data["eps_L3_accuracy"].shape == (5, 4)
+    assert "Class accuracy falls through 1/2" in section.text
