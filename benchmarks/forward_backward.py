@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from hiergrammar.artifacts import save_json
-    from vision.forward_backward import forward_backward
+    from vision.pipeline import forward_backward
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

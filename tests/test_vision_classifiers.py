@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from vision import classifiers as clf  # noqa: E402
+from vision.data import to_uint8  # noqa: E402
 from vision.probes import LayerRecorder, resolve_layers  # noqa: E402
 
 
@@ -124,11 +125,11 @@ def test_weights_load_from_torchvision_cache(tmp_path):
 def test_to_uint8_round_trips_every_level():
     levels = torch.arange(256, dtype=torch.uint8)
     as_float = levels.float() / 127.5 - 1.0
-    assert torch.equal(clf.to_uint8(as_float), levels)
-    assert torch.equal(clf.to_uint8(levels), levels)
-    assert clf.to_uint8(torch.tensor([-3.0, 3.0])).tolist() == [0, 255]
+    assert torch.equal(to_uint8(as_float), levels)
+    assert torch.equal(to_uint8(levels), levels)
+    assert to_uint8(torch.tensor([-3.0, 3.0])).tolist() == [0, 255]
     with pytest.raises(ValueError, match="dtype"):
-        clf.to_uint8(torch.tensor([1, 2]))
+        to_uint8(torch.tensor([1, 2]))
 
 
 def test_preprocess_matches_closed_form_on_constant_images():

@@ -71,7 +71,8 @@ def test_centre_crop_is_exact_when_no_resize_is_needed(tmp_path):
     pixels = _stripes([(12, RED), (8, GREEN), (12, BLUE)], 8)
     Image.fromarray(pixels).save(tmp_path / "a" / "wide.png")
     images, _ = load_image_folder(tmp_path, 8)
-    assert torch.equal(to_uint8(images)[0], torch.from_numpy(pixels[:, 12:20].copy()))
+    assert torch.equal(to_uint8(images)[0].permute(1, 2, 0),
+                       torch.from_numpy(pixels[:, 12:20].copy()))
 
 
 def test_resize_shorter_side_then_centre_crop(tmp_path):

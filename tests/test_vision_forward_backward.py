@@ -32,7 +32,7 @@ from diffusers import (  # noqa: E402
 
 import vision  # noqa: E402
 from vision.adm import adm_config, adm_scheduler, adm_to_diffusers  # noqa: E402
-from vision.forward_backward import (  # noqa: E402
+from vision.pipeline import (  # noqa: E402
     forward_backward,
     forward_backward_latent,
     null_class_label,
@@ -362,7 +362,8 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
         assert [m["seed"] for m in meta["images"]] == [5, 6, 7, 8]
         assert [(m["class_name"], m["label"]) for m in meta["images"]] == \
             [(r.class_name, r.label) for r in records]
-        expected = to_uint8(_fb(unet, adm_scheduler(cfg), start, t, seed=5)).short()
+        expected = to_uint8(_fb(unet, adm_scheduler(cfg), start, t, seed=5)).permute(0, 2, 3, 1)
+        expected = expected.short()
         for m, e in zip(meta["images"], expected, strict=True):
             got = _png(folder / m["file"])
             # t = 0: the preprocessed start image exactly; otherwise the same sample up to a

@@ -5,13 +5,17 @@ Public names are loaded lazily (module ``__getattr__``) so that ``import vision`
 use.
 
 * :func:`forward_backward`, :func:`forward_backward_latent` — noise images to step ``t`` of a
-  respaced chain and denoise them back (``vision.forward_backward``);
+  respaced chain and denoise them back (``vision.pipeline``);
 * :func:`load_diffusion`, :class:`DiffusionModel` — offline model loading (``vision.models``);
 * :func:`convert_adm_checkpoint`, :func:`adm_config`, :func:`adm_to_diffusers` — OpenAI
   guided-diffusion checkpoints as diffusers models (``vision.adm``);
 * :func:`load_image_folder`, :func:`image_folder_dataset` — start images (``vision.data``);
 * :func:`sample_image_folder`, :func:`forward_backward_sharded` — multi-GPU runs
-  (``vision.distributed``).
+  (``vision.distributed``);
+* :func:`load_classifier`, :func:`classifier_layers` — torchvision classifiers and the paper's
+  layer lists (``vision.classifiers``);
+* :func:`probe_similarity`, :class:`LayerRecorder`, :func:`activation_stats` — activation probes
+  on any ``nn.Module`` (``vision.probes``), :func:`plot_probe` (``vision.plots``).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
-    "forward_backward": "vision.forward_backward",
-    "forward_backward_latent": "vision.forward_backward",
-    "image_seeds": "vision.forward_backward",
-    "null_class_label": "vision.forward_backward",
-    "start_timestep": "vision.forward_backward",
+    "forward_backward": "vision.pipeline",
+    "forward_backward_latent": "vision.pipeline",
+    "image_seeds": "vision.pipeline",
+    "null_class_label": "vision.pipeline",
+    "start_timestep": "vision.pipeline",
     "DiffusionModel": "vision.models",
     "load_diffusion": "vision.models",
     "make_scheduler": "vision.models",
@@ -40,15 +44,20 @@ _LAZY: dict[str, str] = {
     "forward_backward_sharded": "vision.distributed",
     "process_state": "vision.distributed",
     "sample_image_folder": "vision.distributed",
+    "classifier_layers": "vision.classifiers",
+    "classifier_names": "vision.classifiers",
+    "load_classifier": "vision.classifiers",
+    "LayerRecorder": "vision.probes",
+    "activation_stats": "vision.probes",
+    "cosine_similarity": "vision.probes",
+    "probe_similarity": "vision.probes",
+    "plot_probe": "vision.plots",
 }
 
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    # Note: ``vision.forward_backward`` is both a submodule and its main function. Importing
-    # the submodule binds the module on the package (then this hook is not consulted); that
-    # module is callable as the function, so ``vision.forward_backward(...)`` works either way.
     if name not in _LAZY:
         raise AttributeError(f"module 'vision' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)

@@ -138,26 +138,6 @@ def build_classifier(name: str) -> torch.nn.Module:
     return model.eval()
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Map images in ``[-1, 1]`` (float, any shape) to ``uint8`` in ``[0, 255]``.
-
-    ``uint8`` input is returned unchanged. Values are rounded (not truncated), so that a uint8
-    image read from a PNG and mapped to ``[-1, 1]`` comes back bit-exact; out-of-range values
-    are clipped.
-
-    >>> import torch
-    >>> to_uint8(torch.tensor([-1.0, 0.0, 1.0, 2.0])).tolist()
-    [0, 128, 255, 255]
-    """
-    import torch
-
-    if images.dtype == torch.uint8:
-        return images
-    if not images.is_floating_point():
-        raise ValueError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
-    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def imagenet_preprocess(weights: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """Preprocessing of the paper: ``[-1, 1]`` -> uint8 -> ``weights.transforms()``.
 
@@ -167,6 +147,8 @@ def imagenet_preprocess(weights: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     transform = weights.transforms()
 
     def preprocess(images: torch.Tensor) -> torch.Tensor:
+        from vision.data import to_uint8
+
         return transform(to_uint8(images))
 
     return preprocess

@@ -113,19 +113,30 @@ def iter_batches(dataset, indices: list[int], batch_size: int
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """``[-1, 1]`` float ``(n, C, H, W)`` to uint8 ``(n, H, W, C)`` (rounded, so that a uint8
-    image survives the round trip through ``[-1, 1]`` exactly)."""
-    x = ((images.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255)
-    return x.to(torch.uint8).permute(0, 2, 3, 1)
+    """Map images in ``[-1, 1]`` (float, any shape, e.g. ``(n, C, H, W)``) to ``uint8``.
+
+    ``uint8`` input is returned unchanged. Values are rounded (not truncated), so that a uint8
+    image read from a PNG and mapped to ``[-1, 1]`` comes back bit-exact; out-of-range values
+    are clipped. The result stays on the input's device.
+
+    >>> to_uint8(torch.tensor([-1.0, 0.0, 1.0, 2.0])).tolist()
+    [0, 128, 255, 255]
+    """
+    if images.dtype == torch.uint8:
+        return images
+    if not images.is_floating_point():
+        raise ValueError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
+    x = ((images.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
+    return x.to(torch.uint8)
 
 
-def save_png(path: str | os.PathLike, image_hwc: torch.Tensor) -> Path:
-    """Write one uint8 ``(H, W, C)`` image as PNG, atomically."""
+def save_png(path: str | os.PathLike, image: torch.Tensor) -> Path:
+    """Write one uint8 ``(C, H, W)`` image as PNG, atomically."""
     from PIL import Image
 
     from hiergrammar.artifacts import atomic_open
 
-    array = image_hwc.numpy()
+    array = image.permute(1, 2, 0).cpu().numpy()
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     with atomic_open(path, "wb") as handle:
         img.save(handle, format="PNG")

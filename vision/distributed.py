@@ -101,7 +101,7 @@ def sample_image_folder(
     from accelerate.utils import gather_object
 
     from vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
-    from vision.forward_backward import _check_t, start_timestep
+    from vision.pipeline import _check_t, start_timestep
 
     ts = [int(t) for t in ts]
     if not ts:

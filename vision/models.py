@@ -58,7 +58,7 @@ class DiffusionModel:
     def forward_backward(self, images: torch.Tensor, t: int, num_steps: int = 250,
                          seed: int | Sequence[int] = 0, **kwargs: Any) -> torch.Tensor:
         """:func:`vision.forward_backward` or its latent sibling, whichever fits."""
-        from vision.forward_backward import forward_backward, forward_backward_latent
+        from vision.pipeline import forward_backward, forward_backward_latent
 
         if self.kind == "latent":
             return forward_backward_latent(self.model, self.vae, self.scheduler, images, t,

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import sys
-import types
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -388,19 +386,3 @@ def forward_backward_latent(
             out.append(x.clamp(-1, 1).to(images.device))
     return torch.cat(out)
 
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`forward_backward`.
-
-    ``vision.forward_backward`` names both this submodule and its main function. Python binds
-    the submodule as an attribute of the package when it is first imported, which may shadow
-    the function re-exported by ``vision.__getattr__``; making the module callable keeps
-    ``vision.forward_backward(model, scheduler, images, t)`` working either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return forward_backward(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-sys.modules[__name__].__signature__ = inspect.signature(forward_backward)
