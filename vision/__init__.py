@@ -15,7 +15,10 @@ use.
 * :func:`load_classifier`, :func:`classifier_layers` — torchvision classifiers and the paper's
   layer lists (``vision.classifiers``);
 * :func:`probe_similarity`, :class:`LayerRecorder`, :func:`activation_stats` — activation probes
-  on any ``nn.Module`` (``vision.probes``), :func:`plot_probe` (``vision.plots``).
+  on any ``nn.Module`` (``vision.probes``), :func:`plot_probe` (``vision.plots``);
+* :class:`TreeCNN`, :func:`train_tree_cnn`, :func:`encode`, :func:`decode` — the tree-matched
+  CNN and one-hot RHM images (``vision.rhm_cnn``); :func:`probe_rhm`, :func:`run_cnn_probe` —
+  the paper's Fig. 8 (``vision.rhm_probe``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ _LAZY: dict[str, str] = {
     "cosine_similarity": "vision.probes",
     "probe_similarity": "vision.probes",
     "plot_probe": "vision.plots",
+    "TreeCNN": "vision.rhm_cnn",
+    "train_tree_cnn": "vision.rhm_cnn",
+    "encode": "vision.rhm_cnn",
+    "decode": "vision.rhm_cnn",
+    "leaf_values": "vision.rhm_cnn",
+    "leaf_grid": "vision.rhm_cnn",
+    "eps_resample": "vision.rhm_probe",
+    "probe_rhm": "vision.rhm_probe",
+    "probe_eps_grid": "vision.rhm_probe",
+    "run_cnn_probe": "vision.rhm_probe",
 }
 
 __all__ = sorted(_LAZY)
