@@ -1,7 +1,6 @@
 """Exact posterior sampling: the one-pass sampler against exact tree probabilities and
 against the clamp-and-rerun reference."""
 
-import itertools
 from collections import Counter
 
 import numpy as np
@@ -9,25 +8,17 @@ import pytest
 from scipy.stats import chi2_contingency, chisquare
 
 from hiergrammar import RHM
+from hiergrammar.bruteforce import enumerate_trees
 from hiergrammar.noise import eps_evidence
 from hiergrammar.sampling import posterior_sample, posterior_sample_reference
 
 
 def exact_tree_posterior(rhm, evidence, prior):
-    """P(tree | evidence) of every tree (keyed by its leaves plus internal symbols)."""
-    internal = [(l, i) for l in range(rhm.L, 0, -1) for i in range(rhm.width(l))]
-    probs = {}
-    for c in range(rhm.n_classes):
-        for choice in itertools.product(range(rhm.m), repeat=len(internal)):
-            pick = dict(zip(internal, choice, strict=True))
-            lev = {rhm.L: np.array([c])}
-            for l in range(rhm.L, 0, -1):
-                lev[l - 1] = np.concatenate(
-                    [rhm.rules[l][lev[l][i], pick[(l, i)]] for i in range(rhm.width(l))])
-            key = tuple(np.concatenate([lev[l] for l in range(rhm.L + 1)]))
-            probs[key] = prior[c] * np.prod(evidence[np.arange(rhm.d), lev[0]])
-    total = sum(probs.values())
-    return {k: p / total for k, p in probs.items()}
+    """P(tree | evidence) of every tree, by enumeration (keys: all levels' symbols, 0..L)."""
+    levels = enumerate_trees(rhm)
+    weight = prior[levels[rhm.L][:, 0]] * np.prod(evidence[np.arange(rhm.d), levels[0]], axis=1)
+    keys = np.concatenate(levels, axis=1)
+    return {tuple(k): w / weight.sum() for k, w in zip(keys, weight, strict=True)}
 
 
 def tree_keys(sample):

@@ -40,14 +40,7 @@ from vision.adm import (  # noqa: E402
 )
 from vision.models import load_diffusion  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (see test_vision_forward_backward)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 VARIANTS = {

@@ -17,15 +17,7 @@ from vision import classifiers as clf  # noqa: E402
 from vision.data import to_uint8  # noqa: E402
 from vision.probes import LayerRecorder, resolve_layers  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny CPU workloads on a shared 2-core machine: a second OpenMP thread only adds
-    # contention (measured 50x slow-downs under load), so the tests run single-threaded.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 EXPECTED_COUNTS = {  # blocks + extra layers, from the architectures' published stage depths

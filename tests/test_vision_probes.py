@@ -29,15 +29,7 @@ from vision.probes import (  # noqa: E402
     probe_similarity,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny CPU workloads on a shared 2-core machine: a second OpenMP thread only adds
-    # contention (measured 50x slow-downs under load), so the tests run single-threaded.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyCNN(torch.nn.Module):
