@@ -71,14 +71,9 @@ class BPResult:
 
 
 def _normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Divide by the sum over the last axis; return (normalised, sums). Zero sums stay zero."""
-    total = raw.sum(axis=-1, keepdims=True)
-    safe = np.where(total > 0, total, 1.0)
-    return raw / safe, total[..., 0]
+    """Normalise value-first arrays ``(card, w, n)`` over axis 0; return (normalised, sums).
 
-
-def _normalise_value_first(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`_normalise` for value-first arrays ``(card, w, n)``: sums over axis 0."""
+    Zero sums stay zero (the caller reports them)."""
     total = raw.sum(axis=0)
     safe = np.where(total > 0, total, 1.0)
     return raw / safe, total
@@ -166,41 +161,39 @@ def tree_bp(
     n = leaf_evidence.shape[0]
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype}")
-    leaf_evidence = _check_distribution("leaf_evidence", leaf_evidence, (n, rhm.d, v))
-    leaf_evidence = leaf_evidence.astype(dtype, copy=False)
+    # Internally every array is "value-first", (card, width, n): the sample axis is last and
+    # contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules
+    # is a contiguous reduction, and the downward scatter is one sparse-times-dense product.
+    def value_first(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        checked = _check_distribution(name, array, shape)
+        return np.ascontiguousarray(checked.transpose(2, 1, 0), dtype=dtype)
+
+    raw = value_first("leaf_evidence", leaf_evidence, (n, rhm.d, v))
     if root_prior is None:
-        prior = np.full((n, 1, rhm.n_classes), 1.0 / rhm.n_classes, dtype=dtype)
+        prior = np.full((rhm.n_classes, 1, n), 1.0 / rhm.n_classes, dtype=dtype)
     else:
         root_prior = np.asarray(root_prior, dtype=np.float64)
         if root_prior.shape == (rhm.n_classes,):
             root_prior = np.broadcast_to(root_prior, (n, rhm.n_classes))
-        prior = _check_distribution("root_prior", root_prior, (n, rhm.n_classes))[:, None, :]
-        prior, total = _normalise(prior.astype(dtype))
+        if root_prior.shape != (n, rhm.n_classes):
+            raise ValueError(f"root_prior must have shape ({rhm.n_classes},) or "
+                             f"({n}, {rhm.n_classes}), got {root_prior.shape}")
+        prior, total = _normalise(
+            value_first("root_prior", root_prior[:, None, :], (n, 1, rhm.n_classes)))
         if np.any(total <= 0):
             raise ValueError("root_prior must have a positive sum for every sample")
     unary: dict[int, np.ndarray] = {}
     for level, ev in (node_evidence or {}).items():
         rhm._check_level(level)
-        unary[level] = _check_distribution(
-            f"node_evidence[{level}]", ev, (n, rhm.width(level), rhm.card(level))
-        ).astype(dtype)
-
-    # Internally every array is "value-first", (card, width, n): the sample axis is last and
-    # contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules
-    # is a contiguous reduction, and the downward scatter is one sparse-times-dense product.
-    def value_first(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a.transpose(2, 1, 0))
-
-    prior_vf = value_first(prior)  # (K_L, 1, n)
-    unary_vf = {level: value_first(ev) for level, ev in unary.items()}
+        unary[level] = value_first(f"node_evidence[{level}]", ev,
+                                   (n, rhm.width(level), rhm.card(level)))
     log_z = np.zeros(n)
 
     # -- upward pass: leaves to root -------------------------------------------------------
     up: list[np.ndarray] = []
     factors: list[list[np.ndarray]] = [[]]  # factors[l][i]: (K*m, w, n) child-i gathers
-    raw = value_first(leaf_evidence)
-    if 0 in unary_vf:
-        raw = raw * unary_vf[0]
+    if 0 in unary:
+        raw = raw * unary[0]  # not in place: raw may share memory with the caller's array
     for level in range(L + 1):
         if level > 0:
             rules = rhm.rules[level]
@@ -213,15 +206,15 @@ def tree_bp(
             for g in gathered[2:]:
                 product *= g
             raw = product.reshape(K, m, w, n).sum(axis=1)  # (K, w, n)
-            if level in unary_vf:
-                raw *= unary_vf[level]
-        message, total = _normalise_value_first(raw)
+            if level in unary:
+                raw *= unary[level]
+        message, total = _normalise(raw)
         dead = (total <= 0).any(axis=0)
         if dead.any():
             raise ZeroEvidenceError(np.flatnonzero(dead))
         log_z += np.log(total.astype(np.float64)).sum(axis=0)
         up.append(message)
-    root_total = (up[L] * prior_vf).sum(axis=0)[0]
+    root_total = (up[L] * prior).sum(axis=0)[0]
     if np.any(root_total <= 0):
         raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
     log_z += np.log(root_total.astype(np.float64))
@@ -230,21 +223,21 @@ def tree_bp(
     log_z -= internal_nodes * np.log(rhm.m)
 
     # -- downward pass: root to leaves -----------------------------------------------------
-    down: list[np.ndarray] = [prior_vf] * (L + 1)
+    down: list[np.ndarray] = [prior] * (L + 1)
     for level in range(L, 0, -1):
         rules = rhm.rules[level]
         K, m, _ = rules.shape
         w = rhm.width(level)
         # What the parent sends into its factor: everything but the factor's own message.
-        parent_out = down[level] * unary_vf[level] if level in unary_vf else down[level]
+        parent_out = down[level] * unary[level] if level in unary else down[level]
         others = _product_of_others(factors[level])
         children = np.empty((v, w, s, n), dtype=dtype)
         for i, scatter in enumerate(scatter_matrices(rules, v, dtype)):
             weight = others[i].reshape(K, m, w, n) * parent_out[:, None]
             children[:, :, i, :] = (scatter @ weight.reshape(K * m, w * n)).reshape(v, w, n)
-        down[level - 1], _ = _normalise_value_first(children.reshape(v, w * s, n))
+        down[level - 1], _ = _normalise(children.reshape(v, w * s, n))
 
-    marginals = [_normalise_value_first(u * d)[0] for u, d in zip(up, down, strict=True)]
+    marginals = [_normalise(u * d)[0] for u, d in zip(up, down, strict=True)]
 
     def public(a: np.ndarray) -> np.ndarray:  # (card, w, n) -> a (n, w, card) view
         return a.transpose(2, 1, 0)
