@@ -38,8 +38,6 @@ def process_state():
     return PartialState(cpu=cpu)
 
 
-
-
 def forward_backward_sharded(
     diffusion: Any,
     images: torch.Tensor,
@@ -98,8 +96,6 @@ def sample_image_folder(
     ``resume=True`` skips the batches whose PNGs already exist (an interrupted run goes on
     where it stopped; the metadata is rewritten whole).
     """
-    from accelerate.utils import gather_object
-
     from vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
     from vision.pipeline import _check_t, start_timestep
 
@@ -121,17 +117,13 @@ def sample_image_folder(
     if len(set(names)) != len(names):
         raise ValueError("two images of one class share a file stem; their PNGs would collide")
     out_dir = Path(out_dir)
-    rows: dict[int, list[dict[str, Any]]] = {t: [] for t in ts}
+
     def rel_path(i: int) -> Path:
         return Path(records[i].class_name) / f"{records[i].stem}.png"
 
     with state.split_between_processes(list(range(len(records)))) as mine:
         for start in range(0, len(mine), batch_size):
             idx = list(mine[start:start + batch_size])
-            for t in ts:
-                rows[t] += [{"index": i, "source": records[i].path,
-                             "class_name": records[i].class_name, "label": records[i].label,
-                             "file": str(rel_path(i)), "seed": seed + i} for i in idx]
             # with resume, a t whose PNGs all exist is skipped: they were written atomically
             # by an earlier run, and seeds per image make a re-run give the same images
             todo = [t for t in ts if not resume or not all(
@@ -145,9 +137,8 @@ def sample_image_folder(
                                                  device=state.device, progress=progress)
                 for img, i in zip(to_uint8(out), idx, strict=True):
                     save_png(t_folder(out_dir, t) / rel_path(i), img)
-    model_info = diffusion.describe()
     summary = {
-        "model": model_info,
+        "model": diffusion.describe(),
         "image_root": str(image_root),
         "per_class": per_class,
         "n_images": len(records),
@@ -158,21 +149,20 @@ def sample_image_folder(
         "batch_size": batch_size,
         "num_processes": state.num_processes,
     }
-    for t in ts:
-        merged = sorted(gather_object(rows[t]), key=lambda row: row["index"])
-        if state.is_main_process:
+    if state.is_main_process:
+        # the per-image rows do not depend on t: every t folder gets the same list
+        rows = [{"index": i, "source": r.path, "class_name": r.class_name, "label": r.label,
+                 "file": str(rel_path(i)), "seed": seed + i} for i, r in enumerate(records)]
+        arrays = {key: np.array([row[key] for row in rows], dtype=np.int64)
+                  for key in ("index", "label", "seed")}
+        for t in ts:
             folder = t_folder(out_dir, t)
-            folder.mkdir(parents=True, exist_ok=True)
             save_json(folder / "metadata.json", {
                 **summary, "t": t,
                 "start_timestep": start_timestep(diffusion.scheduler, t, num_steps),
-                "images": merged,
+                "images": rows,
             })
-            save_npz(folder / "metadata.npz",
-                     index=np.array([r["index"] for r in merged], dtype=np.int64),
-                     label=np.array([r["label"] for r in merged], dtype=np.int64),
-                     seed=np.array([r["seed"] for r in merged], dtype=np.int64))
-    if state.is_main_process:
+            save_npz(folder / "metadata.npz", **arrays)
         save_json(out_dir / "run.json", summary)
     state.wait_for_everyone()
     return summary
