@@ -52,6 +52,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from hiergrammar.rhm import _check_int
+from hiergrammar.rhm import check_parameters as _check_rhm_parameters
+
 
 class Sym:
     """The sympy symbols of the derivation (all positive; ``s`` a positive integer)."""
@@ -541,29 +544,15 @@ def marginal_function() -> Callable[..., np.ndarray]:
 EXACT_MAX_S = 16
 
 
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
 def check_parameters(v: int, m: int, s: int, n_classes: int | None = None) -> None:
     """Raise ValueError naming the violated bound unless ``v >= 2``, ``s >= 2``,
-    ``1 <= m <= v**(s-1)`` and, if given, ``1 <= n_classes`` with ``n_classes*m <= v**s``."""
-    v, m, s = _check_int("v", v), _check_int("m", m), _check_int("s", s)
-    if v < 2:
-        raise ValueError(f"v={v} violates v >= 2")
-    if s < 2:
-        raise ValueError(f"s={s} violates s >= 2")
-    if not 1 <= m <= v ** (s - 1):
+    ``1 <= m <= v**(s-1)`` and, if given, ``1 <= n_classes`` with ``n_classes*m <= v**s``
+    (:func:`hiergrammar.rhm.check_parameters`; only the message for ``m`` out of range
+    differs: it names the two-sided range that ``hiergrammar theory critical --m`` documents)."""
+    v, s = _check_int("v", v, 2), _check_int("s", s, 2)
+    if isinstance(m, numbers.Integral) and not 1 <= m <= v ** (s - 1):
         raise ValueError(f"m={m} violates 1 <= m <= v**(s-1) = {v ** (s - 1)}")
-    if n_classes is not None:
-        n_classes = _check_int("n_classes", n_classes)
-        if n_classes < 1:
-            raise ValueError(f"n_classes={n_classes} violates n_classes >= 1")
-        if n_classes * m > v**s:
-            raise ValueError(f"n_classes*m = {n_classes * m} violates n_classes*m <= v**s "
-                             f"= {v**s}")
+    _check_rhm_parameters(v, 1 if n_classes is None else n_classes, m, s)
 
 
 def fixed_point_polynomial(v: int, m: int, s: int) -> sp.Poly:
