@@ -120,6 +120,130 @@ def _product_of_others(factors: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def _value_first_inputs(
+    rhm: RHM, leaf_evidence: np.ndarray, root_prior: np.ndarray | None,
+    node_evidence: dict[int, np.ndarray] | None, dtype: type,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """Validate the inputs and return them value-first: leaf evidence ``(v, d, n)`` (times any
+    level-0 node evidence), the normalised prior ``(n_classes, 1, n)``, and the other node
+    evidence ``{level: (card, width, n)}``.
+
+    Internally every array is "value-first", (card, width, n): the sample axis is last and
+    contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules is a
+    contiguous reduction, and the downward scatter is one sparse-times-dense product.
+    """
+    leaf_evidence = np.asarray(leaf_evidence)
+    if leaf_evidence.ndim != 3:
+        raise ValueError(
+            f"leaf_evidence must have shape (n, s**L, v) = (n, {rhm.d}, {rhm.v}), "
+            f"got {leaf_evidence.shape}"
+        )
+    n = leaf_evidence.shape[0]
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype}")
+
+    def value_first(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        checked = _check_distribution(name, array, shape)
+        return np.ascontiguousarray(checked.transpose(2, 1, 0), dtype=dtype)
+
+    leaves = value_first("leaf_evidence", leaf_evidence, (n, rhm.d, rhm.v))
+    if root_prior is None:
+        prior = np.full((rhm.n_classes, 1, n), 1.0 / rhm.n_classes, dtype=dtype)
+    else:
+        root_prior = np.asarray(root_prior, dtype=np.float64)
+        if root_prior.shape == (rhm.n_classes,):
+            root_prior = np.broadcast_to(root_prior, (n, rhm.n_classes))
+        if root_prior.shape != (n, rhm.n_classes):
+            raise ValueError(f"root_prior must have shape ({rhm.n_classes},) or "
+                             f"({n}, {rhm.n_classes}), got {root_prior.shape}")
+        prior, total = _normalise(
+            value_first("root_prior", root_prior[:, None, :], (n, 1, rhm.n_classes)))
+        if np.any(total <= 0):
+            raise ValueError("root_prior must have a positive sum for every sample")
+    unary: dict[int, np.ndarray] = {}
+    for level, ev in (node_evidence or {}).items():
+        rhm._check_level(level)
+        unary[level] = value_first(f"node_evidence[{level}]", ev,
+                                   (n, rhm.width(level), rhm.card(level)))
+    if 0 in unary:
+        leaves = leaves * unary.pop(0)
+    return leaves, prior, unary
+
+
+def _upward(
+    rhm: RHM, leaves: np.ndarray, prior: np.ndarray, unary: dict[int, np.ndarray],
+) -> tuple[list[np.ndarray], list[list[np.ndarray]], np.ndarray]:
+    """Upward pass on value-first arrays: the normalised messages ``up[l]`` ``(card, w, n)``,
+    the children's messages at the rule entries ``factors[l][i]`` ``(K*m, w, n)`` (reused by
+    the downward pass), and the log-evidence ``(n,)``."""
+    L, s, v = rhm.L, rhm.s, rhm.v
+    n = leaves.shape[-1]
+    log_z = np.zeros(n)
+    up: list[np.ndarray] = []
+    factors: list[list[np.ndarray]] = [[]]
+    raw = leaves
+    for level in range(L + 1):
+        if level > 0:
+            rules = rhm.rules[level]
+            K, m, _ = rules.shape
+            w = rhm.width(level)
+            child_up = up[level - 1].reshape(v, w, s, n)
+            gathered = [child_up[:, :, i, :][rules[:, :, i].ravel()] for i in range(s)]
+            factors.append(gathered)
+            product = gathered[0] * gathered[1]
+            for g in gathered[2:]:
+                product *= g
+            raw = product.reshape(K, m, w, n).sum(axis=1)  # (K, w, n)
+            if level in unary:
+                raw *= unary[level]
+        message, total = _normalise(raw)
+        dead = (total <= 0).any(axis=0)
+        if dead.any():
+            raise ZeroEvidenceError(np.flatnonzero(dead))
+        log_z += np.log(total.astype(np.float64)).sum(axis=0)
+        up.append(message)
+    root_total = (up[L] * prior).sum(axis=0)[0]
+    if np.any(root_total <= 0):
+        raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
+    log_z += np.log(root_total.astype(np.float64))
+    # The 0/1 rule factors count each tree once; the grammar picks each rule with prob 1/m.
+    internal_nodes = sum(rhm.width(level) for level in range(1, L + 1))
+    log_z -= internal_nodes * np.log(rhm.m)
+    return up, factors, log_z
+
+
+def _public(a: np.ndarray) -> np.ndarray:
+    """Value-first ``(card, w, n)`` -> the public ``(n, w, card)`` layout (a view)."""
+    return a.transpose(2, 1, 0)
+
+
+@dataclass(frozen=True)
+class UpwardResult:
+    """What :func:`upward_pass` computes: ``up[l]`` (as in :class:`BPResult`), the root's
+    marginal ``(n, 1, n_classes)``, and ``log_evidence`` ``(n,)``."""
+
+    up: list[np.ndarray]
+    root_marginal: np.ndarray
+    log_evidence: np.ndarray
+
+
+def upward_pass(
+    rhm: RHM,
+    leaf_evidence: np.ndarray,
+    root_prior: np.ndarray | None = None,
+    node_evidence: dict[int, np.ndarray] | None = None,
+    dtype: type = np.float64,
+) -> UpwardResult:
+    """The upward half of :func:`tree_bp` (same arguments): enough for the root's marginal, the
+    log-evidence and posterior sampling, at about half the cost."""
+    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence,
+                                               dtype)
+    up, _, log_z = _upward(rhm, leaves, prior, unary)
+    root_marginal = _normalise(up[rhm.L] * prior)[0]  # up[L] already holds node evidence
+    return UpwardResult(up=[_public(a) for a in up], root_marginal=_public(root_marginal),
+                        log_evidence=log_z)
+
+
 def tree_bp(
     rhm: RHM,
     leaf_evidence: np.ndarray,
@@ -151,80 +275,15 @@ def tree_bp(
         on badly shaped or negative evidence; :class:`ZeroEvidenceError` (a ValueError) naming
         the samples whose evidence no tree can produce.
     """
-    L, s, v = rhm.L, rhm.s, rhm.v
-    leaf_evidence = np.asarray(leaf_evidence)
-    if leaf_evidence.ndim != 3:
-        raise ValueError(
-            f"leaf_evidence must have shape (n, s**L, v) = (n, {rhm.d}, {v}), "
-            f"got {leaf_evidence.shape}"
-        )
-    n = leaf_evidence.shape[0]
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype}")
-    # Internally every array is "value-first", (card, width, n): the sample axis is last and
-    # contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules
-    # is a contiguous reduction, and the downward scatter is one sparse-times-dense product.
-    def value_first(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        checked = _check_distribution(name, array, shape)
-        return np.ascontiguousarray(checked.transpose(2, 1, 0), dtype=dtype)
-
-    raw = value_first("leaf_evidence", leaf_evidence, (n, rhm.d, v))
-    if root_prior is None:
-        prior = np.full((rhm.n_classes, 1, n), 1.0 / rhm.n_classes, dtype=dtype)
-    else:
-        root_prior = np.asarray(root_prior, dtype=np.float64)
-        if root_prior.shape == (rhm.n_classes,):
-            root_prior = np.broadcast_to(root_prior, (n, rhm.n_classes))
-        if root_prior.shape != (n, rhm.n_classes):
-            raise ValueError(f"root_prior must have shape ({rhm.n_classes},) or "
-                             f"({n}, {rhm.n_classes}), got {root_prior.shape}")
-        prior, total = _normalise(
-            value_first("root_prior", root_prior[:, None, :], (n, 1, rhm.n_classes)))
-        if np.any(total <= 0):
-            raise ValueError("root_prior must have a positive sum for every sample")
-    unary: dict[int, np.ndarray] = {}
-    for level, ev in (node_evidence or {}).items():
-        rhm._check_level(level)
-        unary[level] = value_first(f"node_evidence[{level}]", ev,
-                                   (n, rhm.width(level), rhm.card(level)))
-    log_z = np.zeros(n)
-
-    # -- upward pass: leaves to root -------------------------------------------------------
-    up: list[np.ndarray] = []
-    factors: list[list[np.ndarray]] = [[]]  # factors[l][i]: (K*m, w, n) child-i gathers
-    if 0 in unary:
-        raw = raw * unary[0]  # not in place: raw may share memory with the caller's array
-    for level in range(L + 1):
-        if level > 0:
-            rules = rhm.rules[level]
-            K, m, _ = rules.shape
-            w = rhm.width(level)
-            child_up = up[level - 1].reshape(v, w, s, n)
-            gathered = [child_up[:, :, i, :][rules[:, :, i].ravel()] for i in range(s)]
-            factors.append(gathered)
-            product = gathered[0] * gathered[1]
-            for g in gathered[2:]:
-                product *= g
-            raw = product.reshape(K, m, w, n).sum(axis=1)  # (K, w, n)
-            if level in unary:
-                raw *= unary[level]
-        message, total = _normalise(raw)
-        dead = (total <= 0).any(axis=0)
-        if dead.any():
-            raise ZeroEvidenceError(np.flatnonzero(dead))
-        log_z += np.log(total.astype(np.float64)).sum(axis=0)
-        up.append(message)
-    root_total = (up[L] * prior).sum(axis=0)[0]
-    if np.any(root_total <= 0):
-        raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
-    log_z += np.log(root_total.astype(np.float64))
-    # The 0/1 rule factors count each tree once; the grammar picks each rule with prob 1/m.
-    internal_nodes = sum(rhm.width(level) for level in range(1, L + 1))
-    log_z -= internal_nodes * np.log(rhm.m)
+    s, v = rhm.s, rhm.v
+    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence,
+                                               dtype)
+    up, factors, log_z = _upward(rhm, leaves, prior, unary)
+    n = leaves.shape[-1]
 
     # -- downward pass: root to leaves -----------------------------------------------------
-    down: list[np.ndarray] = [prior] * (L + 1)
-    for level in range(L, 0, -1):
+    down: list[np.ndarray] = [prior] * (rhm.L + 1)
+    for level in range(rhm.L, 0, -1):
         rules = rhm.rules[level]
         K, m, _ = rules.shape
         w = rhm.width(level)
@@ -238,12 +297,8 @@ def tree_bp(
         down[level - 1], _ = _normalise(children.reshape(v, w * s, n))
 
     marginals = [_normalise(u * d)[0] for u, d in zip(up, down, strict=True)]
-
-    def public(a: np.ndarray) -> np.ndarray:  # (card, w, n) -> a (n, w, card) view
-        return a.transpose(2, 1, 0)
-
-    return BPResult(up=[public(a) for a in up], down=[public(a) for a in down],
-                    marginals=[public(a) for a in marginals], log_evidence=log_z)
+    return BPResult(up=[_public(a) for a in up], down=[_public(a) for a in down],
+                    marginals=[_public(a) for a in marginals], log_evidence=log_z)
 
 
 def flops_per_sample(rhm: RHM) -> int:

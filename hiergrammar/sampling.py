@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiergrammar.bp import tree_bp
+from hiergrammar.bp import tree_bp, upward_pass
 from hiergrammar.rhm import RHM, RHMSample
 
 
@@ -59,10 +59,12 @@ def posterior_sample(
     :class:`~hiergrammar.rhm.RHMSample` with ``levels[l]`` of shape ``(n, s**(L-l))``.
     """
     rng = np.random.default_rng(seed)
-    bp = tree_bp(rhm, leaf_evidence, root_prior=root_prior)
+    # Only upward messages are needed: a rule's weight given its sampled parent is the
+    # product of its children's upward messages.
+    bp = upward_pass(rhm, leaf_evidence, root_prior=root_prior)
     n = bp.up[0].shape[0]
     levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (rhm.L + 1)
-    levels[rhm.L] = _categorical(bp.marginals[rhm.L], rng)  # (n, 1)
+    levels[rhm.L] = _categorical(bp.root_marginal, rng)  # (n, 1)
     for level in range(rhm.L, 0, -1):
         rules = rhm.rules[level]  # (K, m, s)
         parents = levels[level]  # (n, w)
@@ -72,8 +74,7 @@ def posterior_sample(
         for i in range(rhm.s):
             weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
         choice = _categorical(weight, rng)  # (n, w)
-        chosen = np.take_along_axis(tuples, choice[..., None, None], axis=2)[:, :, 0, :]
-        levels[level - 1] = chosen.reshape(n, -1)
+        levels[level - 1] = rules[parents, choice].reshape(n, -1)
     return RHMSample(levels=tuple(levels), v=rhm.v)
 
 

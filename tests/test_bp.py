@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hiergrammar import RHM
-from hiergrammar.bp import ZeroEvidenceError, tree_bp
+from hiergrammar.bp import ZeroEvidenceError, tree_bp, upward_pass
 from hiergrammar.noise import eps_evidence
 
 
@@ -137,3 +137,17 @@ def test_bad_prior_is_a_clear_error():
         tree_bp(rhm, ev, root_prior=np.ones(3))
     with pytest.raises(ValueError, match="positive sum"):
         tree_bp(rhm, ev, root_prior=np.zeros(2))
+
+
+def test_upward_pass_is_the_upward_half_of_tree_bp():
+    rhm = RHM(v=6, n_classes=3, m=2, s=3, L=2, seed=2)
+    x = rhm.sample(7, seed=0).x
+    evidence = eps_evidence(x, 0.5, 6)
+    prior = np.array([0.2, 0.3, 0.5])
+    clamp = {1: np.random.default_rng(0).random((7, 3, 6))}
+    full = tree_bp(rhm, evidence, prior, node_evidence=clamp)
+    half = upward_pass(rhm, evidence, prior, node_evidence=clamp)
+    for a, b in zip(full.up, half.up, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(half.root_marginal, full.marginals[rhm.L], atol=1e-15)
+    np.testing.assert_array_equal(half.log_evidence, full.log_evidence)
