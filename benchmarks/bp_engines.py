@@ -44,21 +44,12 @@ import numpy as np
 from hiergrammar import graphs
 from hiergrammar.artifacts import progress, save_json
 from hiergrammar.bp import flops_per_sample, tree_bp
-from hiergrammar.crosscheck import max_abs_delta
+from hiergrammar.crosscheck import marginals_by_level, max_abs_delta
 from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM
 
 PYAGRUM_TARGET = 100.0
 PGMPY_TARGET = 1e4
-
-
-def _per_level(marginals_by_name: Callable[[str], np.ndarray], rhm: RHM) -> list[np.ndarray]:
-    out = []
-    for level in range(rhm.L + 1):
-        rows = [marginals_by_name(graphs.node_name(level, i)) for i in range(rhm.width(level))]
-        out.append(np.array([np.asarray(r, dtype=np.float64).reshape(-1) / np.sum(r)
-                             for r in rows]))
-    return out
 
 
 def _ours_sample(ref, k: int) -> list[np.ndarray]:
@@ -93,7 +84,7 @@ def time_pyagrum(rhm: RHM, ev: np.ndarray, ref) -> dict[str, Any]:
         for i, leaf in enumerate(leaves):
             inference.chgEvidence(leaf, ev[k, i].tolist())
         inference.makeInference()
-        marg = _per_level(lambda name: inference.posterior(name).toarray(), rhm)
+        marg = marginals_by_level(rhm, lambda name: inference.posterior(name).toarray())
         total += time.perf_counter() - start
         worst = max(worst, max_abs_delta(marg, _ours_sample(ref, k)))
     return {"per_sample": total / len(ev), "setup": setup, "max_delta": worst}
@@ -110,7 +101,7 @@ def time_pgmpy_bp_mp(rhm: RHM, ev: np.ndarray, ref) -> dict[str, Any]:
     for k in progress(range(len(ev)), desc="pgmpy BP (message passing)"):
         start = time.perf_counter()
         post = engine.query(names, virtual_evidence=graphs.virtual_evidence_cpds(rhm, ev[k]))
-        marg = _per_level(lambda name, post=post: post[name].values, rhm)
+        marg = marginals_by_level(rhm, lambda name, post=post: post[name].values)
         total += time.perf_counter() - start
         worst = max(worst, max_abs_delta(marg, _ours_sample(ref, k)))
     return {"per_sample": total / len(ev), "setup": setup, "max_delta": worst}
@@ -131,7 +122,7 @@ def time_pgmpy_ve(rhm: RHM, ev: np.ndarray, ref) -> dict[str, Any]:
         for name in progress(names, desc=f"pgmpy VE, sample {k}"):
             post[name] = VariableElimination(bn).query([name], virtual_evidence=virtual,
                                                        show_progress=False).values
-        marg = _per_level(post.__getitem__, rhm)
+        marg = marginals_by_level(rhm, post.__getitem__)
         total += time.perf_counter() - start
         worst = max(worst, max_abs_delta(marg, _ours_sample(ref, k)))
     return {"per_sample": total / len(ev), "setup": setup, "max_delta": worst}

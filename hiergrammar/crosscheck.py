@@ -111,13 +111,17 @@ class EngineResult:
 
 
 # -- engines: each returns (marginals per level (width_l, card_l), log evidence or None) ---------
-def _empty_marginals(rhm: RHM) -> list[np.ndarray]:
-    return [np.full((rhm.width(l), rhm.card(l)), np.nan) for l in range(rhm.L + 1)]
-
-
-def _normalised(values: Any) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    return values / values.sum()
+def marginals_by_level(rhm: RHM, posterior: Callable[[str], Any]) -> list[np.ndarray]:
+    """Marginals per level, ``(width_l, card_l)`` each, from ``posterior(name)``: an engine's
+    (possibly unnormalised) posterior vector ``(card_l,)`` of the node named ``name``
+    (:func:`~hiergrammar.graphs.node_name`). Each row is normalised to sum to 1."""
+    out = []
+    for level in range(rhm.L + 1):
+        rows = np.array([np.asarray(posterior(graphs.node_name(level, i)),
+                                    dtype=np.float64).reshape(-1)
+                         for i in range(rhm.width(level))])
+        out.append(rows / rows.sum(axis=1, keepdims=True))
+    return out
 
 
 def _check_pgmpy_size(rhm: RHM) -> None:
@@ -152,14 +156,13 @@ def run_pgmpy_bp(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
         bp = BeliefPropagation(fg)
         bp.calibrate()
     beliefs = bp.get_clique_beliefs()
-    out = _empty_marginals(rhm)
-    for level in range(rhm.L + 1):
-        for i in range(rhm.width(level)):
-            name = graphs.node_name(level, i)
-            clique = min((c for c in beliefs if name in c), key=len)
-            phi = beliefs[clique].marginalize([x for x in clique if x != name], inplace=False)
-            out[level][i] = _normalised(phi.values)
-    return out, None
+
+    def clique_marginal(name: str) -> np.ndarray:
+        clique = min((c for c in beliefs if name in c), key=len)
+        return beliefs[clique].marginalize([x for x in clique if x != name],
+                                           inplace=False).values
+
+    return marginals_by_level(rhm, clique_marginal), None
 
 
 def run_pgmpy_bp_mp(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
@@ -167,13 +170,8 @@ def run_pgmpy_bp_mp(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
     from pgmpy.inference import BeliefPropagationWithMessagePassing
 
     fg = graphs.to_factor_graph(rhm, evidence=ev, root_prior=prior)
-    names = graphs.variable_names(rhm)
-    posteriors = BeliefPropagationWithMessagePassing(fg).query(names)
-    out = _empty_marginals(rhm)
-    for name in names:
-        _, level, i = graphs.parse_name(name)
-        out[level][i] = _normalised(posteriors[name].values)
-    return out, None
+    posteriors = BeliefPropagationWithMessagePassing(fg).query(graphs.variable_names(rhm))
+    return marginals_by_level(rhm, lambda name: posteriors[name].values), None
 
 
 def run_pgmpy_ve(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
@@ -182,14 +180,13 @@ def run_pgmpy_ve(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
 
     bn = graphs.to_bayesian_network(rhm, root_prior=prior)
     virtual = graphs.virtual_evidence_cpds(rhm, ev)
-    out = _empty_marginals(rhm)
-    for name in graphs.variable_names(rhm):
-        _, level, i = graphs.parse_name(name)
+
+    def query(name: str) -> np.ndarray:
         # A fresh engine per query: pgmpy's virtual evidence rewires the engine's model in place.
-        query = VariableElimination(bn).query([name], virtual_evidence=virtual,
-                                              show_progress=False)
-        out[level][i] = _normalised(query.values)
-    return out, None
+        return VariableElimination(bn).query([name], virtual_evidence=virtual,
+                                             show_progress=False).values
+
+    return marginals_by_level(rhm, query), None
 
 
 def run_pyagrum_lazy(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
@@ -203,11 +200,8 @@ def run_pyagrum_lazy(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
     for i in range(rhm.d):
         inference.addEvidence(graphs.node_name(0, i), ev[i].tolist())
     inference.makeInference()
-    out = _empty_marginals(rhm)
-    for name in graphs.variable_names(rhm):
-        _, level, i = graphs.parse_name(name)
-        out[level][i] = _normalised(inference.posterior(name).toarray())
-    return out, float(np.log(inference.evidenceProbability()))
+    marginals = marginals_by_level(rhm, lambda name: inference.posterior(name).toarray())
+    return marginals, float(np.log(inference.evidenceProbability()))
 
 
 def run_brute_force(rhm: RHM, ev: np.ndarray, prior: np.ndarray,
