@@ -159,9 +159,9 @@ def _heads(cfg: dict[str, Any], channels: int, upsample: bool = False) -> int:
             raise ValueError(f"num_head_channels={cfg['num_head_channels']} does not divide "
                              f"the {channels} channels of an attention layer")
         return channels // cfg["num_head_channels"]
-    heads = cfg["num_heads_upsample"] if upsample and cfg["num_heads_upsample"] != -1 \
-        else cfg["num_heads"]
-    return heads
+    if upsample and cfg["num_heads_upsample"] != -1:
+        return cfg["num_heads_upsample"]
+    return cfg["num_heads"]
 
 
 def _attention_levels(cfg: dict[str, Any]) -> list[bool]:
@@ -300,6 +300,7 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
     import torch
 
     sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    head_dim = unet2d_config_from_adm(cfg)["attention_head_dim"]  # one width for all layers
     out: dict[str, Any] = {}
     used: set[str] = set()
 
@@ -324,12 +325,12 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
             w = take(f"{src}.qkv.weight")[..., 0]  # (3C, C) from a 1x1 Conv1d
             b = take(f"{src}.qkv.bias")
             c = w.shape[1]
-            heads = c // _single_head_dim(cfg)
+            heads = c // head_dim
             if cfg["use_new_attention_order"]:
-                w4, b3 = w.reshape(3, heads, c // heads, c), b.reshape(3, heads, c // heads)
+                w4, b3 = w.reshape(3, heads, head_dim, c), b.reshape(3, heads, head_dim)
             else:  # legacy: heads first, then q/k/v
-                w4 = w.reshape(heads, 3, c // heads, c).transpose(0, 1)
-                b3 = b.reshape(heads, 3, c // heads).transpose(0, 1)
+                w4 = w.reshape(heads, 3, head_dim, c).transpose(0, 1)
+                b3 = b.reshape(heads, 3, head_dim).transpose(0, 1)
             for j, name in enumerate(("to_q", "to_k", "to_v")):
                 out[f"{dst}.{name}.weight"] = w4[j].reshape(c, c).contiguous()
                 out[f"{dst}.{name}.bias"] = b3[j].reshape(c).contiguous()
@@ -339,10 +340,6 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
     if left:
         raise ValueError(f"ADM state dict has {len(left)} unmapped keys, e.g. {left[:5]}")
     return out
-
-
-def _single_head_dim(cfg: dict[str, Any]) -> int:
-    return unet2d_config_from_adm(cfg)["attention_head_dim"]
 
 
 def adm_to_diffusers(state_dict: dict[str, Any], cfg: dict[str, Any]):
