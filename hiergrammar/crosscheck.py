@@ -329,8 +329,6 @@ def format_table(results: Sequence[EngineResult], tol: float = TOLERANCE) -> str
         status = r.status
         if r.status == "ok" and not r.agrees(tol):
             status = f"DISAGREES (> {tol:g})"
-        elif r.status == "ok":
-            status = "ok"
         if r.message:
             status += f": {r.message}"
         rows.append((r.engine, r.reference or "-", num(r.max_abs_delta),
