@@ -250,7 +250,7 @@ def _module_map(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
         m.append(("label_emb", "class_embedding", "plain"))
     attn = _attention_levels(cfg)
     n_levels, nrb = len(cfg["channel_mult"]), cfg["num_res_blocks"]
-    resample = "res" if cfg["resblock_updown"] else "plain"
+    updown = cfg["resblock_updown"]  # resampling ResBlocks, else a plain conv resampler
     k = 1
     for level in range(n_levels):
         for j in range(nrb):
@@ -259,10 +259,8 @@ def _module_map(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
                 m.append((f"input_blocks.{k}.1", f"down_blocks.{level}.attentions.{j}", "attn"))
             k += 1
         if level != n_levels - 1:
-            src = f"input_blocks.{k}.0" + ("" if cfg["resblock_updown"] else ".op")
-            dst = f"down_blocks.{level}.downsamplers.0" + ("" if cfg["resblock_updown"]
-                                                           else ".conv")
-            m.append((src, dst, resample))
+            src, dst = f"input_blocks.{k}.0", f"down_blocks.{level}.downsamplers.0"
+            m.append((src, dst, "res") if updown else (f"{src}.op", f"{dst}.conv", "plain"))
             k += 1
     m += [
         ("middle_block.0", "mid_block.resnets.0", "res"),
@@ -278,9 +276,8 @@ def _module_map(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
                 m.append((f"output_blocks.{k}.1", f"up_blocks.{u}.attentions.{i}", "attn"))
                 sub = 2
             if level and i == nrb:
-                src = f"output_blocks.{k}.{sub}" + ("" if cfg["resblock_updown"] else ".conv")
-                dst = f"up_blocks.{u}.upsamplers.0" + ("" if cfg["resblock_updown"] else ".conv")
-                m.append((src, dst, resample))
+                src, dst = f"output_blocks.{k}.{sub}", f"up_blocks.{u}.upsamplers.0"
+                m.append((src, dst, "res") if updown else (f"{src}.conv", f"{dst}.conv", "plain"))
             k += 1
     m += [("out.0", "conv_norm_out", "plain"), ("out.2", "conv_out", "plain")]
     return m
