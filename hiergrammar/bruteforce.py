@@ -51,10 +51,14 @@ class BruteForceResult:
     n_trees: int
 
 
+def _n_internal(rhm: RHM) -> int:
+    """``N = (s**L - 1) / (s - 1)``, the number of internal nodes."""
+    return (rhm.d - 1) // (rhm.s - 1)
+
+
 def n_trees(rhm: RHM) -> int:
     """``n_classes * m**N``, the number of distinct trees (``N`` internal nodes)."""
-    n_internal = (rhm.d - 1) // (rhm.s - 1)
-    return rhm.n_classes * rhm.m**n_internal
+    return rhm.n_classes * rhm.m ** _n_internal(rhm)
 
 
 def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
@@ -66,7 +70,7 @@ def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
     if total > max_trees:
         raise ValueError(f"n_classes*m**N = {total} trees violates n_trees <= max_trees = "
                          f"{max_trees}; brute force is for tiny models only")
-    n_internal = (rhm.d - 1) // (rhm.s - 1)
+    n_internal = _n_internal(rhm)
     per_class = rhm.m**n_internal
     # Tree t: class t // per_class; rule choice of internal node k (top-down, left to right)
     # is digit k of t % per_class in base m.
@@ -99,19 +103,23 @@ def brute_force_marginals(rhm: RHM, leaf_evidence: np.ndarray,
     prior = check_root_prior(rhm, root_prior)
     levels = enumerate_trees(rhm, max_trees)
     total = levels[0].shape[0]
-    n_internal = (rhm.d - 1) // (rhm.s - 1)
     n = ev.shape[0]
 
     with np.errstate(divide="ignore"):
         log_ev = np.log(ev)          # (n, d, v); zeros -> -inf
         log_prior = np.log(prior)
+    # What does not depend on the evidence set, computed once: each tree's log generative
+    # probability (T,) and, per level, its flat (node, value) indices (T * width_l,) that
+    # bincount accumulates the tree weights on.
+    log_p_tree = log_prior[levels[rhm.L][:, 0]] - _n_internal(rhm) * np.log(rhm.m)
+    flat = [((np.arange(rhm.width(l)) * rhm.card(l))[None, :] + levels[l]).ravel()
+            for l in range(rhm.L + 1)]
     leaf_idx = np.arange(rhm.d)
     marginals = [np.zeros((n, rhm.width(l), rhm.card(l))) for l in range(rhm.L + 1)]
     log_evidence = np.empty(n)
     for k in range(n):
         # (T,) log weights of all trees for evidence set k
-        logw = log_prior[levels[rhm.L][:, 0]] - n_internal * np.log(rhm.m)
-        logw = logw + log_ev[k][leaf_idx, levels[0]].sum(axis=1)
+        logw = log_p_tree + log_ev[k][leaf_idx, levels[0]].sum(axis=1)
         log_z = logsumexp(logw) if np.isfinite(logw).any() else -np.inf
         log_evidence[k] = log_z
         if not np.isfinite(log_z):
@@ -119,10 +127,8 @@ def brute_force_marginals(rhm: RHM, leaf_evidence: np.ndarray,
                 mg[k] = np.nan
             continue
         w = np.exp(logw - log_z)
-        for level in range(rhm.L + 1):
-            card, width = rhm.card(level), rhm.width(level)
-            # flat index (node, value) per tree, accumulated with bincount
-            flat = (np.arange(width) * card)[None, :] + levels[level]
-            acc = np.bincount(flat.ravel(), weights=np.repeat(w, width), minlength=width * card)
-            marginals[level][k] = acc.reshape(width, card)
+        for level, mg in enumerate(marginals):
+            width, card = mg.shape[1:]
+            acc = np.bincount(flat[level], weights=np.repeat(w, width), minlength=width * card)
+            mg[k] = acc.reshape(width, card)
     return BruteForceResult(marginals=marginals, log_evidence=log_evidence, n_trees=total)
