@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from hiergrammar.experiments.phase_transition import accuracy_vs_noise, reproduce_step
 
@@ -37,3 +38,14 @@ def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
     data = np.load(tmp_path / "phase_transition.npz")
     assert data["eps_L3_accuracy"].shape == (5, 4)
     assert "Class accuracy falls through 1/2" in section.text
+
+
+def test_first_crossing_interpolates_and_flags_missing_crossings():
+    from hiergrammar.experiments.curves import first_crossing
+
+    x = np.linspace(0.0, 1.0, 101)
+    assert first_crossing(x, 1.0 - x, 0.5) == pytest.approx(0.5)
+    assert first_crossing(x, np.where(x < 0.305, 1.0, 0.0), 0.5) == pytest.approx(0.305,
+                                                                                   abs=0.01)
+    assert np.isnan(first_crossing(x, np.ones(101), 0.5))   # never falls below
+    assert np.isnan(first_crossing(x, np.zeros(101), 0.5))  # starts below

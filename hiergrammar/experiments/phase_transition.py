@@ -23,6 +23,7 @@ import numpy as np
 
 from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
 from hiergrammar.experiments.beliefs import BPProfile, bp_profile, bp_profile_diffusion
+from hiergrammar.experiments.curves import first_crossing
 from hiergrammar.noise import continuous_alpha_bar
 
 Noise = Literal["eps", "diffusion"]
@@ -85,17 +86,6 @@ def _plot(noise_values: np.ndarray, results: dict[int, BPProfile], xlabel: str,
     return fig
 
 
-def _first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
-    """First ``x`` where ``y`` falls below ``level`` (linear interpolation); nan if never."""
-    below = np.flatnonzero(y < level)
-    if len(below) == 0:
-        return float("nan")
-    k = below[0]
-    if k == 0:
-        return float(x[0])
-    return float(x[k - 1] + (y[k - 1] - level) * (x[k] - x[k - 1]) / (y[k - 1] - y[k]))
-
-
 def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> ReportSection:
     """Figures: P(correct) per level vs eps for several depths, and vs diffusion time (Fig. 5)."""
     out_dir = Path(out_dir)
@@ -135,10 +125,10 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     npz = save_npz(out_dir / "phase_transition.npz", **arrays)
     # Where each depth's class accuracy falls through 1/2, and the width of its drop.
     deepest = depths[-1]
-    crossing = {L: _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.5)
+    crossing = {L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.5)
                 for L in depths}
-    width = {L: _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.2)
-             - _first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.8) for L in depths}
+    width = {L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.2)
+             - first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.8) for L in depths}
     summary = {
         "params": params, "depths": depths, "samples_per_rule_draw": n, "rule_draws": n_rules,
         "seed": seed, "eps_star_mean_field": eps_star,
@@ -148,7 +138,7 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     # Low levels at the class's half point: they are still largely recovered there.
     low_at_half_eps = float(np.interp(crossing[deepest], eps_grid,
                                       eps_results[deepest].accuracy[:, 0]))
-    t_half = _first_crossing(t_grid, t_results[deepest].accuracy[:, deepest], 0.5)
+    t_half = first_crossing(t_grid, t_results[deepest].accuracy[:, deepest], 0.5)
     low_at_half_t = float(np.interp(t_half, t_grid, t_results[deepest].accuracy[:, 0]))
     summary["input_accuracy_where_class_is_half"] = {"eps": low_at_half_eps,
                                                      "diffusion": low_at_half_t}
