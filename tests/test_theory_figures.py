@@ -11,7 +11,6 @@ from hiergrammar.artifacts import ReportSection
 from hiergrammar.noise import continuous_alpha_bar, effective_eps
 from theory.figures import (
     _around,
-    _crossing,
     diffusion_data,
     phase_diagram_data,
     profiles_data,
@@ -67,13 +66,10 @@ def test_diffusion_effective_eps_matches_noise_module():
     np.testing.assert_allclose(data["mf_p"], profile(16, 16, 3, 2, 2, data["eps_eff"]).p)
 
 
-def test_crossing_and_around():
+def test_around():
+    # first_crossing itself is tested in tests/test_phase_transition.py
     eps = np.linspace(0, 1, 101)
     smooth = 1.0 - eps
-    assert _crossing(eps, smooth, 0.5) == pytest.approx(0.5)
-    assert _crossing(eps, np.where(eps < 0.305, 1.0, 0.0), 0.5) == pytest.approx(0.305, abs=0.01)
-    assert np.isnan(_crossing(eps, np.ones(101), 0.5))
-    assert np.isnan(_crossing(eps, np.zeros(101), 0.5))
     lo_eps, lo_val, hi_eps, hi_val = _around(eps, smooth, 0.5, gap=0.1)
     assert (lo_eps, hi_eps) == pytest.approx((0.4, 0.6))
     assert (lo_val, hi_val) == pytest.approx((0.6, 0.4))

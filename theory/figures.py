@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
+from hiergrammar.experiments.curves import first_crossing
 from theory.meanfield import (
     bp_profile,
     bp_profile_diffusion,
@@ -373,16 +374,6 @@ def _around(eps: np.ndarray, values: np.ndarray, eps_star: float, gap: float = 0
             float(values[k]) if k is not None else np.nan)
 
 
-def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
-    """First ``x`` where the decreasing curve ``y`` falls below ``level`` (linear
-    interpolation; nan if it never does or starts below)."""
-    below = np.flatnonzero(y < level)
-    if below.size == 0 or below[0] == 0:
-        return np.nan
-    i = below[0]
-    return float(np.interp(level, [y[i], y[i - 1]], [x[i], x[i - 1]]))
-
-
 def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> ReportSection:
     """Figs. 6, 7/12-14, 11 and 15 of the mean-field theory against exact BP.
 
@@ -449,9 +440,9 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     half = {}
     for name, lv in (("class", L), ("input", 0)):
         half[name] = {
-            "diffusion_bp": _crossing(diff["eps_eff"], diff["bp_p"][:, lv], 0.5),
-            "eps_process_bp": _crossing(prof["eps"], prof["bp_p"][:, lv], 0.5),
-            "eps_process_mf": _crossing(prof["eps_dense"], prof["mf_p"][:, lv], 0.5),
+            "diffusion_bp": first_crossing(diff["eps_eff"], diff["bp_p"][:, lv], 0.5),
+            "eps_process_bp": first_crossing(prof["eps"], prof["bp_p"][:, lv], 0.5),
+            "eps_process_mf": first_crossing(prof["eps_dense"], prof["mf_p"][:, lv], 0.5),
         }
     eps_curve = np.stack([np.interp(diff["eps_eff"], prof["eps"], prof["bp_p"][:, lv])
                           for lv in range(L + 1)], axis=1)
@@ -484,7 +475,7 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
                                   _around(pd_eps, data["belief"][i, j], star), strict=True))
                 for i, L_ in enumerate(pdepths)},
             "half_crossing_of_normalised_class_marginal": {
-                int(L_): _crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(pdepths)},
+                int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(pdepths)},
         }
     pd_data = {f"s{p['s']}_{k}": val for p in panels for k, val in p.items()}
     _save(out_dir, "fig06_phase_diagram", plot_phase_diagram(panels, curve_m), pd_data,
