@@ -94,6 +94,11 @@ def parse_name(name: str) -> tuple[str, int, int]:
     return match.group(1), int(match.group(2)), int(match.group(3))
 
 
+def _child_names(rhm: RHM, level: int, index: int) -> list[str]:
+    """Names of the ``s`` children of node ``(level, index)``, in order."""
+    return [node_name(level - 1, rhm.s * index + j) for j in range(rhm.s)]
+
+
 def variable_names(rhm: RHM) -> list[str]:
     """All tree-node names, root first, then level by level down to the leaves."""
     return [node_name(l, i) for l in range(rhm.L, -1, -1) for i in range(rhm.width(l))]
@@ -210,8 +215,7 @@ def to_factor_graph(rhm: RHM, evidence: np.ndarray | None = None,
         tensor = rule_tensor(rhm, level)
         cards = list(tensor.shape)
         for i in range(rhm.width(level)):
-            scope = [node_name(level, i)] + [node_name(level - 1, rhm.s * i + j)
-                                             for j in range(rhm.s)]
+            scope = [node_name(level, i)] + _child_names(rhm, level, i)
             # Each factor gets its own copy: pgmpy factors are mutable graph nodes.
             add(scope, cards, tensor.copy())
     if ev is not None:
@@ -254,12 +258,11 @@ def bn_tables(rhm: RHM, root_prior: np.ndarray | None = None) -> list[CPT]:
         for i in range(rhm.width(level)):
             parent, choice = node_name(level, i), rule_name(level, i)
             tables.append(CPT(choice, rhm.m, (), (), np.full((rhm.m, 1), 1.0 / rhm.m)))
-            for j in range(rhm.s):
+            for j, child in enumerate(_child_names(rhm, level, i)):
                 values = np.zeros((child_card, card * rhm.m))
                 # column index = a * m + r (first parent most significant)
                 values[rules[:, :, j].ravel(), np.arange(card * rhm.m)] = 1.0
-                tables.append(CPT(node_name(level - 1, rhm.s * i + j), child_card,
-                                  (parent, choice), (card, rhm.m), values))
+                tables.append(CPT(child, child_card, (parent, choice), (card, rhm.m), values))
     return tables
 
 
@@ -357,8 +360,8 @@ def tree_graph(rhm: RHM) -> nx.DiGraph:
             g.add_node(node_name(level, i), level=level, index=i, card=rhm.card(level))
     for level in range(rhm.L, 0, -1):
         for i in range(rhm.width(level)):
-            for j in range(rhm.s):
-                g.add_edge(node_name(level, i), node_name(level - 1, rhm.s * i + j))
+            g.add_edges_from((node_name(level, i), child)
+                             for child in _child_names(rhm, level, i))
     return g
 
 
@@ -370,7 +373,7 @@ def tree_layout(rhm: RHM) -> dict[str, tuple[float, float]]:
         pos[node_name(0, i)] = (float(i), 0.0)
     for level in range(1, rhm.L + 1):
         for i in range(rhm.width(level)):
-            xs = [pos[node_name(level - 1, rhm.s * i + j)][0] for j in range(rhm.s)]
+            xs = [pos[child][0] for child in _child_names(rhm, level, i)]
             pos[node_name(level, i)] = (float(np.mean(xs)), float(level))
     return pos
 
@@ -461,8 +464,7 @@ def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
             factors.append(name)
             pos[name] = (pos[node_name(level, i)][0], level - 0.5)
             g.add_edge(name, node_name(level, i))
-            for j in range(rhm.s):
-                g.add_edge(name, node_name(level - 1, rhm.s * i + j))
+            g.add_edges_from((name, child) for child in _child_names(rhm, level, i))
     if evidence:
         for i in range(rhm.d):
             name = f"e0_{i}"
