@@ -90,23 +90,13 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    if args.num_steps < 1:
-        raise ValueError(f"--num-steps {args.num_steps} violates num_steps >= 1")
-    bad = [t for t in args.t if not 0 <= t <= args.num_steps]
-    if bad:
-        raise ValueError(f"--t {bad} violates 0 <= t <= num_steps={args.num_steps}")
-    if args.per_class is not None and args.per_class < 1:
-        raise ValueError(f"--per-class {args.per_class} violates per_class >= 1")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size} violates batch_size >= 1")
-    if args.seed < 0:
-        raise ValueError(f"--seed {args.seed} violates seed >= 0")
-
     import torch
 
-    from vision.distributed import process_state, sample_image_folder
+    from vision.distributed import _check_sample_args, process_state, sample_image_folder
     from vision.models import load_diffusion
 
+    # fail before every process loads the weights
+    _check_sample_args(args.t, args.num_steps, args.per_class, args.batch_size, args.seed)
     state = process_state()
     diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
     dtype = getattr(torch, _DTYPES[args.dtype])

@@ -62,6 +62,12 @@ class _Selected(torch.utils.data.Dataset):
         return image.clamp(-1, 1), self.records[i].index
 
 
+def _check_per_class(per_class: int | None) -> None:
+    """Raise ``ValueError`` unless ``per_class`` is ``None`` (every image) or an int >= 1."""
+    if per_class is not None and (not isinstance(per_class, int) or per_class < 1):
+        raise ValueError(f"per_class={per_class!r} violates per_class >= 1")
+
+
 def image_folder_dataset(root: str | os.PathLike, size: int, per_class: int | None = None):
     """A torch ``Dataset`` of the selected images; ``.records`` lists them (see module doc).
 
@@ -74,8 +80,7 @@ def image_folder_dataset(root: str | os.PathLike, size: int, per_class: int | No
         raise FileNotFoundError(f"image folder {root} does not exist")
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size={size!r} violates size >= 1")
-    if per_class is not None and (not isinstance(per_class, int) or per_class < 1):
-        raise ValueError(f"per_class={per_class!r} violates per_class >= 1")
+    _check_per_class(per_class)
     folder = ImageFolder(str(root), transform=_transform(size))
     idx_to_class = {v: k for k, v in folder.class_to_idx.items()}
     taken: dict[int, int] = {}

@@ -72,6 +72,28 @@ def t_folder(out_dir: str | os.PathLike, t: int) -> Path:
     return Path(out_dir) / f"t{t:03d}"
 
 
+def _check_sample_args(ts: Sequence[int], num_steps: int, per_class: int | None,
+                       batch_size: int, seed: int) -> list[int]:
+    """Validate the arguments of :func:`sample_image_folder`; return ``ts`` as ints.
+
+    Needs no model nor image, so that the CLI can check them before loading either.
+    """
+    from vision.data import _check_per_class
+    from vision.pipeline import _check_t, _is_int
+
+    ts = list(ts)
+    if not ts:
+        raise ValueError("ts must name at least one t")
+    for t in ts:
+        _check_t(t, num_steps)
+    _check_per_class(per_class)
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed={seed!r} violates seed >= 0")
+    return [int(t) for t in ts]
+
+
 def sample_image_folder(
     diffusion: Any,
     image_root: str | os.PathLike,
@@ -97,17 +119,9 @@ def sample_image_folder(
     where it stopped; the metadata is rewritten whole).
     """
     from vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
-    from vision.pipeline import _check_t, start_timestep
+    from vision.pipeline import start_timestep
 
-    ts = [int(t) for t in ts]
-    if not ts:
-        raise ValueError("ts must name at least one t")
-    for t in ts:
-        _check_t(t, num_steps)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} violates seed >= 0")
+    ts = _check_sample_args(ts, num_steps, per_class, batch_size, seed)
     state = process_state()
     dataset = image_folder_dataset(image_root, diffusion.image_size, per_class)
     records = dataset.records
