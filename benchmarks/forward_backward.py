@@ -35,7 +35,6 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 TINY_FLAGS = dict(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions="8",
                   channel_mult="1,1,2", num_head_channels=32, learn_sigma=True,
                   resblock_updown=True, use_scale_shift_norm=True)
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def build(tiny: bool, device: str):
@@ -56,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from hiergrammar.artifacts import save_json
+    from vision.cli_sample import _DTYPES
     from vision.pipeline import forward_backward
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+#: ``--dtype`` choices: names of torch dtypes (strings, so that torch is not imported here)
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -99,11 +100,10 @@ def _sample(args: argparse.Namespace) -> int:
     _check_sample_args(args.t, args.num_steps, args.per_class, args.batch_size, args.seed)
     state = process_state()
     diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
-    dtype = getattr(torch, _DTYPES[args.dtype])
     summary = sample_image_folder(
         diffusion, args.images, sorted(set(args.t)), args.out, per_class=args.per_class,
         num_steps=args.num_steps, seed=args.seed, batch_size=args.batch_size,
-        dtype=None if dtype == torch.float32 else dtype, progress=not args.no_progress,
+        dtype=getattr(torch, _DTYPES[args.dtype]), progress=not args.no_progress,
         resume=args.resume,
     )
     if state.is_main_process:
