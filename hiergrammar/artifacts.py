@@ -39,13 +39,14 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with numpy arrays and scalars, tuples and paths turned into JSON types."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return to_jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, Path):
@@ -56,7 +57,7 @@ def _jsonable(obj: Any) -> Any:
 def save_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` (numpy arrays and scalars allowed) as indented JSON, atomically."""
     with atomic_open(path, "w") as handle:
-        json.dump(_jsonable(data), handle, indent=2, sort_keys=False)
+        json.dump(to_jsonable(data), handle, indent=2, sort_keys=False)
         handle.write("\n")
     return Path(path)
 

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from hiergrammar.artifacts import _jsonable
+    from hiergrammar.artifacts import to_jsonable
     from hiergrammar.crosscheck import crosscheck, format_table
     from hiergrammar.noise import eps_evidence
     from hiergrammar.rhm import RHM
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
             "agree": ok,
             "engines": [r.to_dict(with_marginals=args.marginals) for r in results],
         }
-        print(json.dumps(_jsonable(payload), indent=2))
+        print(json.dumps(to_jsonable(payload), indent=2))
     else:
         print(f"{rhm!r}, eps={args.eps}, datum class y={int(datum.y[0])}, "
               f"{rhm.d} leaves, {sum(rhm.width(l) for l in range(rhm.L + 1))} variables")
