@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -224,6 +225,11 @@ def test_latent_t0_identity_and_tT_matches_dit_pipeline(dit_vae, images):
     c = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5,
                                 class_labels=3, progress=False)
     assert (a - c).abs().max() > 1e-3
+    # one label for all images may be any integer type, and means that label per image
+    for label in (np.int64(3), [3] * len(x)):
+        same_c = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS,
+                                         seed=5, class_labels=label, progress=False)
+        assert torch.equal(same_c, c)
 
 
 def test_latent_ddpm_learned_range_batch_independent(dit_vae, images):

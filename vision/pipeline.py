@@ -355,8 +355,8 @@ def forward_backward_latent(
     null = null_class_label(transformer)
     if class_labels is None:
         labels = [null] * n
-    elif isinstance(class_labels, int):
-        labels = [class_labels] * n
+    elif _is_int(class_labels):  # also numpy integers, as the seeds
+        labels = [int(class_labels)] * n
     else:
         labels = [int(c) for c in class_labels]
     if len(labels) != n or any(not 0 <= c <= null for c in labels):
