@@ -101,8 +101,9 @@ def resolve_model_dir(name_or_path: str | os.PathLike, cache_dir: str | None = N
         ) from err
 
 
-def _class_name(folder: Path) -> str | None:
-    cfg = folder / "config.json"
+def _class_name(folder: Path, config: str = "config.json") -> str | None:
+    """The ``_class_name`` that a diffusers config file in ``folder`` names, if it exists."""
+    cfg = folder / config
     if not cfg.is_file():
         return None
     return json.loads(cfg.read_text()).get("_class_name")
@@ -181,10 +182,9 @@ def load_diffusion(
             raise ValueError(f"{root / 'vae'} holds a {vae_cls}, expected AutoencoderKL")
         vae = diffusers.AutoencoderKL.from_pretrained(root / "vae", **kw).to(device).eval()
     saved = None
-    if (sched_dir / "scheduler_config.json").is_file():
-        cfg = json.loads((sched_dir / "scheduler_config.json").read_text())
-        saved = getattr(diffusers, cfg["_class_name"]).from_pretrained(
-            sched_dir, local_files_only=True)
+    sched_cls = _class_name(sched_dir, "scheduler_config.json")
+    if sched_cls is not None:
+        saved = getattr(diffusers, sched_cls).from_pretrained(sched_dir, local_files_only=True)
     if scheduler is None:
         if saved is None:
             raise FileNotFoundError(f"no scheduler_config.json under {root}; pass "
