@@ -359,8 +359,11 @@ class Standardiser:
 
     def __call__(self, act: torch.Tensor) -> torch.Tensor:
         """``(n, ...)`` activation -> ``(n, n_features)`` float64 standardised, flattened."""
-        z = (act.to(torch.float64) - self.mean) * self.inv_std
-        return z.reshape(z.shape[0], -1)
+        # One contiguous float64 buffer, filled in place: the subtraction upcasts ``act``
+        # exactly, and flattening stays a view even when ``act`` is a transposed layout.
+        z = torch.empty(act.shape, dtype=torch.float64, device=act.device)
+        torch.sub(act, self.mean, out=z)
+        return z.mul_(self.inv_std).view(z.shape[0], -1)
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -371,7 +374,13 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     0.7071067811865475
     """
     a, b = a.to(torch.float64).flatten(1), b.to(torch.float64).flatten(1)
-    norms = a.norm(dim=1) * b.norm(dim=1)
+    return _cosine(a, a.norm(dim=1), b)
+
+
+def _cosine(a: torch.Tensor, a_norm: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """:func:`cosine_similarity` of float64 ``(n, k)`` rows given ``a``'s row norms ``(n,)``
+    (the probe computes them once per start batch, not once per generated set)."""
+    norms = a_norm * b.norm(dim=1)
     dots = (a * b).sum(dim=1)
     return torch.where(norms > 0, dots / torch.where(norms > 0, norms, 1.0), torch.nan)
 
@@ -503,6 +512,7 @@ def probe_similarity(
             hi = lo + start_batch.shape[0]
             out = model(_prepare(start_batch, preprocess, device, dtype))
             z_start = {name: standardise[name](act) for name, act in rec.pop().items()}
+            start_norm = {name: z.norm(dim=1) for name, z in z_start.items()}
             t1 = _top1(out)
             has_top1 = has_top1 and t1 is not None
             if has_top1:
@@ -514,7 +524,7 @@ def probe_similarity(
                                      f"{tuple(start_batch.shape[1:])}")
                 out = model(_prepare(gen_batch, preprocess, device, dtype))
                 for j, (name, act) in enumerate(rec.pop().items()):
-                    cos = cosine_similarity(z_start[name], standardise[name](act))
+                    cos = _cosine(z_start[name], start_norm[name], standardise[name](act))
                     sim[k, j, lo:hi] = cos.cpu().numpy()
                 t1 = _top1(out)
                 has_top1 = has_top1 and t1 is not None
