@@ -282,8 +282,8 @@ def test_importing_the_cli_group_does_not_import_torch():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_on_cuda(adm_pair, images):
-    _, unet, cfg = adm_pair
-    gpu = adm_to_diffusers(adm_pair[0].state_dict(), cfg).to("cuda")
+    ref, _, cfg = adm_pair
+    gpu = adm_to_diffusers(ref.state_dict(), cfg).to("cuda")
     a = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False)
     b = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False,
                          dtype=torch.bfloat16)
