@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from hiergrammar.artifacts import ReportSection, progress, save_figure, save_json, save_npz
+from hiergrammar.experiments.curves import first_crossing
 from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.sampling import posterior_sample
@@ -244,15 +245,6 @@ def probe_eps_grid(
 # Figure
 
 
-def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
-    """First ``x`` where ``y`` (decreasing overall) falls below ``level`` (linear interp.)."""
-    below = np.nonzero(y < level)[0]
-    if below.size == 0 or below[0] == 0:
-        return None
-    i = below[0]
-    return float(x[i - 1] + (y[i - 1] - level) * (x[i] - x[i - 1]) / (y[i - 1] - y[i]))
-
-
 def plot_probe(result: RHMProbe, *, n_classes: int, eps_star: float | None = None,
                title: str = ""):
     """Two panels: (a) CNN similarity per layer vs ``eps``; (b) the BP resampling itself,
@@ -353,8 +345,8 @@ def _describe(result: RHMProbe, cfg: dict[str, Any], test_acc: float, eps_star: 
     """The report's text, computed from the measured curves (no claim is hard-coded)."""
     eps, sim, sem, names = result.eps, result.similarity_mean, result.similarity_sem, result.layers
     first, read = sim[:, 0], sim[:, -1]
-    halves = [_crossing(eps, sim[:, j], 0.5) for j in range(len(names))]
-    half_txt = ", ".join(f"{name} {'>' + format(eps[-1], '.2f') if h is None else format(h, '.2f')}"
+    halves = [first_crossing(eps, sim[:, j], 0.5) for j in range(len(names))]
+    half_txt = ", ".join(f"{name} " + (f">{eps[-1]:.2f}" if np.isnan(h) else f"{h:.2f}")
                          for name, h in zip(names, halves, strict=True))
     slopes = -np.diff(sim, axis=0) / np.diff(eps)[:, None]  # (n_eps - 1, n_layers)
     k_read = int(np.argmax(slopes[:, -1]))
