@@ -50,6 +50,7 @@ from hiergrammar.experiments.curves import first_crossing
 from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.sampling import posterior_sample
+from theory.meanfield import critical_eps as meanfield_critical_eps
 from vision.probes import probe_similarity
 from vision.rhm_cnn import encode, torch_threads, train_tree_cnn
 
@@ -79,33 +80,23 @@ def critical_eps(v: int, m: int, s: int, *, exact: bool = True) -> tuple[float |
     """The mean-field critical noise ``eps*`` of the class transition and where it came from.
 
     ``exact=True`` uses :func:`theory.symbolic.critical_point` (sympy; a few seconds),
-    ``exact=False`` the numeric :func:`theory.meanfield.critical_eps`. If the theory package is
-    missing, ``s = 2`` falls back to the closed form ``(v - 2m + 1) / (v - m)`` of equations.md
-    §6. Returns ``(None, reason)`` when there is no transition (``eps*`` at an end point).
+    ``exact=False`` the numeric :func:`theory.meanfield.critical_eps`. Returns
+    ``(None, reason)`` when there is no transition (``eps*`` at an end point).
 
     >>> critical_eps(16, 4, 2, exact=False)[0]
     0.75
     """
-    try:
-        if exact:
-            from theory.symbolic import critical_point
+    if exact:
+        from theory.symbolic import critical_point  # sympy: imported only when asked for
 
-            point = critical_point(v, m, s)
-            if not point.transition:
-                return None, f"theory.symbolic: no transition ({point.regime})"
-            return point.eps_star_float, f"theory.symbolic.critical_point: eps* = {point.eps_star}"
-        from theory.meanfield import critical_eps as meanfield_critical_eps
-
-        value = float(meanfield_critical_eps(v, m, s))
-        if not 0.0 < value < 1.0 - 1.0 / v:
-            return None, "theory.meanfield: no transition"
-        return value, "theory.meanfield.critical_eps"
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("theory"):
-            raise
-    if s == 2 and 2 <= m and 2 * m < v + 1:
-        return (v - 2 * m + 1) / (v - m), "closed form (v-2m+1)/(v-m) of equations.md"
-    return None, "theory package not available"
+        point = critical_point(v, m, s)
+        if not point.transition:
+            return None, f"theory.symbolic: no transition ({point.regime})"
+        return point.eps_star_float, f"theory.symbolic.critical_point: eps* = {point.eps_star}"
+    value = float(meanfield_critical_eps(v, m, s))
+    if not 0.0 < value < 1.0 - 1.0 / v:
+        return None, "theory.meanfield: no transition"
+    return value, "theory.meanfield.critical_eps"
 
 
 # --------------------------------------------------------------------------------------------
