@@ -209,7 +209,8 @@ def run_probe(
 
     if len(t) != len(generated):
         raise ValueError(f"{len(t)} values of t for {len(generated)} generated sets")
-    stats = activation_stats(model, start if stats_images is None else stats_images, layers,
+    stats_images = start if stats_images is None else stats_images
+    stats = activation_stats(model, stats_images, layers,
                              preprocess=preprocess, batch_size=batch_size, per=per,
                              num_workers=num_workers, desc=f"{name}: stats")
     result = probe_similarity(model, start, generated, layers, stats=stats,
@@ -231,14 +232,14 @@ def run_probe(
         "t": [float(x) for x in t],
         "t_label": t_label,
         "n_images": len(start),
-        "n_stats_images": len(start if stats_images is None else stats_images),
+        "n_stats_images": len(stats_images),
         "per": per,
         "min_rel_std": min_rel_std,
         "similarity_mean": result.similarity_mean(),
         "similarity_std": result.similarity_std(),
         "similarity_sem": result.similarity_sem(),
         "similarity_n_nan": np.isnan(result.similarity).sum(axis=2),
-        "top1_agreement": None if agree is None else agree,
+        "top1_agreement": agree,
         "top1_accuracy_start": acc_start,
         "top1_accuracy_generated": acc_generated,
         "n_units": result.n_units,
@@ -252,8 +253,7 @@ def run_probe(
         logits_layer=np.array(logits_layer or ""), t=np.asarray(t, dtype=float),
         t_label=np.array(t_label),
         similarity=result.similarity,  # (n_t, n_layers, n_images)
-        similarity_mean=result.similarity_mean(), similarity_std=result.similarity_std(),
-        similarity_sem=result.similarity_sem(),
+        **{key: data[key] for key in ("similarity_mean", "similarity_std", "similarity_sem")},
         top1_agreement=np.array([]) if agree is None else agree,
         top1_start=np.array([]) if result.top1_start is None else result.top1_start,
         top1_generated=(np.array([]) if result.top1_generated is None
