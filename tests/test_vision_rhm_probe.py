@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from hiergrammar import RHM
+from vision.probes import LayerRecorder
 from vision.rhm_cnn import (
     TreeCNN,
     TreeConv1d,
@@ -108,13 +109,9 @@ def test_receptive_field_matches_the_tree(s, L):
                                                              for level in range(1, L + 1)]
 
     def activations(inp):
-        acts = {}
-        hooks = [model.get_submodule(n).register_forward_hook(
-            lambda mod, i, out, n=n: acts.__setitem__(n, out.detach()[0])) for n in layers]
-        model(encode(inp, v, dtype=torch.float64))
-        for h in hooks:
-            h.remove()
-        return acts
+        with LayerRecorder(model, layers) as rec:
+            model(encode(inp, v, dtype=torch.float64))
+            return {name: act[0] for name, act in rec.pop().items()}
 
     base = activations(x)
     for leaf in range(d):
