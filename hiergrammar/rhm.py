@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _MAX_DENSE_TUPLES = 1 << 26
 
 
-def _check_int(name: str, value: object, low: int) -> int:
+def check_int(name: str, value: object, low: int) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` and the bound ``name >= low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < low:
@@ -50,10 +51,10 @@ def check_parameters(v: int, n_classes: int, m: int, s: int,
     ``n_classes * m <= v**s`` (rules are distinct tuples). A violation raises ``ValueError``
     naming the bound.
     """
-    v = _check_int("v", v, 2)
-    n_classes = _check_int("n_classes", n_classes, 1)
-    m = _check_int("m", m, 1)
-    s = _check_int("s", s, 2)
+    v = check_int("v", v, 2)
+    n_classes = check_int("n_classes", n_classes, 1)
+    m = check_int("m", m, 1)
+    s = check_int("s", s, 2)
     tuples = v**s
     if m > v ** (s - 1):
         raise ValueError(
@@ -67,7 +68,7 @@ def check_parameters(v: int, n_classes: int, m: int, s: int,
         )
     if L is None:
         return v, n_classes, m, s
-    return v, n_classes, m, s, _check_int("L", L, 1)
+    return v, n_classes, m, s, check_int("L", L, 1)
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class RHM:
 
         Returns an :class:`RHMSample` (``levels[l]`` of shape ``(n, s**(L-l))``).
         """
-        n = _check_int("n", n, 0)
+        n = check_int("n", n, 0)
         rng = np.random.default_rng(seed)
         top = rng.integers(self.n_classes, size=(n, 1))
         return self.expand(top, rng=rng)

@@ -45,7 +45,7 @@ from hiergrammar.experiments.beliefs import (  # noqa: F401
     bp_profile_diffusion,
     true_beliefs,
 )
-from hiergrammar.rhm import _check_int
+from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 
 ArrayLike = float | Sequence[float] | np.ndarray
@@ -261,7 +261,7 @@ def critical_line(f: ArrayLike, s: int, v: int | None = None) -> np.ndarray:
     f = np.asarray(f, dtype=np.float64)
     if np.any(f <= 0) or np.any(f > 1):
         raise ValueError(f"f={f} violates 0 < f <= 1")
-    s = _check_int("s", s, 2)
+    s = check_int("s", s, 2)
     out = np.empty(f.shape)
     for idx, fi in np.ndenumerate(f):
         if v is None:

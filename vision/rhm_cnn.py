@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from hiergrammar.artifacts import progress
-from hiergrammar.rhm import RHM, RHMSample
+from hiergrammar.rhm import RHM, RHMSample, check_int
 
 _LAYOUTS = ("1d", "2d")
 
@@ -210,8 +210,7 @@ class TreeCNN(nn.Sequential):
     def __init__(self, v: int, n_classes: int, s: int, L: int, width: int = 256, seed: int = 0):
         for name, value, low in (("v", v, 2), ("n_classes", n_classes, 1), ("s", s, 2),
                                  ("L", L, 1), ("width", width, 1)):
-            if int(value) != value or value < low:
-                raise ValueError(f"{name}={value} violates {name} >= {low} (an integer)")
+            check_int(name, value, low)
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
@@ -320,8 +319,7 @@ def train_tree_cnn(
     """
     for name, value, low in (("n_train", n_train, 1), ("n_test", n_test, 1),
                              ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if value < low:
-            raise ValueError(f"{name}={value} violates {name} >= {low}")
+        check_int(name, value, low)
     if not lr > 0:
         raise ValueError(f"lr={lr} violates lr > 0")
     seeds = np.random.SeedSequence(seed).generate_state(4)

@@ -23,7 +23,7 @@ import numpy as np
 from hiergrammar.artifacts import progress
 from hiergrammar.bp import BPResult, tree_bp
 from hiergrammar.noise import diffusion_evidence, eps_evidence
-from hiergrammar.rhm import RHM, _check_int, check_parameters
+from hiergrammar.rhm import RHM, check_int, check_parameters
 
 ArrayLike = float | Sequence[float] | np.ndarray
 
@@ -77,10 +77,10 @@ def _bp_profile(v: int, n_classes: int, m: int, s: int, L: int, n_conditions: in
                 desc: str) -> BPProfile:
     """Shared loop: for each rule draw, sample data, build evidence per condition, run BP."""
     check_parameters(v, n_classes, m, s, L)
-    n_rules = _check_int("n_rules", n_rules, 1)
-    per_rule = max(1, _check_int("n_samples", n_samples, 1) // n_rules)
+    n_rules = check_int("n_rules", n_rules, 1)
+    per_rule = max(1, check_int("n_samples", n_samples, 1) // n_rules)
     # About 64k leaves per BP call keeps the (batch, width, v) message arrays cache-friendly.
-    batch = max(16, 65536 // s**L) if batch is None else _check_int("batch", batch, 1)
+    batch = max(16, 65536 // s**L) if batch is None else check_int("batch", batch, 1)
     keys = ("u", "d", "p", "correct")
     # sums[key][r, c, l]: per rule draw r and condition c, the sum over samples of the
     # node-averaged value at level l, and of its square (for the one-draw standard error).
