@@ -167,9 +167,9 @@ def _float_pm1(images: Any) -> Any:
     """uint8 images -> float in [-1, 1]; floats pass through (input of custom modules)."""
     import torch
 
-    if images.dtype == torch.uint8:
-        return images.float() / 127.5 - 1.0
-    return images
+    from vision.data import from_uint8
+
+    return from_uint8(images) if images.dtype == torch.uint8 else images
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["ImageRecord", "image_folder_dataset", "iter_batches", "load_image_folder",
-           "save_png", "to_uint8"]
+           "save_png", "to_uint8", "from_uint8"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,17 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
     x = ((images.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
     return x.to(torch.uint8)
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_uint8`: ``uint8`` in ``[0, 255]`` -> float32 in ``[-1, 1]``.
+
+    >>> from_uint8(torch.tensor([0, 255], dtype=torch.uint8)).tolist()
+    [-1.0, 1.0]
+    """
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8, got dtype {images.dtype}")
+    return images.float() / 127.5 - 1.0
 
 
 def save_png(path: str | os.PathLike, image: torch.Tensor) -> Path:
