@@ -207,8 +207,7 @@ def _upward(
         raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
     log_z += np.log(root_total.astype(np.float64))
     # The 0/1 rule factors count each tree once; the grammar picks each rule with prob 1/m.
-    internal_nodes = sum(rhm.width(level) for level in range(1, L + 1))
-    log_z -= internal_nodes * np.log(rhm.m)
+    log_z -= rhm.n_internal * np.log(rhm.m)
     return up, factors, log_z
 
 

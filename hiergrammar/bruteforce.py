@@ -51,14 +51,9 @@ class BruteForceResult:
     n_trees: int
 
 
-def _n_internal(rhm: RHM) -> int:
-    """``N = (s**L - 1) / (s - 1)``, the number of internal nodes."""
-    return (rhm.d - 1) // (rhm.s - 1)
-
-
 def n_trees(rhm: RHM) -> int:
     """``n_classes * m**N``, the number of distinct trees (``N`` internal nodes)."""
-    return rhm.n_classes * rhm.m ** _n_internal(rhm)
+    return rhm.n_classes * rhm.m ** rhm.n_internal
 
 
 def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
@@ -70,7 +65,7 @@ def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
     if total > max_trees:
         raise ValueError(f"n_classes*m**N = {total} trees violates n_trees <= max_trees = "
                          f"{max_trees}; brute force is for tiny models only")
-    n_internal = _n_internal(rhm)
+    n_internal = rhm.n_internal
     per_class = rhm.m**n_internal
     # Tree t: class t // per_class; rule choice of internal node k (top-down, left to right)
     # is digit k of t % per_class in base m.
@@ -111,7 +106,7 @@ def brute_force_marginals(rhm: RHM, leaf_evidence: np.ndarray,
     # What does not depend on the evidence set, computed once: each tree's log generative
     # probability (T,) and, per level, its flat (node, value) indices (T * width_l,) that
     # bincount accumulates the tree weights on.
-    log_p_tree = log_prior[levels[rhm.L][:, 0]] - _n_internal(rhm) * np.log(rhm.m)
+    log_p_tree = log_prior[levels[rhm.L][:, 0]] - rhm.n_internal * np.log(rhm.m)
     flat = [((np.arange(rhm.width(l)) * rhm.card(l))[None, :] + levels[l]).ravel()
             for l in range(rhm.L + 1)]
     leaf_idx = np.arange(rhm.d)

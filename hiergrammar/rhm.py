@@ -165,6 +165,11 @@ class RHM:
         """Input dimension ``s**L``."""
         return self.s**self.L
 
+    @property
+    def n_internal(self) -> int:
+        """Number of internal nodes (one rule choice each): ``(s**L - 1) / (s - 1)``."""
+        return (self.d - 1) // (self.s - 1)
+
     def card(self, level: int) -> int:
         """Cardinality of the symbols at ``level``: ``n_classes`` at ``L``, else ``v``."""
         self._check_level(level)
