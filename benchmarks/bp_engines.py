@@ -120,8 +120,11 @@ def time_pgmpy_ve(rhm: RHM, ev: np.ndarray, ref) -> dict[str, Any]:
         virtual = graphs.virtual_evidence_cpds(rhm, ev[k])
         post = {}
         for name in progress(names, desc=f"pgmpy VE, sample {k}"):
-            post[name] = VariableElimination(bn).query([name], virtual_evidence=virtual,
-                                                       show_progress=False).values
+            post[name] = (
+                VariableElimination(bn)
+                .query([name], virtual_evidence=virtual, show_progress=False)
+                .values
+            )
         marg = marginals_by_level(rhm, post.__getitem__)
         total += time.perf_counter() - start
         worst = max(worst, max_abs_delta(marg, _ours_sample(ref, k)))
@@ -149,11 +152,16 @@ def deep_tree(v: int, n_classes: int, m: int, L: int, eps: float, n: int, seed: 
     res = tree_bp(rhm, ev)
     seconds = time.perf_counter() - start
     sums = np.concatenate([mg.sum(axis=-1).ravel() for mg in res.marginals])
-    finite = bool(np.isfinite(res.log_evidence).all()
-                  and all(np.isfinite(mg).all() for mg in res.marginals))
+    finite = bool(
+        np.isfinite(res.log_evidence).all() and all(np.isfinite(mg).all() for mg in res.marginals)
+    )
     return {
-        "model": repr(rhm), "n": n, "eps": eps, "nodes": sum(rhm.width(l) for l in range(L + 1)),
-        "seconds": seconds, "finite": finite,
+        "model": repr(rhm),
+        "n": n,
+        "eps": eps,
+        "nodes": sum(rhm.width(l) for l in range(L + 1)),
+        "seconds": seconds,
+        "finite": finite,
         "log_evidence_min": float(res.log_evidence.min()),
         "log_evidence_max": float(res.log_evidence.max()),
         "max_abs_marginal_sum_minus_1": float(np.abs(sums - 1).max()),
@@ -166,8 +174,9 @@ def _fmt_s(x: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bp_engines",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bp_engines", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--v", type=int, default=32)
     p.add_argument("--n-classes", type=int, default=32)
     p.add_argument("--m", type=int, default=8)
@@ -179,12 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="our BP: best of this many runs")
     p.add_argument("--n-pyagrum", type=int, default=10, help="samples for pyAgrum (10)")
     p.add_argument("--n-pgmpy", type=int, default=1, help="samples for each pgmpy engine (1)")
-    p.add_argument("--pgmpy-bp-L", type=int, default=2,
-                   help="depth for pgmpy's junction-tree BP, which is far slower (default 2)")
+    p.add_argument(
+        "--pgmpy-bp-L",
+        type=int,
+        default=2,
+        help="depth for pgmpy's junction-tree BP, which is far slower (default 2)",
+    )
     p.add_argument("--deep-L", type=int, default=12, help="depth of the underflow demo (12)")
     p.add_argument("--deep-n", type=int, default=100, help="samples of the underflow demo")
-    p.add_argument("--skip", nargs="*", default=[],
-                   choices=["pyagrum", "pgmpy_bp_mp", "pgmpy_ve", "pgmpy_bp", "deep"])
+    p.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["pyagrum", "pgmpy_bp_mp", "pgmpy_ve", "pgmpy_bp", "deep"],
+    )
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--profile", action="store_true", help="cProfile one call of our BP")
     args = p.parse_args(argv)
@@ -202,51 +219,110 @@ def run(args: argparse.Namespace) -> int:
     data = rhm.sample(args.n, seed=args.seed + 1)
     ev = eps_evidence(data.x, eps=args.eps, v=rhm.v)
     nodes = sum(rhm.width(l) for l in range(rhm.L + 1))
-    print(f"model {rhm!r}: {nodes} variables, {rhm.d} leaves; eps-process evidence, "
-          f"eps={args.eps}; {sys.platform}, numpy {np.__version__}")
+    print(
+        f"model {rhm!r}: {nodes} variables, {rhm.d} leaves; eps-process evidence, "
+        f"eps={args.eps}; {sys.platform}, numpy {np.__version__}"
+    )
 
     rows: list[dict[str, Any]] = []
     ours64, ref = time_ours(rhm, ev, args.repeats)
     ours32, ref32 = time_ours(rhm, ev, args.repeats, dtype=np.float32)
     sparse_ma = flops_per_sample(rhm)
-    rows.append({"engine": f"ours tree_bp float64 (batch n={args.n})", "L": rhm.L,
-                 "samples": args.n, "per_sample": ours64, "max_delta": 0.0})
-    rows.append({"engine": f"ours tree_bp float32 (batch n={args.n})", "L": rhm.L,
-                 "samples": args.n, "per_sample": ours32,
-                 "max_delta": max_abs_delta(ref32.marginals, ref.marginals)})
+    rows.append(
+        {
+            "engine": f"ours tree_bp float64 (batch n={args.n})",
+            "L": rhm.L,
+            "samples": args.n,
+            "per_sample": ours64,
+            "max_delta": 0.0,
+        }
+    )
+    rows.append(
+        {
+            "engine": f"ours tree_bp float32 (batch n={args.n})",
+            "L": rhm.L,
+            "samples": args.n,
+            "per_sample": ours32,
+            "max_delta": max_abs_delta(ref32.marginals, ref.marginals),
+        }
+    )
 
-    def add(engine: str, key: str, fn: Callable, n_samples: int, model: RHM = rhm,
-            ours: float = ours64, reference=ref, evidence: np.ndarray = ev) -> None:
+    def add(
+        engine: str,
+        key: str,
+        fn: Callable,
+        n_samples: int,
+        model: RHM = rhm,
+        ours: float = ours64,
+        reference=ref,
+        evidence: np.ndarray = ev,
+    ) -> None:
         if key in args.skip:
             return
         try:
             out = fn(model, evidence[:n_samples], reference)
         except ImportError as err:
-            rows.append({"engine": engine, "L": model.L, "samples": 0, "per_sample": None,
-                         "note": f"skipped: {err}"})
+            rows.append(
+                {
+                    "engine": engine,
+                    "L": model.L,
+                    "samples": 0,
+                    "per_sample": None,
+                    "note": f"skipped: {err}",
+                }
+            )
             return
-        out.update({"engine": engine, "L": model.L, "samples": n_samples,
-                    "ratio": out["per_sample"] / ours, "ours_per_sample": ours})
+        out.update(
+            {
+                "engine": engine,
+                "L": model.L,
+                "samples": n_samples,
+                "ratio": out["per_sample"] / ours,
+                "ours_per_sample": ours,
+            }
+        )
         rows.append(out)
 
     add("pyAgrum LazyPropagation", "pyagrum", time_pyagrum, args.n_pyagrum)
-    add("pgmpy BeliefPropagationWithMessagePassing", "pgmpy_bp_mp", time_pgmpy_bp_mp,
-        args.n_pgmpy)
+    add("pgmpy BeliefPropagationWithMessagePassing", "pgmpy_bp_mp", time_pgmpy_bp_mp, args.n_pgmpy)
     add("pgmpy VariableElimination (BN, 1 query/node)", "pgmpy_ve", time_pgmpy_ve, args.n_pgmpy)
     if "pgmpy_bp" not in args.skip:
-        small = RHM(v=args.v, n_classes=args.n_classes, m=args.m, s=args.s, L=args.pgmpy_bp_L,
-                    seed=args.seed)
+        small = RHM(
+            v=args.v,
+            n_classes=args.n_classes,
+            m=args.m,
+            s=args.s,
+            L=args.pgmpy_bp_L,
+            seed=args.seed,
+        )
         small_ev = eps_evidence(small.sample(args.n, seed=args.seed + 1).x, args.eps, small.v)
         ours_small, ref_small = time_ours(small, small_ev, args.repeats)
-        rows.append({"engine": f"ours tree_bp float64 (batch n={args.n})", "L": small.L,
-                     "samples": args.n, "per_sample": ours_small, "max_delta": 0.0})
-        add("pgmpy BeliefPropagation (junction tree)", "pgmpy_bp", time_pgmpy_bp, args.n_pgmpy,
-            model=small, ours=ours_small, reference=ref_small, evidence=small_ev)
+        rows.append(
+            {
+                "engine": f"ours tree_bp float64 (batch n={args.n})",
+                "L": small.L,
+                "samples": args.n,
+                "per_sample": ours_small,
+                "max_delta": 0.0,
+            }
+        )
+        add(
+            "pgmpy BeliefPropagation (junction tree)",
+            "pgmpy_bp",
+            time_pgmpy_bp,
+            args.n_pgmpy,
+            model=small,
+            ours=ours_small,
+            reference=ref_small,
+            evidence=small_ev,
+        )
 
     # -- table ---------------------------------------------------------------------------------
     print()
-    header = f"{'engine':46s} {'L':>3s} {'samples':>7s} {'time/sample':>12s} " \
-             f"{'x ours':>10s} {'max|Δ| vs ours':>15s}"
+    header = (
+        f"{'engine':46s} {'L':>3s} {'samples':>7s} {'time/sample':>12s} "
+        f"{'x ours':>10s} {'max|Δ| vs ours':>15s}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -254,12 +330,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['engine']:46s} {r['L']:>3d} {'-':>7s} {r['note']}")
             continue
         ratio = f"{r['ratio']:.0f}x" if "ratio" in r else ""
-        print(f"{r['engine']:46s} {r['L']:>3d} {r['samples']:>7d} {_fmt_s(r['per_sample']):>12s} "
-              f"{ratio:>10s} {r['max_delta']:>15.1e}")
+        print(
+            f"{r['engine']:46s} {r['L']:>3d} {r['samples']:>7d} {_fmt_s(r['per_sample']):>12s} "
+            f"{ratio:>10s} {r['max_delta']:>15.1e}"
+        )
     print()
-    print(f"ours, multiply-adds per sample: {sparse_ma:,} "
-          f"-> {sparse_ma / ours64 / 1e9:.3f} G/s achieved (float64), "
-          f"{sparse_ma / ours32 / 1e9:.3f} G/s (float32)")
+    print(
+        f"ours, multiply-adds per sample: {sparse_ma:,} "
+        f"-> {sparse_ma / ours64 / 1e9:.3f} G/s achieved (float64), "
+        f"{sparse_ma / ours32 / 1e9:.3f} G/s (float32)"
+    )
     print()
     verdicts = []
     for r in rows:
@@ -267,8 +347,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         target = PYAGRUM_TARGET if r["engine"].startswith("pyAgrum") else PGMPY_TARGET
         met = "met" if r["ratio"] >= target else "NOT met"
-        line = (f"ours vs {r['engine']} at L={r['L']}: {r['ratio']:.0f}x "
-                f"(target >= {target:g}x: {met})")
+        line = (
+            f"ours vs {r['engine']} at L={r['L']}: {r['ratio']:.0f}x (target >= {target:g}x: {met})"
+        )
         if r["L"] == rhm.L:
             line += f"; with float32 messages {r['per_sample'] / ours32:.0f}x"
         verdicts.append(line)
@@ -278,15 +359,18 @@ def run(args: argparse.Namespace) -> int:
 
     deep = None
     if "deep" not in args.skip:
-        deep = deep_tree(args.v, args.n_classes, args.m, args.deep_L, args.eps, args.deep_n,
-                         args.seed)
+        deep = deep_tree(
+            args.v, args.n_classes, args.m, args.deep_L, args.eps, args.deep_n, args.seed
+        )
         print()
-        print(f"deep tree {deep['model']}: {deep['nodes']} variables, n={deep['n']}, "
-              f"{deep['seconds']:.2f} s; finite: {deep['finite']}; log-evidence in "
-              f"[{deep['log_evidence_min']:.1f}, {deep['log_evidence_max']:.1f}] (exp() of it "
-              f"underflows float64 below -745); max |sum of marginal - 1| = "
-              f"{deep['max_abs_marginal_sum_minus_1']:.1e}; class accuracy "
-              f"{deep['class_accuracy']:.2f}")
+        print(
+            f"deep tree {deep['model']}: {deep['nodes']} variables, n={deep['n']}, "
+            f"{deep['seconds']:.2f} s; finite: {deep['finite']}; log-evidence in "
+            f"[{deep['log_evidence_min']:.1f}, {deep['log_evidence_max']:.1f}] (exp() of it "
+            f"underflows float64 below -745); max |sum of marginal - 1| = "
+            f"{deep['max_abs_marginal_sum_minus_1']:.1e}; class accuracy "
+            f"{deep['class_accuracy']:.2f}"
+        )
 
     if args.profile:
         prof = cProfile.Profile()
@@ -299,9 +383,17 @@ def run(args: argparse.Namespace) -> int:
         print(stream.getvalue())
 
     if args.json:
-        save_json(args.json, {"model": repr(rhm), "eps": args.eps, "rows": rows,
-                              "multiply_adds_per_sample": sparse_ma,
-                              "verdicts": verdicts, "deep": deep})
+        save_json(
+            args.json,
+            {
+                "model": repr(rhm),
+                "eps": args.eps,
+                "rows": rows,
+                "multiply_adds_per_sample": sparse_ma,
+                "verdicts": verdicts,
+                "deep": deep,
+            },
+        )
         print(f"wrote {args.json}")
     return 0
 

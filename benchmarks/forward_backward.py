@@ -1,7 +1,8 @@
 """Throughput of forward-backward sampling with an ADM-256-sized UNet (random weights).
 
 The network is the paper's class-unconditional 256x256 ADM (552.8M parameters), built by
-``vision.adm.unet2d_config_from_adm(adm_config("256x256_diffusion_uncond"))`` with random
+``hiergrammar.vision.adm.unet2d_config_from_adm(adm_config("256x256_diffusion_uncond"))`` with
+random
 weights (nothing is downloaded; speed does not depend on the values), sampled with its
 ``learned_range`` DDPM scheduler over the full respaced chain (``t = num_steps``: one model
 call per step).
@@ -32,17 +33,24 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 #: a tiny ADM with every feature of the 256x256 one, for the CPU smoke test
-TINY_FLAGS = dict(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions="8",
-                  channel_mult="1,1,2", num_head_channels=32, learn_sigma=True,
-                  resblock_updown=True, use_scale_shift_norm=True)
+TINY_FLAGS = dict(
+    image_size=32,
+    num_channels=32,
+    num_res_blocks=1,
+    attention_resolutions="8",
+    channel_mult="1,1,2",
+    num_head_channels=32,
+    learn_sigma=True,
+    resblock_updown=True,
+    use_scale_shift_norm=True,
+)
 
 
 def build(tiny: bool, device: str):
     """(UNet2DModel with random weights on ``device``, DDPM scheduler, ADM config)."""
     import torch
     from diffusers import UNet2DModel
-
-    from vision.adm import adm_config, adm_scheduler, unet2d_config_from_adm
+    from hiergrammar.vision.adm import adm_config, adm_scheduler, unet2d_config_from_adm
 
     cfg = adm_config(**TINY_FLAGS) if tiny else adm_config("256x256_diffusion_uncond")
     torch.manual_seed(0)
@@ -53,18 +61,19 @@ def build(tiny: bool, device: str):
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
+    from hiergrammar.vision.cli_sample import _DTYPES
+    from hiergrammar.vision.pipeline import forward_backward
 
     from hiergrammar.artifacts import save_json
-    from vision.cli_sample import _DTYPES
-    from vision.pipeline import forward_backward
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--tiny", action="store_true", help="tiny network, batch 4, 10 steps")
     p.add_argument("--batch-size", type=int, default=None, help="default 32 (tiny: 4)")
     p.add_argument("--num-steps", type=int, default=None, help="default 250 (tiny: 10)")
-    p.add_argument("--dtype", choices=sorted(_DTYPES), default=None,
-                   help="default bf16 on cuda, fp32 on cpu")
+    p.add_argument(
+        "--dtype", choices=sorted(_DTYPES), default=None, help="default bf16 on cuda, fp32 on cpu"
+    )
     p.add_argument("--out", default=None, help="also write the JSON result here")
     args = p.parse_args(argv)
     batch = args.batch_size or (4 if args.tiny else 32)
@@ -84,8 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.synchronize()
 
     def run(t: int):
-        return forward_backward(unet, sched, images, t, steps, seed=0, dtype=dtype,
-                                device=device, progress=False)
+        return forward_backward(
+            unet, sched, images, t, steps, seed=0, dtype=dtype, device=device, progress=False
+        )
 
     run(2)  # warm-up: kernels, allocator, autocast
     sync()

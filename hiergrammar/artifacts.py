@@ -86,8 +86,9 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 150) -> Path:
     return Path(path)
 
 
-def progress(iterable: Iterable[T], desc: str, total: int | None = None,
-             disable: bool | None = None) -> Iterable[T]:
+def progress(
+    iterable: Iterable[T], desc: str, total: int | None = None, disable: bool | None = None
+) -> Iterable[T]:
     """A tqdm progress bar on stderr (hidden when stderr is not a terminal and CI is set)."""
     from tqdm.auto import tqdm
 

@@ -99,8 +99,9 @@ def scatter_matrices(rules: np.ndarray, v: int, dtype: type = np.float64) -> lis
     K, m, s = rules.shape
     columns = np.arange(K * m)
     ones = np.ones(K * m, dtype=dtype)
-    return [csr_array((ones, (rules[:, :, i].ravel(), columns)), shape=(v, K * m))
-            for i in range(s)]
+    return [
+        csr_array((ones, (rules[:, :, i].ravel(), columns)), shape=(v, K * m)) for i in range(s)
+    ]
 
 
 def _product_of_others(factors: list[np.ndarray]) -> list[np.ndarray]:
@@ -121,8 +122,11 @@ def _product_of_others(factors: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _value_first_inputs(
-    rhm: RHM, leaf_evidence: np.ndarray, root_prior: np.ndarray | None,
-    node_evidence: dict[int, np.ndarray] | None, dtype: type,
+    rhm: RHM,
+    leaf_evidence: np.ndarray,
+    root_prior: np.ndarray | None,
+    node_evidence: dict[int, np.ndarray] | None,
+    dtype: type,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """Validate the inputs and return them value-first: leaf evidence ``(v, d, n)`` (times any
     level-0 node evidence), the normalised prior ``(n_classes, 1, n)``, and the other node
@@ -154,24 +158,31 @@ def _value_first_inputs(
         if root_prior.shape == (rhm.n_classes,):
             root_prior = np.broadcast_to(root_prior, (n, rhm.n_classes))
         if root_prior.shape != (n, rhm.n_classes):
-            raise ValueError(f"root_prior must have shape ({rhm.n_classes},) or "
-                             f"({n}, {rhm.n_classes}), got {root_prior.shape}")
+            raise ValueError(
+                f"root_prior must have shape ({rhm.n_classes},) or "
+                f"({n}, {rhm.n_classes}), got {root_prior.shape}"
+            )
         prior, total = _normalise(
-            value_first("root_prior", root_prior[:, None, :], (n, 1, rhm.n_classes)))
+            value_first("root_prior", root_prior[:, None, :], (n, 1, rhm.n_classes))
+        )
         if np.any(total <= 0):
             raise ValueError("root_prior must have a positive sum for every sample")
     unary: dict[int, np.ndarray] = {}
     for level, ev in (node_evidence or {}).items():
         rhm._check_level(level)
-        unary[level] = value_first(f"node_evidence[{level}]", ev,
-                                   (n, rhm.width(level), rhm.card(level)))
+        unary[level] = value_first(
+            f"node_evidence[{level}]", ev, (n, rhm.width(level), rhm.card(level))
+        )
     if 0 in unary:
         leaves = leaves * unary.pop(0)
     return leaves, prior, unary
 
 
 def _upward(
-    rhm: RHM, leaves: np.ndarray, prior: np.ndarray, unary: dict[int, np.ndarray],
+    rhm: RHM,
+    leaves: np.ndarray,
+    prior: np.ndarray,
+    unary: dict[int, np.ndarray],
 ) -> tuple[list[np.ndarray], list[list[np.ndarray]], np.ndarray]:
     """Upward pass on value-first arrays: the normalised messages ``up[l]`` ``(card, w, n)``,
     the children's messages at the rule entries ``factors[l][i]`` ``(K*m, w, n)`` (reused by
@@ -235,12 +246,12 @@ def upward_pass(
 ) -> UpwardResult:
     """The upward half of :func:`tree_bp` (same arguments): enough for the root's marginal, the
     log-evidence and posterior sampling, at about half the cost."""
-    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence,
-                                               dtype)
+    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence, dtype)
     up, _, log_z = _upward(rhm, leaves, prior, unary)
     root_marginal = _normalise(up[rhm.L] * prior)[0]  # up[L] already holds node evidence
-    return UpwardResult(up=[_public(a) for a in up], root_marginal=_public(root_marginal),
-                        log_evidence=log_z)
+    return UpwardResult(
+        up=[_public(a) for a in up], root_marginal=_public(root_marginal), log_evidence=log_z
+    )
 
 
 def tree_bp(
@@ -275,8 +286,7 @@ def tree_bp(
         the samples whose evidence no tree can produce.
     """
     s, v = rhm.s, rhm.v
-    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence,
-                                               dtype)
+    leaves, prior, unary = _value_first_inputs(rhm, leaf_evidence, root_prior, node_evidence, dtype)
     up, factors, log_z = _upward(rhm, leaves, prior, unary)
     n = leaves.shape[-1]
 
@@ -296,8 +306,12 @@ def tree_bp(
         down[level - 1], _ = _normalise(children.reshape(v, w * s, n))
 
     marginals = [_normalise(u * d)[0] for u, d in zip(up, down, strict=True)]
-    return BPResult(up=[_public(a) for a in up], down=[_public(a) for a in down],
-                    marginals=[_public(a) for a in marginals], log_evidence=log_z)
+    return BPResult(
+        up=[_public(a) for a in up],
+        down=[_public(a) for a in down],
+        marginals=[_public(a) for a in marginals],
+        log_evidence=log_z,
+    )
 
 
 def flops_per_sample(rhm: RHM) -> int:

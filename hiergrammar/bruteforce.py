@@ -53,7 +53,7 @@ class BruteForceResult:
 
 def n_trees(rhm: RHM) -> int:
     """``n_classes * m**N``, the number of distinct trees (``N`` internal nodes)."""
-    return rhm.n_classes * rhm.m ** rhm.n_internal
+    return rhm.n_classes * rhm.m**rhm.n_internal
 
 
 def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
@@ -63,8 +63,10 @@ def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
     """
     total = n_trees(rhm)
     if total > max_trees:
-        raise ValueError(f"n_classes*m**N = {total} trees violates n_trees <= max_trees = "
-                         f"{max_trees}; brute force is for tiny models only")
+        raise ValueError(
+            f"n_classes*m**N = {total} trees violates n_trees <= max_trees = "
+            f"{max_trees}; brute force is for tiny models only"
+        )
     n_internal = rhm.n_internal
     per_class = rhm.m**n_internal
     # Tree t: class t // per_class; rule choice of internal node k (top-down, left to right)
@@ -78,16 +80,19 @@ def enumerate_trees(rhm: RHM, max_trees: int = MAX_TREES) -> list[np.ndarray]:
     offset = 0
     for level in range(rhm.L, 0, -1):
         width = rhm.width(level)
-        pick = choices[:, offset:offset + width]
+        pick = choices[:, offset : offset + width]
         offset += width
         children = rhm.rules[level][levels[level], pick]  # (T, width, s)
         levels[level - 1] = children.reshape(total, width * rhm.s)
     return levels
 
 
-def brute_force_marginals(rhm: RHM, leaf_evidence: np.ndarray,
-                          root_prior: np.ndarray | None = None,
-                          max_trees: int = MAX_TREES) -> BruteForceResult:
+def brute_force_marginals(
+    rhm: RHM,
+    leaf_evidence: np.ndarray,
+    root_prior: np.ndarray | None = None,
+    max_trees: int = MAX_TREES,
+) -> BruteForceResult:
     """Marginals of every node and the log evidence by enumerating all trees.
 
     ``leaf_evidence``: non-negative ``(n, s**L, v)`` (or ``(s**L, v)`` for one set).
@@ -101,14 +106,16 @@ def brute_force_marginals(rhm: RHM, leaf_evidence: np.ndarray,
     n = ev.shape[0]
 
     with np.errstate(divide="ignore"):
-        log_ev = np.log(ev)          # (n, d, v); zeros -> -inf
+        log_ev = np.log(ev)  # (n, d, v); zeros -> -inf
         log_prior = np.log(prior)
     # What does not depend on the evidence set, computed once: each tree's log generative
     # probability (T,) and, per level, its flat (node, value) indices (T * width_l,) that
     # bincount accumulates the tree weights on.
     log_p_tree = log_prior[levels[rhm.L][:, 0]] - rhm.n_internal * np.log(rhm.m)
-    flat = [((np.arange(rhm.width(l)) * rhm.card(l))[None, :] + levels[l]).ravel()
-            for l in range(rhm.L + 1)]
+    flat = [
+        ((np.arange(rhm.width(l)) * rhm.card(l))[None, :] + levels[l]).ravel()
+        for l in range(rhm.L + 1)
+    ]
     leaf_idx = np.arange(rhm.d)
     marginals = [np.zeros((n, rhm.width(l), rhm.card(l))) for l in range(rhm.L + 1)]
     log_evidence = np.empty(n)

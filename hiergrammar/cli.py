@@ -16,8 +16,8 @@ import sys
 COMMAND_MODULES = [
     "hiergrammar.cli_reproduce",
     "hiergrammar.crosscheck_cli",
-    "theory.cli",
-    "vision.cli",
+    "hiergrammar.theory.cli",
+    "hiergrammar.vision.cli",
 ]
 
 

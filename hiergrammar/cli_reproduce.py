@@ -15,8 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results", help="output folder (default: results)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, seconds (a smoke test)")
-    p.add_argument("--only", nargs="+", choices=[n for n, _ in STEPS],
-                   help="run only these steps")
+    p.add_argument("--only", nargs="+", choices=[n for n, _ in STEPS], help="run only these steps")
     p.set_defaults(func=_run)
 
 

@@ -98,15 +98,21 @@ class EngineResult:
 
     def to_dict(self, with_marginals: bool = False) -> dict[str, Any]:
         out = {
-            "engine": self.engine, "status": self.status, "seconds": self.seconds,
-            "reference": self.reference, "max_abs_delta": self.max_abs_delta,
-            "log_evidence": self.log_evidence, "log_evidence_delta": self.log_evidence_delta,
+            "engine": self.engine,
+            "status": self.status,
+            "seconds": self.seconds,
+            "reference": self.reference,
+            "max_abs_delta": self.max_abs_delta,
+            "log_evidence": self.log_evidence,
+            "log_evidence_delta": self.log_evidence_delta,
             "message": self.message,
         }
         if with_marginals and self.marginals is not None:
-            out["marginals"] = {graphs.node_name(l, i): row.tolist()
-                                for l, mg in enumerate(self.marginals)
-                                for i, row in enumerate(mg)}
+            out["marginals"] = {
+                graphs.node_name(l, i): row.tolist()
+                for l, mg in enumerate(self.marginals)
+                for i, row in enumerate(mg)
+            }
         return out
 
 
@@ -117,19 +123,25 @@ def marginals_by_level(rhm: RHM, posterior: Callable[[str], Any]) -> list[np.nda
     (:func:`~hiergrammar.graphs.node_name`). Each row is normalised to sum to 1."""
     out = []
     for level in range(rhm.L + 1):
-        rows = np.array([np.asarray(posterior(graphs.node_name(level, i)),
-                                    dtype=np.float64).reshape(-1)
-                         for i in range(rhm.width(level))])
+        rows = np.array(
+            [
+                np.asarray(posterior(graphs.node_name(level, i)), dtype=np.float64).reshape(-1)
+                for i in range(rhm.width(level))
+            ]
+        )
         out.append(rows / rows.sum(axis=1, keepdims=True))
     return out
 
 
 def _check_pgmpy_size(rhm: RHM) -> None:
-    entries = sum(rhm.width(l) * rhm.card(l) * rhm.card(l - 1) ** rhm.s
-                  for l in range(1, rhm.L + 1))
+    entries = sum(
+        rhm.width(l) * rhm.card(l) * rhm.card(l - 1) ** rhm.s for l in range(1, rhm.L + 1)
+    )
     if entries > PGMPY_MAX_ENTRIES:
-        raise EngineSkipped(f"dense rule factors hold {entries} entries > PGMPY_MAX_ENTRIES = "
-                            f"{PGMPY_MAX_ENTRIES}; pgmpy would be too slow")
+        raise EngineSkipped(
+            f"dense rule factors hold {entries} entries > PGMPY_MAX_ENTRIES = "
+            f"{PGMPY_MAX_ENTRIES}; pgmpy would be too slow"
+        )
 
 
 def run_tree_bp(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
@@ -159,8 +171,7 @@ def run_pgmpy_bp(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
 
     def clique_marginal(name: str) -> np.ndarray:
         clique = min((c for c in beliefs if name in c), key=len)
-        return beliefs[clique].marginalize([x for x in clique if x != name],
-                                           inplace=False).values
+        return beliefs[clique].marginalize([x for x in clique if x != name], inplace=False).values
 
     return marginals_by_level(rhm, clique_marginal), None
 
@@ -183,8 +194,11 @@ def run_pgmpy_ve(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
 
     def query(name: str) -> np.ndarray:
         # A fresh engine per query: pgmpy's virtual evidence rewires the engine's model in place.
-        return VariableElimination(bn).query([name], virtual_evidence=virtual,
-                                             show_progress=False).values
+        return (
+            VariableElimination(bn)
+            .query([name], virtual_evidence=virtual, show_progress=False)
+            .values
+        )
 
     return marginals_by_level(rhm, query), None
 
@@ -193,8 +207,9 @@ def run_pyagrum_lazy(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
     try:
         import pyagrum as gum
     except ImportError as err:
-        raise EngineSkipped("pyAgrum is not installed (pip install 'hiergrammar[engines]')"
-                            ) from err
+        raise EngineSkipped(
+            "pyAgrum is not installed (pip install 'hiergrammar[engines]')"
+        ) from err
     bn = graphs.to_pyagrum_bayesian_network(rhm, root_prior=prior)
     inference = gum.LazyPropagation(bn)
     for i in range(rhm.d):
@@ -204,8 +219,7 @@ def run_pyagrum_lazy(rhm: RHM, ev: np.ndarray, prior: np.ndarray):
     return marginals, float(np.log(inference.evidenceProbability()))
 
 
-def run_brute_force(rhm: RHM, ev: np.ndarray, prior: np.ndarray,
-                    max_trees: int | None = None):
+def run_brute_force(rhm: RHM, ev: np.ndarray, prior: np.ndarray, max_trees: int | None = None):
     from hiergrammar.bruteforce import MAX_TREES, brute_force_marginals, n_trees
 
     bound = MAX_TREES if max_trees is None else max_trees
@@ -228,8 +242,12 @@ RUNNERS: dict[str, Callable] = {
 
 def _preimport(engines: Sequence[str]) -> None:
     """Import the engines' libraries before timing them (importing pgmpy takes seconds)."""
-    modules = {"pgmpy_bp": "pgmpy.inference", "pgmpy_bp_mp": "pgmpy.inference",
-               "pgmpy_ve": "pgmpy.inference", "pyagrum_lazy": "pyagrum"}
+    modules = {
+        "pgmpy_bp": "pgmpy.inference",
+        "pgmpy_bp_mp": "pgmpy.inference",
+        "pgmpy_ve": "pgmpy.inference",
+        "pyagrum_lazy": "pyagrum",
+    }
     for engine in engines:
         if engine in modules:
             try:
@@ -251,9 +269,13 @@ def max_abs_delta(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
     return worst
 
 
-def crosscheck(rhm: RHM, leaf_evidence: np.ndarray, root_prior: np.ndarray | None = None,
-               engines: Sequence[str] | None = None,
-               max_trees: int | None = None) -> list[EngineResult]:
+def crosscheck(
+    rhm: RHM,
+    leaf_evidence: np.ndarray,
+    root_prior: np.ndarray | None = None,
+    engines: Sequence[str] | None = None,
+    max_trees: int | None = None,
+) -> list[EngineResult]:
     """Run the inference engines on one RHM and one evidence set and compare them.
 
     ``leaf_evidence``: ``(s**L, v)`` (or ``(1, s**L, v)``) non-negative, with non-zero
@@ -286,19 +308,25 @@ def crosscheck(rhm: RHM, leaf_evidence: np.ndarray, root_prior: np.ndarray | Non
                 warnings.simplefilter("ignore")  # pgmpy's deprecation / FutureWarnings
                 marginals, log_ev = RUNNERS[engine](rhm, ev, prior, **kwargs)
         except EngineSkipped as skip:
-            results[engine] = EngineResult(engine, "skipped", time.perf_counter() - start,
-                                           message=str(skip))
+            results[engine] = EngineResult(
+                engine, "skipped", time.perf_counter() - start, message=str(skip)
+            )
         except Exception as err:  # an engine's failure is a result, not a crash
             results[engine] = EngineResult(
-                engine, "error", time.perf_counter() - start,
+                engine,
+                "error",
+                time.perf_counter() - start,
                 message=f"{type(err).__name__}: {err}",
-                details={"traceback": traceback.format_exc()})
+                details={"traceback": traceback.format_exc()},
+            )
         else:
-            results[engine] = EngineResult(engine, "ok", time.perf_counter() - start,
-                                           marginals=marginals, log_evidence=log_ev)
+            results[engine] = EngineResult(
+                engine, "ok", time.perf_counter() - start, marginals=marginals, log_evidence=log_ev
+            )
 
-    ref_name = next((e for e in ("brute_force", "tree_bp")
-                     if e in results and results[e].status == "ok"), None)
+    ref_name = next(
+        (e for e in ("brute_force", "tree_bp") if e in results and results[e].status == "ok"), None
+    )
     if ref_name is not None:
         ref = results[ref_name]
         for res in results.values():
@@ -331,13 +359,25 @@ def format_table(results: Sequence[EngineResult], tol: float = TOLERANCE) -> str
             status = f"DISAGREES (> {tol:g})"
         if r.message:
             status += f": {r.message}"
-        rows.append((r.engine, r.reference or "-", num(r.max_abs_delta),
-                     num(r.log_evidence_delta), f"{r.seconds:.4f}", status))
+        rows.append(
+            (
+                r.engine,
+                r.reference or "-",
+                num(r.max_abs_delta),
+                num(r.log_evidence_delta),
+                f"{r.seconds:.4f}",
+                status,
+            )
+        )
     widths = [max(len(str(row[k])) for row in [header] + rows) for k in range(5)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header[:5], widths, strict=True))
-             + "  " + header[5]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(header[:5], widths, strict=True))
+        + "  "
+        + header[5]
+    ]
     lines.append("-" * (sum(widths) + 10 + len(header[5])))
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:5], widths, strict=True))
-                     + "  " + row[5])
+        lines.append(
+            "  ".join(str(c).ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]
+        )
     return "\n".join(lines)

@@ -89,8 +89,9 @@ def parse_name(name: str) -> tuple[str, int, int]:
     """
     match = _NAME_RE.match(name)
     if match is None:
-        raise ValueError(f"name={name!r} is not of the form 'h<level>_<index>' or "
-                         "'r<level>_<index>'")
+        raise ValueError(
+            f"name={name!r} is not of the form 'h<level>_<index>' or 'r<level>_<index>'"
+        )
     return match.group(1), int(match.group(2)), int(match.group(3))
 
 
@@ -117,14 +118,18 @@ def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.nd
         if ev.ndim == 2:
             ev = ev[None]
         if ev.ndim != 3 or ev.shape[1:] != shape:
-            raise ValueError(f"leaf evidence must have shape (n, s**L, v) = (n, {rhm.d}, "
-                             f"{rhm.v}), got {ev.shape}")
+            raise ValueError(
+                f"leaf evidence must have shape (n, s**L, v) = (n, {rhm.d}, "
+                f"{rhm.v}), got {ev.shape}"
+            )
     else:
         if ev.ndim == 3 and ev.shape[0] == 1:
             ev = ev[0]
         if ev.shape != shape:
-            raise ValueError(f"leaf evidence must have shape (s**L, v) = {shape} for one "
-                             f"evidence set, got {ev.shape}")
+            raise ValueError(
+                f"leaf evidence must have shape (s**L, v) = {shape} for one "
+                f"evidence set, got {ev.shape}"
+            )
     if not np.isfinite(ev).all():
         raise ValueError("leaf evidence must be finite")
     if (ev < 0).any():
@@ -140,8 +145,9 @@ def check_root_prior(rhm: RHM, root_prior: Any) -> np.ndarray:
         return np.full(rhm.n_classes, 1.0 / rhm.n_classes)
     prior = np.asarray(root_prior, dtype=np.float64)
     if prior.shape != (rhm.n_classes,):
-        raise ValueError(f"root_prior must have shape (n_classes,) = ({rhm.n_classes},), "
-                         f"got {prior.shape}")
+        raise ValueError(
+            f"root_prior must have shape (n_classes,) = ({rhm.n_classes},), got {prior.shape}"
+        )
     if not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
         raise ValueError("root_prior violates root_prior >= 0 with a positive sum")
     return prior / prior.sum()
@@ -164,8 +170,10 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
     card, child = rhm.card(level), rhm.card(level - 1)
     entries = card * child**rhm.s
     if entries > MAX_FACTOR_ENTRIES:
-        raise ValueError(f"a dense rule factor of level {level} needs card*v**s = {entries} "
-                         f"entries, which exceeds MAX_FACTOR_ENTRIES = {MAX_FACTOR_ENTRIES}")
+        raise ValueError(
+            f"a dense rule factor of level {level} needs card*v**s = {entries} "
+            f"entries, which exceeds MAX_FACTOR_ENTRIES = {MAX_FACTOR_ENTRIES}"
+        )
     tensor = np.zeros((card,) + (child,) * rhm.s)
     rules = rhm.rules[level]  # (card, m, s)
     parents = np.repeat(np.arange(card), rhm.m)
@@ -174,8 +182,9 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
 
 
 # -- pgmpy factor graph --------------------------------------------------------------------------
-def to_factor_graph(rhm: RHM, evidence: np.ndarray | None = None,
-                    root_prior: np.ndarray | None = None) -> FactorGraph:
+def to_factor_graph(
+    rhm: RHM, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
+) -> FactorGraph:
     """The RHM as a :class:`pgmpy.models.FactorGraph` (equations.md §3).
 
     Variables ``h{l}_{i}`` (:func:`node_name`) with cardinality ``card_l``. Factors:
@@ -266,8 +275,7 @@ def bn_tables(rhm: RHM, root_prior: np.ndarray | None = None) -> list[CPT]:
     return tables
 
 
-def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None
-                        ) -> DiscreteBayesianNetwork:
+def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> DiscreteBayesianNetwork:
     """The RHM as a pgmpy ``DiscreteBayesianNetwork`` with rule-choice variables.
 
     Nodes: every ``h{l}_{i}`` and one ``r{l}_{i}`` (uniform over ``0..m-1``) per internal node;
@@ -290,8 +298,15 @@ def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None
     cpds = []
     for t in tables:
         if t.parents:
-            cpds.append(TabularCPD(t.name, t.card, t.values, evidence=list(t.parents),
-                                   evidence_card=list(t.parent_cards)))
+            cpds.append(
+                TabularCPD(
+                    t.name,
+                    t.card,
+                    t.values,
+                    evidence=list(t.parents),
+                    evidence_card=list(t.parent_cards),
+                )
+            )
         else:
             cpds.append(TabularCPD(t.name, t.card, t.values))
     bn.add_cpds(*cpds)
@@ -321,8 +336,9 @@ def to_pyagrum_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) 
     try:
         import pyagrum as gum
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("to_pyagrum_bayesian_network needs pyAgrum "
-                          "(pip install 'hiergrammar[engines]')") from err
+        raise ImportError(
+            "to_pyagrum_bayesian_network needs pyAgrum (pip install 'hiergrammar[engines]')"
+        ) from err
 
     tables = bn_tables(rhm, root_prior)
     bn = gum.BayesNet("RHM")
@@ -360,8 +376,7 @@ def tree_graph(rhm: RHM) -> nx.DiGraph:
             g.add_node(node_name(level, i), level=level, index=i, card=rhm.card(level))
     for level in range(rhm.L, 0, -1):
         for i in range(rhm.width(level)):
-            g.add_edges_from((node_name(level, i), child)
-                             for child in _child_names(rhm, level, i))
+            g.add_edges_from((node_name(level, i), child) for child in _child_names(rhm, level, i))
     return g
 
 
@@ -392,8 +407,9 @@ def _node_labels(rhm: RHM, values: Any) -> dict[str, str]:
     for level in range(rhm.L + 1):
         row = np.asarray(values[level]).reshape(-1)
         if row.shape != (rhm.width(level),):
-            raise ValueError(f"values[{level}] must have shape ({rhm.width(level)},), "
-                             f"got {row.shape}")
+            raise ValueError(
+                f"values[{level}] must have shape ({rhm.width(level)},), got {row.shape}"
+            )
         for i in range(rhm.width(level)):
             labels[node_name(level, i)] = f"{node_name(level, i)}\n{row[i]}"
     return labels
@@ -423,11 +439,24 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     small = g.number_of_nodes() <= 80  # labels only where they stay readable
     colors = [g.nodes[n]["level"] for n in g.nodes]
     nx.draw_networkx_edges(g, pos, ax=ax, arrows=False, edge_color="0.6")
-    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, cmap="viridis",
-                           node_size=500 if small else 40, edgecolors="k")
+    nx.draw_networkx_nodes(
+        g,
+        pos,
+        ax=ax,
+        node_color=colors,
+        cmap="viridis",
+        node_size=500 if small else 40,
+        edgecolors="k",
+    )
     if small:
-        nx.draw_networkx_labels(g, pos, labels=_node_labels(rhm, values), ax=ax, font_size=7,
-                                bbox={"fc": "white", "alpha": 0.7, "lw": 0})
+        nx.draw_networkx_labels(
+            g,
+            pos,
+            labels=_node_labels(rhm, values),
+            ax=ax,
+            font_size=7,
+            bbox={"fc": "white", "alpha": 0.7, "lw": 0},
+        )
     ax.set_yticks(range(rhm.L + 1))
     ax.set_ylabel("level")
     ax.tick_params(left=True, labelleft=True)
@@ -473,13 +502,29 @@ def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
             g.add_edge(name, node_name(0, i))
     small = len(variables) <= 80
     nx.draw_networkx_edges(g, pos, ax=ax, edge_color="0.6")
-    nx.draw_networkx_nodes(g, pos, nodelist=variables, ax=ax, node_shape="o",
-                           node_color="white", edgecolors="k", node_size=450 if small else 40)
-    nx.draw_networkx_nodes(g, pos, nodelist=factors, ax=ax, node_shape="s", node_color="k",
-                           node_size=120 if small else 15)
+    nx.draw_networkx_nodes(
+        g,
+        pos,
+        nodelist=variables,
+        ax=ax,
+        node_shape="o",
+        node_color="white",
+        edgecolors="k",
+        node_size=450 if small else 40,
+    )
+    nx.draw_networkx_nodes(
+        g,
+        pos,
+        nodelist=factors,
+        ax=ax,
+        node_shape="s",
+        node_color="k",
+        node_size=120 if small else 15,
+    )
     if small:
         nx.draw_networkx_labels(g, pos, labels={n: n for n in variables}, ax=ax, font_size=6)
-    ax.set_title(f"factor graph: {len(variables)} variables (circles), "
-                 f"{len(factors)} factors (squares)")
+    ax.set_title(
+        f"factor graph: {len(variables)} variables (circles), {len(factors)} factors (squares)"
+    )
     ax.axis("off")
     return ax

@@ -89,8 +89,9 @@ def continuous_alpha_bar(t: float | np.ndarray) -> np.ndarray:
     return np.exp(-2.0 * t)
 
 
-def ddpm_alpha_bar(num_train_steps: int = 1000, beta_start: float = 1e-4,
-                   beta_end: float = 0.02) -> np.ndarray:
+def ddpm_alpha_bar(
+    num_train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> np.ndarray:
     """``abar_k = prod_{j<=k} (1 - beta_j)`` of a linear-beta DDPM, shape ``(num_train_steps,)``.
 
     Entry ``k`` is the noise level of training timestep ``k`` (diffusers' ``alphas_cumprod``).
@@ -110,8 +111,9 @@ def respaced_timesteps(num_train_steps: int, num_steps: int) -> np.ndarray:
     (250 of 1000 keeps 0, 4, 8, ..., 999).
     """
     if not 1 <= num_steps <= num_train_steps:
-        raise ValueError(f"num_steps={num_steps} violates 1 <= num_steps <= "
-                         f"num_train_steps={num_train_steps}")
+        raise ValueError(
+            f"num_steps={num_steps} violates 1 <= num_steps <= num_train_steps={num_train_steps}"
+        )
     if num_steps == 1:
         return np.array([num_train_steps - 1])
     stride = (num_train_steps - 1) / (num_steps - 1)
@@ -128,8 +130,9 @@ def respace(alpha_bar: np.ndarray, num_steps: int) -> np.ndarray:
     return alpha_bar[respaced_timesteps(len(alpha_bar), num_steps)]
 
 
-def chain_alpha_bar(t: int | np.ndarray, num_steps: int = 250,
-                    alpha_bar: np.ndarray | None = None) -> np.ndarray:
+def chain_alpha_bar(
+    t: int | np.ndarray, num_steps: int = 250, alpha_bar: np.ndarray | None = None
+) -> np.ndarray:
     """``abar`` at index ``t`` in ``0..num_steps`` of the respaced chain (``t = 0``: 1)."""
     alpha_bar = ddpm_alpha_bar() if alpha_bar is None else alpha_bar
     t = np.asarray(t)
@@ -165,14 +168,14 @@ def leaf_posterior(x_t: np.ndarray, alpha_bar: float) -> np.ndarray:
     return softmax(np.sqrt(alpha_bar) * x_t / (1.0 - alpha_bar), axis=-1)
 
 
-def diffusion_evidence(x: np.ndarray, v: int, alpha_bar: float,
-                       seed: int | None = 0) -> np.ndarray:
+def diffusion_evidence(x: np.ndarray, v: int, alpha_bar: float, seed: int | None = 0) -> np.ndarray:
     """Diffuse one-hot ``x`` to ``alpha_bar`` and return the leaf evidence, ``(n, d, v)``."""
     return leaf_posterior(diffuse_onehot(x, v, alpha_bar, seed=seed), alpha_bar)
 
 
-def effective_eps(v: int, alpha_bar: float | np.ndarray, n_samples: int = 20000,
-                  seed: int | None = 0) -> np.ndarray:
+def effective_eps(
+    v: int, alpha_bar: float | np.ndarray, n_samples: int = 20000, seed: int | None = 0
+) -> np.ndarray:
     """Effective epsilon of the diffusion (appendix C, eq. 63).
 
     ``eps_eff = E[1 - P(x_0 = true | x_t)]``, a Monte-Carlo mean over ``n_samples`` leaves per

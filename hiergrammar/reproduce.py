@@ -17,8 +17,8 @@ from hiergrammar.artifacts import ReportSection, progress, save_text
 #: heavy dependencies (torch for the CNN probe) load only when it runs.
 STEPS: list[tuple[str, str]] = [
     ("phase_transition", "hiergrammar.experiments.phase_transition:reproduce_step"),
-    ("theory", "theory.figures:reproduce_step"),
-    ("cnn_probe", "vision.rhm_probe:reproduce_step"),
+    ("theory", "hiergrammar.theory.figures:reproduce_step"),
+    ("cnn_probe", "hiergrammar.vision.rhm_probe:reproduce_step"),
 ]
 
 
@@ -27,8 +27,13 @@ def _load(target: str):
     return getattr(importlib.import_module(module), func)
 
 
-def reproduce(out_dir: str | Path = "results", *, seed: int = 0, quick: bool = False,
-              only: list[str] | None = None) -> Path:
+def reproduce(
+    out_dir: str | Path = "results",
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    only: list[str] | None = None,
+) -> Path:
     """Run the figure steps (all, or those named in ``only``) and write ``out_dir/report.md``.
 
     Returns the path of the report.

@@ -43,8 +43,9 @@ def check_int(name: str, value: object, low: int) -> int:
     return int(value)
 
 
-def check_parameters(v: int, n_classes: int, m: int, s: int,
-                     L: int | None = None) -> tuple[int, ...]:
+def check_parameters(
+    v: int, n_classes: int, m: int, s: int, L: int | None = None
+) -> tuple[int, ...]:
     """Validate RHM parameters; return them as ints ``(v, n_classes, m, s[, L])``.
 
     Bounds: ``v >= 2``, ``n_classes >= 1``, ``1 <= m <= v**(s-1)``, ``s >= 2``, ``L >= 1`` and
@@ -195,8 +196,10 @@ class RHM:
         return tuples @ powers
 
     def __repr__(self) -> str:
-        return (f"RHM(v={self.v}, n_classes={self.n_classes}, m={self.m}, s={self.s}, "
-                f"L={self.L}, seed={self.seed})")
+        return (
+            f"RHM(v={self.v}, n_classes={self.n_classes}, m={self.m}, s={self.s}, "
+            f"L={self.L}, seed={self.seed})"
+        )
 
     # -- generation and parsing ------------------------------------------------------------
     def sample(self, n: int, seed: int | None = 0) -> RHMSample:
@@ -209,8 +212,12 @@ class RHM:
         top = rng.integers(self.n_classes, size=(n, 1))
         return self.expand(top, rng=rng)
 
-    def expand(self, top: np.ndarray, rng: np.random.Generator | int | None = None,
-               level: int | None = None) -> RHMSample:
+    def expand(
+        self,
+        top: np.ndarray,
+        rng: np.random.Generator | int | None = None,
+        level: int | None = None,
+    ) -> RHMSample:
         """Generate the levels below given symbols at ``level`` (default ``L``).
 
         ``top``: shape ``(n, s**(L-level))``. Levels above ``level`` are filled with ``-1``.
@@ -222,8 +229,9 @@ class RHM:
         n = top.shape[0]
         if top.shape != (n, self.width(level)):
             raise ValueError(f"top must have shape (n, {self.width(level)}), got {top.shape}")
-        levels: list[np.ndarray] = [np.full((n, self.width(k)), -1, dtype=np.int64)
-                                    for k in range(self.L + 1)]
+        levels: list[np.ndarray] = [
+            np.full((n, self.width(k)), -1, dtype=np.int64) for k in range(self.L + 1)
+        ]
         levels[level] = top
         for k in range(level, 0, -1):
             parents = levels[k]
@@ -235,8 +243,10 @@ class RHM:
         """Dense table: tuple code -> owning parent at ``level``, or -1."""
         if level not in self._lookup:
             if self.v**self.s > _MAX_DENSE_TUPLES:
-                raise ValueError(f"v**s = {self.v ** self.s} exceeds {_MAX_DENSE_TUPLES}, "
-                                 "too large for the parser's lookup table")
+                raise ValueError(
+                    f"v**s = {self.v**self.s} exceeds {_MAX_DENSE_TUPLES}, "
+                    "too large for the parser's lookup table"
+                )
             table = np.full(self.v**self.s, -1, dtype=np.int64)
             codes = self._encode(self.rules[level])  # (card, m)
             table[codes] = np.arange(self.card(level))[:, None]
@@ -270,8 +280,9 @@ class RHM:
         return ParseResult(levels=tuple(levels), valid=valid)
 
     # -- graph views (implemented in hiergrammar.graphs) ----------------------------------
-    def to_factor_graph(self, evidence: np.ndarray | None = None,
-                        root_prior: np.ndarray | None = None) -> FactorGraph:
+    def to_factor_graph(
+        self, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
+    ) -> FactorGraph:
         """The RHM as a :class:`pgmpy.models.FactorGraph` (see :mod:`hiergrammar.graphs`)."""
         from hiergrammar.graphs import to_factor_graph
 

@@ -93,8 +93,7 @@ def posterior_sample_reference(
     rng = np.random.default_rng(seed)
     leaf_evidence = np.asarray(leaf_evidence, dtype=np.float64)
     n = leaf_evidence.shape[0]
-    clamps = {level: np.ones((n, rhm.width(level), rhm.card(level)))
-              for level in range(rhm.L + 1)}
+    clamps = {level: np.ones((n, rhm.width(level), rhm.card(level))) for level in range(rhm.L + 1)}
     levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (rhm.L + 1)
     for level in range(rhm.L, -1, -1):
         values = np.empty((n, rhm.width(level)), dtype=np.int64)

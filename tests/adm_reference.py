@@ -6,7 +6,8 @@ and its blocks, 2-D only, no gradient checkpointing, no fp16 torso) and ``nn.py`
 ``gaussian_diffusion.py``/``respace.py`` (``space_timesteps``, the respaced betas, ``q_sample``
 and ``p_sample`` with ``learned_range`` variance and ``clip_denoised``). The module and
 parameter names are the original ones, so a state dict of this port is laid out exactly like an
-ADM ``.pt`` checkpoint. The tests convert such a state dict with :mod:`vision.adm` and compare
+ADM ``.pt`` checkpoint. The tests convert such a state dict with :mod:`hiergrammar.vision.adm` and
+compare
 the diffusers model and the diffusers scheduler path against this code.
 """
 
@@ -41,9 +42,9 @@ class GroupNorm32(nn.GroupNorm):
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
     """``[cos(t f_0..f_{h-1}), sin(t f_0..f_{h-1})]`` with ``f_i = max_period^(-i/h)``."""
     half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32) / half
-    ).to(timesteps.device)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half).to(
+        timesteps.device
+    )
     args = timesteps[:, None].float() * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
@@ -95,8 +96,16 @@ class Downsample(nn.Module):
 
 
 class ResBlock(TimestepBlock):
-    def __init__(self, channels, emb_channels, dropout, out_channels=None,
-                 use_scale_shift_norm=False, up=False, down=False):
+    def __init__(
+        self,
+        channels,
+        emb_channels,
+        dropout,
+        out_channels=None,
+        use_scale_shift_norm=False,
+        up=False,
+        down=False,
+    ):
         super().__init__()
         self.out_channels = out_channels or channels
         self.use_scale_shift_norm = use_scale_shift_norm
@@ -112,11 +121,14 @@ class ResBlock(TimestepBlock):
             self.h_upd = self.x_upd = nn.Identity()
         self.emb_layers = nn.Sequential(
             nn.SiLU(),
-            nn.Linear(emb_channels,
-                      2 * self.out_channels if use_scale_shift_norm else self.out_channels),
+            nn.Linear(
+                emb_channels, 2 * self.out_channels if use_scale_shift_norm else self.out_channels
+            ),
         )
         self.out_layers = nn.Sequential(
-            GroupNorm32(self.out_channels), nn.SiLU(), nn.Dropout(p=dropout),
+            GroupNorm32(self.out_channels),
+            nn.SiLU(),
+            nn.Dropout(p=dropout),
             nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1),
         )
         if self.out_channels == channels:
@@ -182,14 +194,14 @@ class QKVAttention(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    def __init__(self, channels, num_heads=1, num_head_channels=-1,
-                 use_new_attention_order=False):
+    def __init__(self, channels, num_heads=1, num_head_channels=-1, use_new_attention_order=False):
         super().__init__()
         self.num_heads = num_heads if num_head_channels == -1 else channels // num_head_channels
         self.norm = GroupNorm32(channels)
         self.qkv = nn.Conv1d(channels, channels * 3, 1)
-        self.attention = (QKVAttention if use_new_attention_order
-                          else QKVAttentionLegacy)(self.num_heads)
+        self.attention = (QKVAttention if use_new_attention_order else QKVAttentionLegacy)(
+            self.num_heads
+        )
         self.proj_out = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x):
@@ -202,11 +214,25 @@ class AttentionBlock(nn.Module):
 class UNetModel(nn.Module):
     """guided-diffusion's UNetModel (2-D). Arguments as in the original."""
 
-    def __init__(self, image_size, in_channels, model_channels, out_channels, num_res_blocks,
-                 attention_resolutions, dropout=0, channel_mult=(1, 2, 4, 8), conv_resample=True,
-                 num_classes=None, num_heads=1, num_head_channels=-1, num_heads_upsample=-1,
-                 use_scale_shift_norm=False, resblock_updown=False,
-                 use_new_attention_order=False):
+    def __init__(
+        self,
+        image_size,
+        in_channels,
+        model_channels,
+        out_channels,
+        num_res_blocks,
+        attention_resolutions,
+        dropout=0,
+        channel_mult=(1, 2, 4, 8),
+        conv_resample=True,
+        num_classes=None,
+        num_heads=1,
+        num_head_channels=-1,
+        num_heads_upsample=-1,
+        use_scale_shift_norm=False,
+        resblock_updown=False,
+        use_new_attention_order=False,
+    ):
         super().__init__()
         if num_heads_upsample == -1:
             num_heads_upsample = num_heads
@@ -220,12 +246,22 @@ class UNetModel(nn.Module):
             self.label_emb = nn.Embedding(num_classes, ted)
 
         def res(ch_in, ch_out=None, **kw):
-            return ResBlock(ch_in, ted, dropout, out_channels=ch_out,
-                            use_scale_shift_norm=use_scale_shift_norm, **kw)
+            return ResBlock(
+                ch_in,
+                ted,
+                dropout,
+                out_channels=ch_out,
+                use_scale_shift_norm=use_scale_shift_norm,
+                **kw,
+            )
 
         def attn(ch, heads):
-            return AttentionBlock(ch, num_heads=heads, num_head_channels=num_head_channels,
-                                  use_new_attention_order=use_new_attention_order)
+            return AttentionBlock(
+                ch,
+                num_heads=heads,
+                num_head_channels=num_head_channels,
+                use_new_attention_order=use_new_attention_order,
+            )
 
         ch = input_ch = int(channel_mult[0] * model_channels)
         self.input_blocks = nn.ModuleList(
@@ -242,10 +278,13 @@ class UNetModel(nn.Module):
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 input_block_chans.append(ch)
             if level != len(channel_mult) - 1:
-                self.input_blocks.append(TimestepEmbedSequential(
-                    res(ch, ch, down=True) if resblock_updown
-                    else Downsample(ch, conv_resample, out_channels=ch)
-                ))
+                self.input_blocks.append(
+                    TimestepEmbedSequential(
+                        res(ch, ch, down=True)
+                        if resblock_updown
+                        else Downsample(ch, conv_resample, out_channels=ch)
+                    )
+                )
                 input_block_chans.append(ch)
                 ds *= 2
         self.middle_block = TimestepEmbedSequential(res(ch), attn(ch, num_heads), res(ch))
@@ -258,8 +297,11 @@ class UNetModel(nn.Module):
                 if ds in attention_resolutions:
                     layers.append(attn(ch, num_heads_upsample))
                 if level and i == num_res_blocks:
-                    layers.append(res(ch, ch, up=True) if resblock_updown
-                                  else Upsample(ch, conv_resample, out_channels=ch))
+                    layers.append(
+                        res(ch, ch, up=True)
+                        if resblock_updown
+                        else Upsample(ch, conv_resample, out_channels=ch)
+                    )
                     ds //= 2
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
         self.out = nn.Sequential(
@@ -305,7 +347,7 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
 def space_timesteps(num_timesteps: int, section_counts: str) -> list[int]:
     """guided-diffusion's respacing: "250" (evenly strided, rounded) or "ddim250"."""
     if section_counts.startswith("ddim"):
-        desired = int(section_counts[len("ddim"):])
+        desired = int(section_counts[len("ddim") :])
         for stride in range(1, num_timesteps):
             if len(range(0, num_timesteps, stride)) == desired:
                 return list(range(0, num_timesteps, stride))
@@ -327,8 +369,13 @@ class RespacedDiffusion:
     both of the respaced chain. Float64 coefficients, like the original.
     """
 
-    def __init__(self, num_timesteps: int = 1000, section_counts: str = "250",
-                 learn_sigma: bool = True, clip_denoised: bool = True):
+    def __init__(
+        self,
+        num_timesteps: int = 1000,
+        section_counts: str = "250",
+        learn_sigma: bool = True,
+        clip_denoised: bool = True,
+    ):
         scale = 1000 / num_timesteps
         base_betas = np.linspace(scale * 0.0001, scale * 0.02, num_timesteps, dtype=np.float64)
         base_alphas_cumprod = np.cumprod(1.0 - base_betas)
@@ -379,8 +426,10 @@ class RespacedDiffusion:
         pred_xstart = float(np.sqrt(1.0 / acp)) * x - float(np.sqrt(1.0 / acp - 1)) * eps
         if self.clip_denoised:
             pred_xstart = pred_xstart.clamp(-1, 1)
-        mean = (float(self.posterior_mean_coef1[index]) * pred_xstart
-                + float(self.posterior_mean_coef2[index]) * x)
+        mean = (
+            float(self.posterior_mean_coef1[index]) * pred_xstart
+            + float(self.posterior_mean_coef2[index]) * x
+        )
         if index == 0:
             return mean
         return mean + torch.exp(0.5 * log_var) * noise
@@ -412,22 +461,38 @@ class RespacedDiffusion:
 def tiny_flags(**overrides) -> dict:
     """guided-diffusion flags of a tiny ADM with every feature of the 256x256 model: learned
     sigma, scale-shift norm, resblock up/down, legacy multi-head attention at two levels."""
-    flags = dict(image_size=8, num_channels=32, num_res_blocks=1, attention_resolutions="4,2",
-                 channel_mult="1,1,2", num_head_channels=16, learn_sigma=True,
-                 resblock_updown=True, use_scale_shift_norm=True)
+    flags = dict(
+        image_size=8,
+        num_channels=32,
+        num_res_blocks=1,
+        attention_resolutions="4,2",
+        channel_mult="1,1,2",
+        num_head_channels=16,
+        learn_sigma=True,
+        resblock_updown=True,
+        use_scale_shift_norm=True,
+    )
     flags.update(overrides)
     return flags
 
 
 def build_reference(cfg: dict, seed: int = 0) -> UNetModel:
-    """A randomly initialised reference ADM for an ``vision.adm.adm_config`` dict."""
+    """A randomly initialised reference ADM for an ``hiergrammar.vision.adm.adm_config`` dict."""
     model = UNetModel(
-        cfg["image_size"], cfg["in_channels"], cfg["model_channels"], cfg["out_channels"],
-        cfg["num_res_blocks"], cfg["attention_resolutions"], dropout=cfg["dropout"],
-        channel_mult=cfg["channel_mult"], num_classes=cfg["num_classes"],
-        num_heads=cfg["num_heads"], num_head_channels=cfg["num_head_channels"],
+        cfg["image_size"],
+        cfg["in_channels"],
+        cfg["model_channels"],
+        cfg["out_channels"],
+        cfg["num_res_blocks"],
+        cfg["attention_resolutions"],
+        dropout=cfg["dropout"],
+        channel_mult=cfg["channel_mult"],
+        num_classes=cfg["num_classes"],
+        num_heads=cfg["num_heads"],
+        num_head_channels=cfg["num_head_channels"],
         num_heads_upsample=cfg["num_heads_upsample"],
-        use_scale_shift_norm=cfg["use_scale_shift_norm"], resblock_updown=cfg["resblock_updown"],
+        use_scale_shift_norm=cfg["use_scale_shift_norm"],
+        resblock_updown=cfg["resblock_updown"],
         use_new_attention_order=cfg["use_new_attention_order"],
     )
     return randomize_(model, seed).eval()

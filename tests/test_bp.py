@@ -21,7 +21,8 @@ def enumerate_trees(rhm, leaf_evidence, prior, node_evidence=None):
             lev = {rhm.L: np.array([c])}
             for l in range(rhm.L, 0, -1):
                 lev[l - 1] = np.concatenate(
-                    [rhm.rules[l][lev[l][i], pick[(l, i)]] for i in range(rhm.width(l))])
+                    [rhm.rules[l][lev[l][i], pick[(l, i)]] for i in range(rhm.width(l))]
+                )
             w = prior[c] * np.prod(leaf_evidence[np.arange(rhm.d), lev[0]])
             for l, ev in (node_evidence or {}).items():
                 w *= np.prod(ev[np.arange(rhm.width(l)), lev[l]])
@@ -32,8 +33,12 @@ def enumerate_trees(rhm, leaf_evidence, prior, node_evidence=None):
     return [x / total for x in marg], np.log(total) - len(internal) * np.log(rhm.m)
 
 
-CASES = [dict(v=3, n_classes=2, m=2, s=2, L=2), dict(v=3, n_classes=3, m=2, s=3, L=2),
-         dict(v=4, n_classes=2, m=1, s=2, L=3), dict(v=2, n_classes=2, m=2, s=2, L=2)]
+CASES = [
+    dict(v=3, n_classes=2, m=2, s=2, L=2),
+    dict(v=3, n_classes=3, m=2, s=3, L=2),
+    dict(v=4, n_classes=2, m=1, s=2, L=3),
+    dict(v=2, n_classes=2, m=2, s=2, L=2),
+]
 
 
 @pytest.mark.parametrize("params", CASES)
@@ -116,12 +121,15 @@ def test_zero_evidence_names_the_samples():
         tree_bp(rhm, evidence)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.ones((2, 4, 4)), r"shape \(n, 4, 4\)"),
-    (np.ones((4, 4)), r"shape \(n, s\*\*L, v\)"),
-    (-np.ones((2, 4, 3)), "non-negative"),
-    (np.full((2, 4, 3), np.nan), "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.ones((2, 4, 4)), r"shape \(n, 4, 4\)"),
+        (np.ones((4, 4)), r"shape \(n, s\*\*L, v\)"),
+        (-np.ones((2, 4, 3)), "non-negative"),
+        (np.full((2, 4, 3), np.nan), "finite"),
+    ],
+)
 def test_bad_evidence_is_a_clear_error(bad, match):
     rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     if bad.shape == (2, 4, 4):

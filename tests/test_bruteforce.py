@@ -10,10 +10,15 @@ from hiergrammar.bruteforce import brute_force_marginals, enumerate_trees, n_tre
 from hiergrammar.rhm import RHM
 
 
-@pytest.mark.parametrize("params", [dict(v=3, n_classes=2, m=2, s=2, L=2),
-                                    dict(v=3, n_classes=3, m=3, s=2, L=2),
-                                    dict(v=2, n_classes=1, m=2, s=3, L=1),
-                                    dict(v=4, n_classes=2, m=1, s=2, L=3)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(v=3, n_classes=2, m=2, s=2, L=2),
+        dict(v=3, n_classes=3, m=3, s=2, L=2),
+        dict(v=2, n_classes=1, m=2, s=3, L=1),
+        dict(v=4, n_classes=2, m=1, s=2, L=3),
+    ],
+)
 def test_enumeration_is_every_tree_once(params):
     rhm = RHM(**params, seed=1)
     levels = enumerate_trees(rhm)
@@ -27,8 +32,9 @@ def test_enumeration_is_every_tree_once(params):
     for level in range(rhm.L + 1):
         np.testing.assert_array_equal(parsed.levels[level], levels[level])
     # every class appears equally often
-    np.testing.assert_array_equal(np.bincount(levels[rhm.L][:, 0]),
-                                  np.full(rhm.n_classes, total // rhm.n_classes))
+    np.testing.assert_array_equal(
+        np.bincount(levels[rhm.L][:, 0]), np.full(rhm.n_classes, total // rhm.n_classes)
+    )
 
 
 def test_depth_one_closed_form():

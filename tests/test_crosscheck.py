@@ -58,8 +58,9 @@ def model_and_evidence(draw):
     return rhm, ev, prior
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(model_and_evidence())
 def test_all_engines_agree(case):
     rhm, ev, prior = case
@@ -132,8 +133,9 @@ def test_errors_and_skips_are_reported_not_raised(monkeypatch):
         raise RuntimeError("engine exploded")
 
     monkeypatch.setitem(cc.RUNNERS, "pgmpy_ve", broken)
-    results = cc.crosscheck(rhm, ev, engines=["pgmpy_ve", "brute_force", "pyagrum_lazy"],
-                            max_trees=4)
+    results = cc.crosscheck(
+        rhm, ev, engines=["pgmpy_ve", "brute_force", "pyagrum_lazy"], max_trees=4
+    )
     by_name = {r.engine: r for r in results}
     assert by_name["pgmpy_ve"].status == "error"
     assert "engine exploded" in by_name["pgmpy_ve"].message
@@ -158,14 +160,29 @@ def _cli(argv):
 
 
 def test_cli_table_json_and_exit_code(capsys, monkeypatch):
-    code = _cli(["--v", "3", "--m", "2", "--L", "2", "--eps", "0.2",
-                 "--engines", "tree_bp", "pgmpy_bp_mp", "brute_force"])
+    code = _cli(
+        [
+            "--v",
+            "3",
+            "--m",
+            "2",
+            "--L",
+            "2",
+            "--eps",
+            "0.2",
+            "--engines",
+            "tree_bp",
+            "pgmpy_bp_mp",
+            "brute_force",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "pgmpy_bp_mp" in out and "all engines agree" in out
 
-    code = _cli(["--v", "3", "--L", "2", "--json", "--marginals",
-                 "--engines", "tree_bp", "brute_force"])
+    code = _cli(
+        ["--v", "3", "--L", "2", "--json", "--marginals", "--engines", "tree_bp", "brute_force"]
+    )
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and payload["agree"] is True
     engines = {e["engine"]: e for e in payload["engines"]}
@@ -181,8 +198,7 @@ def test_cli_table_json_and_exit_code(capsys, monkeypatch):
         return marginals, log_ev
 
     monkeypatch.setitem(cc.RUNNERS, "pgmpy_bp_mp", off)
-    code = _cli(["--v", "3", "--L", "2", "--eps", "0.2",
-                 "--engines", "pgmpy_bp_mp", "brute_force"])
+    code = _cli(["--v", "3", "--L", "2", "--eps", "0.2", "--engines", "pgmpy_bp_mp", "brute_force"])
     assert code == 1
     assert "DISAGREE" in capsys.readouterr().out
 
@@ -192,9 +208,32 @@ def test_benchmark_smoke(tmp_path, capsys):
     from benchmarks import bp_engines
 
     out = tmp_path / "bench.json"
-    code = bp_engines.main(["--v", "4", "--n-classes", "2", "--m", "2", "--L", "2", "--n", "20",
-                            "--repeats", "1", "--n-pyagrum", "2", "--pgmpy-bp-L", "1",
-                            "--deep-L", "6", "--deep-n", "5", "--json", str(out)])
+    code = bp_engines.main(
+        [
+            "--v",
+            "4",
+            "--n-classes",
+            "2",
+            "--m",
+            "2",
+            "--L",
+            "2",
+            "--n",
+            "20",
+            "--repeats",
+            "1",
+            "--n-pyagrum",
+            "2",
+            "--pgmpy-bp-L",
+            "1",
+            "--deep-L",
+            "6",
+            "--deep-n",
+            "5",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     timed = [r for r in payload["rows"] if r.get("per_sample") is not None]

@@ -76,10 +76,15 @@ def test_page_matches_fresh_run(fresh):
     committed = (DOCS / PAGE).read_text(encoding="utf-8")
     new = (out / PAGE).read_text(encoding="utf-8")
     if _mask(committed) != _mask(new):
-        diff = "\n".join(difflib.unified_diff(committed.splitlines(), new.splitlines(),
-                                              "committed", "fresh run", lineterm="", n=1))
-        pytest.fail(f"docs/{PAGE} is stale; regenerate it with `python docs/tutorial_tree_bp.py`"
-                    f"\n{diff[:3000]}")
+        diff = "\n".join(
+            difflib.unified_diff(
+                committed.splitlines(), new.splitlines(), "committed", "fresh run", lineterm="", n=1
+            )
+        )
+        pytest.fail(
+            f"docs/{PAGE} is stale; regenerate it with `python docs/tutorial_tree_bp.py`"
+            f"\n{diff[:3000]}"
+        )
 
 
 def test_page_shows_every_message_and_figure(fresh):
@@ -88,8 +93,14 @@ def test_page_shows_every_message_and_figure(fresh):
     # every upward message (children -> parent) and downward message (parent -> child)
     for line in ["h0_0 h0_1 -> h1_0", "h0_2 h0_3 -> h1_1", "h1_0 h1_1 -> h2_0"]:
         assert line in page
-    for parent, child in [("h2_0", "h1_0"), ("h2_0", "h1_1"), ("h1_0", "h0_0"),
-                          ("h1_0", "h0_1"), ("h1_1", "h0_2"), ("h1_1", "h0_3")]:
+    for parent, child in [
+        ("h2_0", "h1_0"),
+        ("h2_0", "h1_1"),
+        ("h1_0", "h0_0"),
+        ("h1_0", "h0_1"),
+        ("h1_1", "h0_2"),
+        ("h1_1", "h0_3"),
+    ]:
         assert f"{parent} -> {child}: normalised" in page
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page)
     assert len(figures) == 2
@@ -138,8 +149,9 @@ def test_hand_messages_match_tree_bp_on_a_deeper_model(tutorial):
             for i in range(3):
                 raw = downward(rhm.rules[level], down[(level, k)], children, i)
                 down[(level - 1, 3 * k + i)] = raw / raw.sum()
-                np.testing.assert_allclose(down[(level - 1, 3 * k + i)],
-                                           result.down[level - 1][0, 3 * k + i], atol=1e-12)
+                np.testing.assert_allclose(
+                    down[(level - 1, 3 * k + i)], result.down[level - 1][0, 3 * k + i], atol=1e-12
+                )
 
 
 #: Pages another module writes, with their generator: they must exist once it does.

@@ -66,8 +66,7 @@ def test_factor_graph_checks_and_factor_values_are_rule_membership(fixture, requ
             seen_rule_factors += 1
             _, level, i = kinds[0]
             # the children, in order, of node (level, i)
-            assert [k[1:] for k in kinds[1:]] == [(level - 1, rhm.s * i + j)
-                                                   for j in range(rhm.s)]
+            assert [k[1:] for k in kinds[1:]] == [(level - 1, rhm.s * i + j) for j in range(rhm.s)]
             rules = _rule_set(rhm, level)
             for idx in itertools.product(*(range(c) for c in phi.cardinality)):
                 assert phi.values[idx] == (1.0 if idx in rules else 0.0), idx
@@ -84,8 +83,7 @@ def test_factor_graph_partition_function_is_scaled_evidence_probability(rhm):
     z = fg.get_partition_function()
     n_internal = sum(rhm.width(l) for l in range(1, rhm.L + 1))
     bf = brute_force_marginals(rhm, ev, root_prior=prior)
-    assert np.log(z) == pytest.approx(bf.log_evidence[0] + n_internal * np.log(rhm.m),
-                                      abs=1e-12)
+    assert np.log(z) == pytest.approx(bf.log_evidence[0] + n_internal * np.log(rhm.m), abs=1e-12)
 
 
 def test_bayesian_network_cpds(rhm3):
@@ -104,14 +102,20 @@ def test_bayesian_network_cpds(rhm3):
             np.testing.assert_allclose(table[:, 0], [0.25, 0.75])
         else:
             parent = i // rhm.s
-            assert cpd.variables[1:] == [graphs.node_name(level + 1, parent),
-                                         graphs.rule_name(level + 1, parent)]
+            assert cpd.variables[1:] == [
+                graphs.node_name(level + 1, parent),
+                graphs.rule_name(level + 1, parent),
+            ]
             # deterministic: child value = position (i % s) of rule r of parent value a
             for a in range(rhm.card(level + 1)):
                 for r in range(rhm.m):
-                    col = cpd.reduce([(graphs.node_name(level + 1, parent), a),
-                                      (graphs.rule_name(level + 1, parent), r)],
-                                     inplace=False).values
+                    col = cpd.reduce(
+                        [
+                            (graphs.node_name(level + 1, parent), a),
+                            (graphs.rule_name(level + 1, parent), r),
+                        ],
+                        inplace=False,
+                    ).values
                     expect = np.zeros(rhm.card(level))
                     expect[rhm.rules[level + 1][a, r, i % rhm.s]] = 1.0
                     np.testing.assert_array_equal(col, expect)
@@ -131,8 +135,9 @@ def test_bayesian_network_with_virtual_evidence_matches_brute_force(rhm):
         warnings.simplefilter("ignore")
         for level in range(rhm.L + 1):
             for i in range(rhm.width(level)):
-                q = VariableElimination(bn).query([graphs.node_name(level, i)],
-                                                  virtual_evidence=virtual, show_progress=False)
+                q = VariableElimination(bn).query(
+                    [graphs.node_name(level, i)], virtual_evidence=virtual, show_progress=False
+                )
                 np.testing.assert_allclose(q.values, bf.marginals[level][0, i], atol=1e-12)
 
 
@@ -165,8 +170,10 @@ def test_tree_graph_structure(rhm3):
             if data["level"] == 0:
                 assert children == []
             else:
-                assert children == [graphs.node_name(data["level"] - 1, model.s * data["index"] + j)
-                                    for j in range(model.s)]
+                assert children == [
+                    graphs.node_name(data["level"] - 1, model.s * data["index"] + j)
+                    for j in range(model.s)
+                ]
         assert model.to_networkx().edges == g.edges
 
 
@@ -182,8 +189,11 @@ def test_drawings(rhm, tmp_path):
     assert (tmp_path / "tree.png").stat().st_size > 0
 
     ax = graphs.draw_factor_graph(rhm)
-    markers = [len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")
-               and len(c.get_offsets())]
+    markers = [
+        len(c.get_offsets())
+        for c in ax.collections
+        if hasattr(c, "get_offsets") and len(c.get_offsets())
+    ]
     n_var = sum(rhm.width(l) for l in range(rhm.L + 1))
     n_fac = 1 + sum(rhm.width(l) for l in range(1, rhm.L + 1)) + rhm.d
     assert n_var in markers and n_fac in markers

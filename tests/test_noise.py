@@ -29,13 +29,16 @@ def test_eps_evidence_values():
     np.testing.assert_allclose(per_sample[1], 1 / 3)  # no information at eps = 1 - 1/v
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(x=np.array([[0, 1]]), eps=1.5, v=3), r"0 <= eps <= 1"),
-    (dict(x=np.array([[0, 3]]), eps=0.1, v=3), r"\[0, v\)"),
-    (dict(x=np.array([0, 1]), eps=0.1, v=3), r"shape \(n, d\)"),
-    (dict(x=np.array([[0, 1]]), eps=0.1, v=1), r"v >= 2"),
-    (dict(x=np.array([[0, 1]]), eps=np.array([0.1, 0.2]), v=3), r"shape \(n,\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(x=np.array([[0, 1]]), eps=1.5, v=3), r"0 <= eps <= 1"),
+        (dict(x=np.array([[0, 3]]), eps=0.1, v=3), r"\[0, v\)"),
+        (dict(x=np.array([0, 1]), eps=0.1, v=3), r"shape \(n, d\)"),
+        (dict(x=np.array([[0, 1]]), eps=0.1, v=1), r"v >= 2"),
+        (dict(x=np.array([[0, 1]]), eps=np.array([0.1, 0.2]), v=3), r"shape \(n,\)"),
+    ],
+)
 def test_eps_evidence_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         eps_evidence(**kwargs)
@@ -43,10 +46,10 @@ def test_eps_evidence_validation(kwargs, match):
 
 def test_ddpm_schedule_matches_diffusers():
     diffusers = pytest.importorskip("diffusers")
-    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                                    beta_schedule="linear")
-    np.testing.assert_allclose(ddpm_alpha_bar(), sched.alphas_cumprod.double().numpy(),
-                               rtol=1e-5)
+    sched = diffusers.DDPMScheduler(
+        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"
+    )
+    np.testing.assert_allclose(ddpm_alpha_bar(), sched.alphas_cumprod.double().numpy(), rtol=1e-5)
 
 
 def _adm_space_timesteps(num_timesteps, count):
@@ -61,8 +64,9 @@ def _adm_space_timesteps(num_timesteps, count):
 
 @pytest.mark.parametrize("count", [2, 10, 50, 250, 1000])
 def test_respacing_matches_adm(count):
-    np.testing.assert_array_equal(respaced_timesteps(1000, count),
-                                  _adm_space_timesteps(1000, count))
+    np.testing.assert_array_equal(
+        respaced_timesteps(1000, count), _adm_space_timesteps(1000, count)
+    )
     abar = ddpm_alpha_bar()
     chain = respace(abar, count)
     assert chain.shape == (count,) and np.all(np.diff(chain) < 0)
@@ -86,10 +90,14 @@ def test_leaf_posterior_is_bayes_rule_with_the_gaussian_likelihood():
     x_t = diffuse_onehot(x, v, abar, seed=1)
     post = leaf_posterior(x_t, abar)
     for i in range(3):
-        loglik = np.array([
-            multivariate_normal(mean=np.sqrt(abar) * np.eye(v)[mu],
-                                cov=(1 - abar) * np.eye(v)).logpdf(x_t[0, i])
-            for mu in range(v)])
+        loglik = np.array(
+            [
+                multivariate_normal(
+                    mean=np.sqrt(abar) * np.eye(v)[mu], cov=(1 - abar) * np.eye(v)
+                ).logpdf(x_t[0, i])
+                for mu in range(v)
+            ]
+        )
         expected = np.exp(loglik - loglik.max())
         np.testing.assert_allclose(post[0, i], expected / expected.sum(), rtol=1e-10)
 
@@ -107,8 +115,7 @@ def test_leaf_posterior_is_calibrated():
 
 def test_leaf_posterior_limits():
     x = np.array([[2, 0]])
-    np.testing.assert_allclose(leaf_posterior(diffuse_onehot(x, 3, 1.0, seed=0), 1.0),
-                               np.eye(3)[x])
+    np.testing.assert_allclose(leaf_posterior(diffuse_onehot(x, 3, 1.0, seed=0), 1.0), np.eye(3)[x])
     np.testing.assert_allclose(leaf_posterior(diffuse_onehot(x, 3, 0.0, seed=0), 0.0), 1 / 3)
     with pytest.raises(ValueError, match="0 <= alpha_bar <= 1"):
         diffuse_onehot(x, 3, 1.2)
@@ -116,10 +123,10 @@ def test_leaf_posterior_limits():
 
 def test_diffusion_is_deterministic_for_a_seed():
     x = np.array([[0, 1, 2]])
-    np.testing.assert_array_equal(diffuse_onehot(x, 3, 0.5, seed=7),
-                                  diffuse_onehot(x, 3, 0.5, seed=7))
-    assert not np.array_equal(diffuse_onehot(x, 3, 0.5, seed=7),
-                              diffuse_onehot(x, 3, 0.5, seed=8))
+    np.testing.assert_array_equal(
+        diffuse_onehot(x, 3, 0.5, seed=7), diffuse_onehot(x, 3, 0.5, seed=7)
+    )
+    assert not np.array_equal(diffuse_onehot(x, 3, 0.5, seed=7), diffuse_onehot(x, 3, 0.5, seed=8))
 
 
 def test_effective_eps_grows_from_zero_to_no_information():

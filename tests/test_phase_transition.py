@@ -11,8 +11,9 @@ from hiergrammar.experiments.phase_transition import accuracy_vs_noise, reproduc
 def test_accuracy_limits_and_monotone_decay():
     v = 8
     eps = np.array([0.0, 0.3, 0.6, 1 - 1 / v])
-    res = accuracy_vs_noise(v=v, n_classes=8, m=2, s=2, L=3, noise="eps", levels=eps,
-                            n=300, n_rules=2, seed=0)
+    res = accuracy_vs_noise(
+        v=v, n_classes=8, m=2, s=2, L=3, noise="eps", levels=eps, n=300, n_rules=2, seed=0
+    )
     assert res.accuracy.shape == (4, 4)
     np.testing.assert_allclose(res.accuracy[0], 1.0)  # noiseless: the tree is recovered
     # No information: argmax is a uniform guess among v symbols; binomial tolerance 5 sigma
@@ -23,8 +24,18 @@ def test_accuracy_limits_and_monotone_decay():
 
 
 def test_diffusion_accuracy_decays_with_time():
-    res = accuracy_vs_noise(v=8, n_classes=8, m=2, s=2, L=2, noise="diffusion",
-                            levels=np.array([0.0, 0.5, 4.0]), n=200, n_rules=2, seed=1)
+    res = accuracy_vs_noise(
+        v=8,
+        n_classes=8,
+        m=2,
+        s=2,
+        L=2,
+        noise="diffusion",
+        levels=np.array([0.0, 0.5, 4.0]),
+        n=200,
+        n_rules=2,
+        seed=1,
+    )
     np.testing.assert_allclose(res.accuracy[0], 1.0)
     assert res.accuracy[1, 0] < 1.0 and res.accuracy[2, 2] < 0.3
 
@@ -45,7 +56,6 @@ def test_first_crossing_interpolates_and_flags_missing_crossings():
 
     x = np.linspace(0.0, 1.0, 101)
     assert first_crossing(x, 1.0 - x, 0.5) == pytest.approx(0.5)
-    assert first_crossing(x, np.where(x < 0.305, 1.0, 0.0), 0.5) == pytest.approx(0.305,
-                                                                                   abs=0.01)
-    assert np.isnan(first_crossing(x, np.ones(101), 0.5))   # never falls below
+    assert first_crossing(x, np.where(x < 0.305, 1.0, 0.0), 0.5) == pytest.approx(0.305, abs=0.01)
+    assert np.isnan(first_crossing(x, np.ones(101), 0.5))  # never falls below
     assert np.isnan(first_crossing(x, np.zeros(101), 0.5))  # starts below

@@ -8,11 +8,14 @@ import pytest
 from hiergrammar import RHM
 
 
-@pytest.mark.parametrize("params", [
-    dict(v=4, n_classes=2, m=2, s=2, L=2),
-    dict(v=8, n_classes=8, m=3, s=2, L=3),
-    dict(v=3, n_classes=3, m=3, s=3, L=2),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(v=4, n_classes=2, m=2, s=2, L=2),
+        dict(v=8, n_classes=8, m=3, s=2, L=3),
+        dict(v=3, n_classes=3, m=3, s=3, L=2),
+    ],
+)
 def test_rules_are_disjoint_tuples_of_the_right_shape(params):
     rhm = RHM(**params, seed=1)
     for level in range(1, rhm.L + 1):
@@ -44,16 +47,19 @@ def test_seed_determinism():
     assert not np.array_equal(a.sample(20, seed=1).x, a.sample(20, seed=2).x)
 
 
-@pytest.mark.parametrize("kwargs, bound", [
-    (dict(v=4, n_classes=2, m=5, s=2, L=2), r"m <= v\*\*\(s-1\)"),
-    (dict(v=4, n_classes=5, m=4, s=2, L=2), r"n_classes\*m <= v\*\*s"),
-    (dict(v=4, n_classes=2, m=2, s=1, L=2), r"s >= 2"),
-    (dict(v=4, n_classes=2, m=2, s=2, L=0), r"L >= 1"),
-    (dict(v=1, n_classes=1, m=1, s=2, L=1), r"v >= 2"),
-    (dict(v=4, n_classes=0, m=1, s=2, L=1), r"n_classes >= 1"),
-    (dict(v=4, n_classes=2, m=0, s=2, L=1), r"m >= 1"),
-    (dict(v=4.5, n_classes=2, m=1, s=2, L=1), r"v must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, bound",
+    [
+        (dict(v=4, n_classes=2, m=5, s=2, L=2), r"m <= v\*\*\(s-1\)"),
+        (dict(v=4, n_classes=5, m=4, s=2, L=2), r"n_classes\*m <= v\*\*s"),
+        (dict(v=4, n_classes=2, m=2, s=1, L=2), r"s >= 2"),
+        (dict(v=4, n_classes=2, m=2, s=2, L=0), r"L >= 1"),
+        (dict(v=1, n_classes=1, m=1, s=2, L=1), r"v >= 2"),
+        (dict(v=4, n_classes=0, m=1, s=2, L=1), r"n_classes >= 1"),
+        (dict(v=4, n_classes=2, m=0, s=2, L=1), r"m >= 1"),
+        (dict(v=4.5, n_classes=2, m=1, s=2, L=1), r"v must be an integer"),
+    ],
+)
 def test_invalid_parameters_name_the_bound(kwargs, bound):
     with pytest.raises(ValueError, match=bound):
         RHM(**kwargs)
@@ -96,7 +102,7 @@ def test_number_of_distinct_data_matches_the_closed_form():
     data = rhm.sample(20000, seed=0)
     for c in range(2):
         distinct = {tuple(x) for x in data.x[data.y == c]}
-        assert len(distinct) == 2 ** 3
+        assert len(distinct) == 2**3
 
 
 def test_parse_recovers_the_tree_and_flags_invalid_strings():

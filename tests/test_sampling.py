@@ -51,8 +51,9 @@ def test_fast_sampler_agrees_with_clamp_and_rerun_reference(setup):
     rhm, evidence, prior = setup
     n = 3000
     fast = Counter(tree_keys(posterior_sample(rhm, np.repeat(evidence, n, 0), prior, seed=2)))
-    slow = Counter(tree_keys(posterior_sample_reference(rhm, np.repeat(evidence, n, 0), prior,
-                                                        seed=3)))
+    slow = Counter(
+        tree_keys(posterior_sample_reference(rhm, np.repeat(evidence, n, 0), prior, seed=3))
+    )
     keys = sorted(set(fast) | set(slow))
     table = np.array([[fast[k] for k in keys], [slow[k] for k in keys]])
     assert chi2_contingency(table).pvalue > 1e-3

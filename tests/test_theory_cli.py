@@ -1,8 +1,10 @@
-"""Tests of ``hiergrammar theory …`` (theory.cli), on a parser of our own and through the
+"""Tests of ``hiergrammar theory …`` (hiergrammar.theory.cli), on a parser of our own and through
+the
 main ``hiergrammar`` parser.
 
 Independent evidence: eps* for s = 2 against (v - 2m + 1)/(v - m) computed here with
-fractions, F'(1) against s m (v-1)/(v^s-1), the derivation text against theory.latex.render.
+fractions, F'(1) against s m (v-1)/(v^s-1), the derivation text against
+hiergrammar.theory.latex.render.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import json
 from fractions import Fraction
 
 import pytest
-
-from theory import cli as theory_cli
-from theory.latex import render
+from hiergrammar.theory import cli as theory_cli
+from hiergrammar.theory.latex import render
 
 
 def _run(argv: list[str]) -> int:
@@ -60,8 +61,7 @@ def test_critical_without_transition_explains_why(capsys):
 
 
 def test_critical_general_s_and_n_classes(capsys):
-    _run(["theory", "critical", "--v", "8", "--m", "3", "--s", "3", "--n-classes", "10",
-          "--json"])
+    _run(["theory", "critical", "--v", "8", "--m", "3", "--s", "3", "--n-classes", "10", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["method"] == "radicals" and "sqrt(57)" in data["eps_star"]
     assert data["n_classes"] == 10 and 0 < data["eps_star_float"] < 1 - 1 / 8

@@ -1,4 +1,5 @@
-"""Tests of the theory figures (theory.figures): data builders and the quick reproduce step."""
+"""Tests of the theory figures (hiergrammar.theory.figures): data builders and the quick reproduce
+step."""
 
 from __future__ import annotations
 
@@ -6,10 +7,7 @@ import json
 
 import numpy as np
 import pytest
-
-from hiergrammar.artifacts import ReportSection
-from hiergrammar.noise import continuous_alpha_bar, effective_eps
-from theory.figures import (
+from hiergrammar.theory.figures import (
     _around,
     diffusion_data,
     phase_diagram_data,
@@ -17,7 +15,10 @@ from theory.figures import (
     reproduce_step,
     spread_data,
 )
-from theory.meanfield import critical_eps, profile
+from hiergrammar.theory.meanfield import critical_eps, profile
+
+from hiergrammar.artifacts import ReportSection
+from hiergrammar.noise import continuous_alpha_bar, effective_eps
 
 
 def test_phase_diagram_data_limits_and_critical_line():
@@ -56,8 +57,9 @@ def test_spread_data_means_near_meanfield():
 
 def test_diffusion_effective_eps_matches_noise_module():
     t = np.array([0.02, 0.06, 0.15])
-    data = diffusion_data(16, 16, 3, 2, 2, t, n_samples=200, n_rules=2, seed=0,
-                          t_dense=t, n_leaves=20000)
+    data = diffusion_data(
+        16, 16, 3, 2, 2, t, n_samples=200, n_rules=2, seed=0, t_dense=t, n_leaves=20000
+    )
     assert np.all(np.diff(data["eps_eff"]) > 0)
     # 1 - u_0 measured on the BP leaves (800 leaves per t) vs an independent Monte Carlo.
     reference = effective_eps(16, continuous_alpha_bar(t), 20000, seed=9)
@@ -82,8 +84,12 @@ def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
 
     section = reproduce_step(tmp_path, seed=0, quick=True)
     assert isinstance(section, ReportSection)
-    stems = {"fig06_phase_diagram", "fig07_beliefs_per_level", "fig11_message_spread",
-             "fig15_diffusion_effective_eps"}
+    stems = {
+        "fig06_phase_diagram",
+        "fig07_beliefs_per_level",
+        "fig11_message_spread",
+        "fig15_diffusion_effective_eps",
+    }
     assert {p.stem for p in section.figures} == stems
     for fig in section.figures:
         assert fig.exists() and fig.suffix == ".png"

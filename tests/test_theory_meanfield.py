@@ -1,4 +1,4 @@
-"""Tests of the numeric mean-field theory (theory.meanfield).
+"""Tests of the numeric mean-field theory (hiergrammar.theory.meanfield).
 
 Independent evidence used: closed forms of the fixed points (equations.md §6), a finite-
 difference derivative, the annealed averages of exact BP messages over many random rule draws
@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hiergrammar.bp import tree_bp
-from hiergrammar.noise import eps_evidence
-from hiergrammar.rhm import RHM
-from theory.meanfield import (
+from hiergrammar.theory.meanfield import (
     bp_profile,
     critical_eps,
     critical_line,
@@ -26,6 +22,10 @@ from theory.meanfield import (
     upward_fixed_point,
     upward_map,
 )
+
+from hiergrammar.bp import tree_bp
+from hiergrammar.noise import eps_evidence
+from hiergrammar.rhm import RHM
 
 
 # -- closed forms and fixed points ---------------------------------------------------------------
@@ -96,10 +96,19 @@ def test_large_v_limit():
 
 
 def test_matches_symbolic_module_if_present():
-    """The sympy derivation (theory.symbolic) and these typed-in closed forms agree on eps*."""
-    symbolic = pytest.importorskip("theory.symbolic")
-    for v, m, s in [(32, 8, 2), (16, 3, 2), (64, 20, 2), (16, 1, 2), (16, 12, 2), (8, 8, 3),
-                    (8, 2, 3), (6, 20, 4)]:
+    """The sympy derivation (hiergrammar.theory.symbolic) and these typed-in closed forms agree on
+    eps*."""
+    symbolic = pytest.importorskip("hiergrammar.theory.symbolic")
+    for v, m, s in [
+        (32, 8, 2),
+        (16, 3, 2),
+        (64, 20, 2),
+        (16, 1, 2),
+        (16, 12, 2),
+        (8, 8, 3),
+        (8, 2, 3),
+        (6, 20, 4),
+    ]:
         point = symbolic.critical_point(v, m, s)
         assert point.eps_star_float == pytest.approx(critical_eps(v, m, s), abs=1e-9)
 
@@ -169,19 +178,22 @@ def test_class_transition_sharpens_with_depth():
 
 
 # -- validation ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(v=1), "v=1 violates v >= 2"),
-    (dict(v=8.5), "v must be an integer"),
-    (dict(n_classes=0), "n_classes=0 violates"),
-    (dict(m=0), "m=0 violates m >= 1"),
-    (dict(m=9), "m <= v\\*\\*\\(s-1\\)"),
-    (dict(n_classes=9, m=8), "n_classes\\*m"),
-    (dict(s=1), "s=1 violates s >= 2"),
-    (dict(L=0), "L=0 violates L >= 1"),
-    (dict(eps=1.2), "eps=1.2 violates 0 <= eps <= 1"),
-    (dict(eps=[0.1, -0.1]), "violates 0 <= eps <= 1"),
-    (dict(eps=np.nan), "violates 0 <= eps <= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(v=1), "v=1 violates v >= 2"),
+        (dict(v=8.5), "v must be an integer"),
+        (dict(n_classes=0), "n_classes=0 violates"),
+        (dict(m=0), "m=0 violates m >= 1"),
+        (dict(m=9), "m <= v\\*\\*\\(s-1\\)"),
+        (dict(n_classes=9, m=8), "n_classes\\*m"),
+        (dict(s=1), "s=1 violates s >= 2"),
+        (dict(L=0), "L=0 violates L >= 1"),
+        (dict(eps=1.2), "eps=1.2 violates 0 <= eps <= 1"),
+        (dict(eps=[0.1, -0.1]), "violates 0 <= eps <= 1"),
+        (dict(eps=np.nan), "violates 0 <= eps <= 1"),
+    ],
+)
 def test_profile_validation(kwargs, match):
     params = dict(v=8, n_classes=8, m=2, s=2, L=3, eps=0.2) | kwargs
     with pytest.raises(ValueError, match=match):
@@ -195,6 +207,7 @@ def test_profile_validation(kwargs, match):
 # -- the maps are annealed averages of exact BP messages -------------------------------------------
 def _jackknife_ratio(true: np.ndarray, other: np.ndarray, K: int) -> tuple[float, float]:
     """Ratio E[true] / (E[true] + (K-1) E[other]) over draws, and its jackknife error."""
+
     def ratio(t, o):
         return t / (t + (K - 1) * o)
 
@@ -258,8 +271,7 @@ def test_profile_agrees_with_exact_bp():
     eps = np.array([0.3, 0.55, 0.7, 0.9])
     for L in (3, 4):
         mf = profile(32, 32, 8, 2, L, eps)
-        bp = bp_profile(32, 32, 8, 2, L, eps, n_samples=480, n_rules=6, seed=L,
-                        dtype=np.float32)
+        bp = bp_profile(32, 32, 8, 2, L, eps, n_samples=480, n_rules=6, seed=L, dtype=np.float32)
         assert bp.p.shape == (4, L + 1)
         assert bp.p_se.max() < 0.008
         np.testing.assert_allclose(bp.p, mf.p, atol=0.02)

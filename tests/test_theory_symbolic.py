@@ -1,11 +1,11 @@
-"""Tests of the symbolic mean-field derivation (theory.symbolic) and its documents.
+"""Tests of the symbolic mean-field derivation (hiergrammar.theory.symbolic) and its documents.
 
 Independent evidence: every derived identity is checked symbolically *and* numerically at
 random parameters; the maps against the exact annealed average of one-level BP messages,
 enumerated over every rule draw of tiny grammars (exact, so the tolerance is rounding only)
 and sampled for a larger one (tolerance: 5 standard errors); slopes against finite
 differences; large-v limits against the expressions at v = 10**6; fixed points and eps*
-against plain iteration of the map, scipy root finding and the numeric theory.meanfield
+against plain iteration of the map, scipy root finding and the numeric hiergrammar.theory.meanfield
 (another engine); the hypergeometric ingredient against the enumerated draws; the documents
 against a fresh rendering.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-
-from theory import symbolic
-from theory.latex import DOC_NAMES, render
-from theory.symbolic import (
+from hiergrammar.theory import symbolic
+from hiergrammar.theory.latex import DOC_NAMES, render
+from hiergrammar.theory.symbolic import (
     EXACT_MAX_S,
     Sym,
     check_parameters,
@@ -65,8 +64,13 @@ def test_derivation_is_an_ordered_list_of_named_steps(deriv):
     assert len(titles) == len(set(titles))
     assert {step.section for step in deriv} == set(titles)
     # Reading order: ingredients before what is built from them.
-    for before, after in [("coordinate_mass", "F_K"), ("p_true_parent", "c"), ("F_K", "F"),
-                          ("F_of_u", "F_prime_at_1"), ("R", "u_star_s2")]:
+    for before, after in [
+        ("coordinate_mass", "F_K"),
+        ("p_true_parent", "c"),
+        ("F_K", "F"),
+        ("F_of_u", "F_prime_at_1"),
+        ("R", "u_star_s2"),
+    ]:
         assert names.index(before) < names.index(after)
     assert deriv["F"].expr.free_symbols == {S.x, S.v, S.m, S.s}
     with pytest.raises(KeyError, match="no step named 'nope'"):
@@ -102,10 +106,10 @@ def test_hypergeometric_membership_matches_enumerated_draws(deriv):
         own_other += (draws[:, a_other, :] == t[:, None]).any(-1).sum()
         total += len(draws)
     values = dict(v=v, s=s, m=m)
-    assert own_true / total == pytest.approx(_num(deriv["p_true_parent"].expr, **values),
-                                             abs=1e-12)
-    assert own_other / total == pytest.approx(_num(deriv["p_other_parent"].expr, **values),
-                                              abs=1e-12)
+    assert own_true / total == pytest.approx(_num(deriv["p_true_parent"].expr, **values), abs=1e-12)
+    assert own_other / total == pytest.approx(
+        _num(deriv["p_other_parent"].expr, **values), abs=1e-12
+    )
 
 
 # -- the maps against brute-force annealed averages of one BP step ---------------------------
@@ -167,8 +171,9 @@ def _annealed_down(draws, coords, v, K, u, d):
     return np.concatenate(true), np.concatenate(total)
 
 
-@pytest.mark.parametrize("v,s,m,K", [(3, 2, 2, 3), (3, 2, 2, 2), (3, 2, 3, 3), (2, 3, 2, 2),
-                                     (2, 3, 3, 2)])
+@pytest.mark.parametrize(
+    "v,s,m,K", [(3, 2, 2, 3), (3, 2, 2, 2), (3, 2, 3, 3), (2, 3, 2, 2), (2, 3, 3, 2)]
+)
 def test_maps_equal_exact_annealed_average_of_one_bp_step(deriv, v, s, m, K):
     """Over every rule draw, E[numerator]/E[normaliser] of one BP step equals the derived
     F_K and G exactly (the annealed, ratio-of-means approximation is exact for one step)."""
@@ -178,11 +183,13 @@ def test_maps_equal_exact_annealed_average_of_one_bp_step(deriv, v, s, m, K):
     for u in (0.2, 0.55, 0.9):
         true, total = _annealed_up(draws, coords, v, K, u)
         assert true.sum() / total.sum() == pytest.approx(
-            _num(F, u=u, v=v, s=s, m=m, K=K), rel=1e-12)
+            _num(F, u=u, v=v, s=s, m=m, K=K), rel=1e-12
+        )
         for d in (0.15, 0.7):
             true, total = _annealed_down(draws, coords, v, K, u, d)
             assert true.sum() / total.sum() == pytest.approx(
-                _num(G, u=u, d=d, v=v, s=s, m=m), rel=1e-12)
+                _num(G, u=u, d=d, v=v, s=s, m=m), rel=1e-12
+            )
 
 
 def test_maps_match_sampled_annealed_average_larger_grammar(deriv):
@@ -203,8 +210,9 @@ def test_maps_match_sampled_annealed_average_larger_grammar(deriv):
     u, d = 0.6, 0.5
     se = within(*_annealed_up(draws, coords, v, K, u), _num(F, u=u, v=v, s=s, m=m, K=K))
     assert se < 0.01  # the test has power
-    within(*_annealed_down(draws, coords, v, K, u, d),
-           _num(deriv["G"].expr, u=u, d=d, v=v, s=s, m=m))
+    within(
+        *_annealed_down(draws, coords, v, K, u, d), _num(deriv["G"].expr, u=u, d=d, v=v, s=s, m=m)
+    )
 
 
 def test_marginal_matches_direct_product_of_messages(deriv):
@@ -225,20 +233,28 @@ def test_reference_closed_forms_hold_symbolically_and_numerically(deriv):
     rng = np.random.default_rng(11)
     for check in checks:
         for _ in range(5):
-            values = {S.v: int(rng.integers(3, 40)), S.s: int(rng.integers(2, 5)),
-                      S.u: rng.uniform(0.05, 0.95), S.d: rng.uniform(0.05, 0.95),
-                      S.x: rng.uniform(0.05, 0.95), S.f: rng.uniform(0.05, 0.45),
-                      S.K: int(rng.integers(2, 40))}
+            values = {
+                S.v: int(rng.integers(3, 40)),
+                S.s: int(rng.integers(2, 5)),
+                S.u: rng.uniform(0.05, 0.95),
+                S.d: rng.uniform(0.05, 0.95),
+                S.x: rng.uniform(0.05, 0.95),
+                S.f: rng.uniform(0.05, 0.45),
+                S.K: int(rng.integers(2, 40)),
+            }
             values[S.m] = int(rng.integers(2, values[S.v]))
             a, b = float(check.derived.subs(values)), float(check.reference.subs(values))
             assert a == pytest.approx(b, rel=1e-10), check.name
 
 
 def test_lambdified_maps_agree_with_numeric_meanfield_module():
-    meanfield = pytest.importorskip("theory.meanfield")
+    meanfield = pytest.importorskip("hiergrammar.theory.meanfield")
     rng = np.random.default_rng(5)
-    F, G, p = (upward_map_function(), symbolic.downward_map_function(),
-               symbolic.marginal_function())
+    F, G, p = (
+        upward_map_function(),
+        symbolic.downward_map_function(),
+        symbolic.marginal_function(),
+    )
     for v, m, s in _random_params(rng, 15):
         K = int(rng.integers(2, 30))
         u, d = rng.uniform(0.01, 0.99, 2)
@@ -320,7 +336,8 @@ def test_large_v_limits_numerically(deriv):
         b = float(deriv[f"u_star_s{s}_large_v"].expr.subs(S.f, f))
         assert a == pytest.approx(b, rel=1e-4)
         assert float(deriv[f"eps_star_s{s}_large_v"].expr.subs(S.f, 1 / s)) == pytest.approx(
-            0, abs=1e-12)
+            0, abs=1e-12
+        )
 
 
 # -- closed forms and critical points ----------------------------------------------------------
@@ -347,7 +364,8 @@ def test_closed_form_u_star_is_the_repulsive_fixed_point(deriv, s):
         u_star = float(u_expr.subs({S.v: v, S.m: m}))
         assert u_star == pytest.approx(cp.u_star_float, rel=1e-12)
         assert float(deriv[f"eps_star_s{s}"].expr.subs({S.v: v, S.m: m})) == pytest.approx(
-            cp.eps_star_float, rel=1e-12)
+            cp.eps_star_float, rel=1e-12
+        )
         assert F(u_star, v, m, s, v) == pytest.approx(u_star, rel=1e-10)
         h = 1e-7
         assert (F(u_star + h, v, m, s, v) - F(u_star - h, v, m, s, v)) / (2 * h) > 1
@@ -382,16 +400,19 @@ def test_critical_point_known_value_and_fields():
     assert "17/24" in cp.summary() and "n_classes = 32" in cp.explanation
 
 
-@pytest.mark.parametrize("v,m,s,regime,method", [
-    (32, 20, 2, "always_lost", "none"),
-    (32, 1, 2, "always_recovered", "none"),
-    (8, 3, 3, "transition", "radicals"),
-    (5, 4, 4, "transition", "algebraic"),
-    (3, 2, 6, "always_recovered", "none"),
-    (4, 30, 5, "transition", "algebraic"),
-])
+@pytest.mark.parametrize(
+    "v,m,s,regime,method",
+    [
+        (32, 20, 2, "always_lost", "none"),
+        (32, 1, 2, "always_recovered", "none"),
+        (8, 3, 3, "transition", "radicals"),
+        (5, 4, 4, "transition", "algebraic"),
+        (3, 2, 6, "always_recovered", "none"),
+        (4, 30, 5, "transition", "algebraic"),
+    ],
+)
 def test_critical_point_regimes_match_iteration_and_meanfield(v, m, s, regime, method):
-    meanfield = pytest.importorskip("theory.meanfield")
+    meanfield = pytest.importorskip("hiergrammar.theory.meanfield")
     cp = critical_point(v, m, s)
     assert (cp.regime, cp.method) == (regime, method)
     assert cp.eps_star_float == pytest.approx(meanfield.critical_eps(v, m, s), abs=1e-9)
@@ -430,15 +451,18 @@ def test_numeric_root_path_agrees_with_exact(monkeypatch):
     assert cp.u_star_float == pytest.approx(root, abs=1e-10)
 
 
-@pytest.mark.parametrize("args,message", [
-    ((1, 1, 2), "v=1 violates v >= 2"),
-    ((4, 1, 1), "s=1 violates s >= 2"),
-    ((4, 0, 2), r"m=0 violates 1 <= m <= v\*\*\(s-1\) = 4"),
-    ((4, 5, 2), r"m=5 violates 1 <= m <= v\*\*\(s-1\) = 4"),
-    ((4.0, 2, 2), "v must be an integer"),
-    ((4, 2, 2, 0), "n_classes=0 violates n_classes >= 1"),
-    ((4, 2, 2, 9), r"n_classes\*m = 18 violates n_classes\*m <= v\*\*s = 16"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((1, 1, 2), "v=1 violates v >= 2"),
+        ((4, 1, 1), "s=1 violates s >= 2"),
+        ((4, 0, 2), r"m=0 violates 1 <= m <= v\*\*\(s-1\) = 4"),
+        ((4, 5, 2), r"m=5 violates 1 <= m <= v\*\*\(s-1\) = 4"),
+        ((4.0, 2, 2), "v must be an integer"),
+        ((4, 2, 2, 0), "n_classes=0 violates n_classes >= 1"),
+        ((4, 2, 2, 9), r"n_classes\*m = 18 violates n_classes\*m <= v\*\*s = 16"),
+    ],
+)
 def test_parameter_validation(args, message):
     with pytest.raises(ValueError, match=message):
         check_parameters(*args)
@@ -451,7 +475,8 @@ def test_parameter_validation(args, message):
 def test_committed_documents_are_regenerated_identically(fmt):
     path = ROOT / "docs" / DOC_NAMES[fmt]
     assert path.read_text(encoding="utf-8") == render(fmt), (
-        f"{path} is stale: regenerate with `python -m theory.latex docs`")
+        f"{path} is stale: regenerate with `python -m hiergrammar.theory.latex docs`"
+    )
 
 
 def test_documents_contain_every_step_and_check(deriv):
@@ -469,8 +494,13 @@ def test_documents_contain_every_step_and_check(deriv):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_document_compiles(tmp_path):
     (tmp_path / "d.tex").write_text(render("latex"), encoding="utf-8")
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 10_000
 
@@ -478,8 +508,8 @@ def test_latex_document_compiles(tmp_path):
 def test_docstring_examples_run():
     import doctest
 
-    import theory.latex
+    import hiergrammar.theory.latex
 
-    for module in (symbolic, theory.latex):
+    for module in (symbolic, hiergrammar.theory.latex):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -1,4 +1,5 @@
-"""The ADM -> diffusers converter (vision.adm) and offline loading (vision.models).
+"""The ADM -> diffusers converter (hiergrammar.vision.adm) and offline loading
+(hiergrammar.vision.models).
 
 Evidence: an independent port of guided-diffusion's UNetModel (``tests/adm_reference.py``),
 randomly initialised everywhere, evaluated on the same inputs as the converted
@@ -27,8 +28,7 @@ from tests.adm_reference import (
 pytest.importorskip("diffusers")
 
 from diffusers import DDPMPipeline, UNet2DModel  # noqa: E402
-
-from vision.adm import (  # noqa: E402
+from hiergrammar.vision.adm import (  # noqa: E402
     ADM_PRESETS,
     adm_config,
     adm_scheduler,
@@ -38,7 +38,7 @@ from vision.adm import (  # noqa: E402
     load_adm_config,
     unet2d_config_from_adm,
 )
-from vision.models import load_diffusion  # noqa: E402
+from hiergrammar.vision.models import load_diffusion  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,13 +47,18 @@ VARIANTS = {
     # the 256x256 model's features: learned sigma, scale-shift, resblock up/down, legacy heads
     "adm256-like": tiny_flags(),
     # strided-conv resampling, additive time embedding, class conditional, fixed num_heads
-    "conv-resample-classcond": tiny_flags(resblock_updown=False, use_scale_shift_norm=False,
-                                          class_cond=True, num_head_channels=-1, num_heads=2,
-                                          channel_mult="1,1,1", learn_sigma=False,
-                                          attention_resolutions="8,2"),
+    "conv-resample-classcond": tiny_flags(
+        resblock_updown=False,
+        use_scale_shift_norm=False,
+        class_cond=True,
+        num_head_channels=-1,
+        num_heads=2,
+        channel_mult="1,1,1",
+        learn_sigma=False,
+        attention_resolutions="8,2",
+    ),
     # QKVAttention (new order) at the 64x64 model's setting, 2 res blocks, dropout (eval)
-    "new-attention-order": tiny_flags(use_new_attention_order=True, num_res_blocks=2,
-                                      dropout=0.1),
+    "new-attention-order": tiny_flags(use_new_attention_order=True, num_res_blocks=2, dropout=0.1),
 }
 
 
@@ -103,10 +108,18 @@ def test_attention_layout_matters():
 def test_full_size_256_uncond_maps_key_for_key():
     cfg = adm_config("256x256_diffusion_uncond")
     with torch.device("meta"):
-        ref = UNetModel(cfg["image_size"], cfg["in_channels"], cfg["model_channels"],
-                        cfg["out_channels"], cfg["num_res_blocks"], cfg["attention_resolutions"],
-                        channel_mult=cfg["channel_mult"], num_head_channels=64,
-                        use_scale_shift_norm=True, resblock_updown=True)
+        ref = UNetModel(
+            cfg["image_size"],
+            cfg["in_channels"],
+            cfg["model_channels"],
+            cfg["out_channels"],
+            cfg["num_res_blocks"],
+            cfg["attention_resolutions"],
+            channel_mult=cfg["channel_mult"],
+            num_head_channels=64,
+            use_scale_shift_norm=True,
+            resblock_updown=True,
+        )
         unet = UNet2DModel(**unet2d_config_from_adm(cfg))
     converted = convert_adm_state_dict(ref.state_dict(), cfg)
     expected = unet.state_dict()
@@ -119,12 +132,17 @@ def test_full_size_256_uncond_maps_key_for_key():
     assert unet.config.out_channels == 6
 
 
-@pytest.mark.parametrize("flags, match", [
-    (dict(image_size=512, num_channels=256, num_head_channels=64), "channel_mult\\[0\\]"),
-    (dict(image_size=128, num_channels=256, num_heads=4, attention_resolutions="32,16,8"),
-     "head widths"),
-    (dict(image_size=64, num_channels=64, num_heads=4, num_heads_upsample=2), "head widths"),
-])
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (dict(image_size=512, num_channels=256, num_head_channels=64), "channel_mult\\[0\\]"),
+        (
+            dict(image_size=128, num_channels=256, num_heads=4, attention_resolutions="32,16,8"),
+            "head widths",
+        ),
+        (dict(image_size=64, num_channels=64, num_heads=4, num_heads_upsample=2), "head widths"),
+    ],
+)
 def test_unmappable_configs_raise(flags, match):
     with pytest.raises(ValueError, match=match):
         unet2d_config_from_adm(adm_config(**flags))
@@ -175,7 +193,10 @@ def test_convert_checkpoint_save_and_load_round_trip(tmp_path):
     ref, cfg, pt = _save_reference_checkpoint(tmp_path)
     out = convert_adm_checkpoint(pt, tmp_path / "converted", preset=None, **tiny_flags())
     assert load_adm_config(out / "adm_config.json") == {
-        **cfg, "source": "tiny_adm.pt", "preset": None}
+        **cfg,
+        "source": "tiny_adm.pt",
+        "preset": None,
+    }
     loaded = load_diffusion(out)
     assert loaded.kind == "unet" and loaded.image_size == 8 and loaded.channels == 3
     direct = adm_to_diffusers(ref.state_dict(), cfg)
@@ -191,8 +212,9 @@ def test_convert_checkpoint_save_and_load_round_trip(tmp_path):
         assert torch.allclose(got, want, atol=ATOL32), (got - want).abs().max()
     fresh = adm_scheduler(cfg)
     assert type(loaded.scheduler) is type(fresh)
-    assert all(loaded.scheduler.config[k] == v for k, v in fresh.config.items()
-               if not k.startswith("_"))
+    assert all(
+        loaded.scheduler.config[k] == v for k, v in fresh.config.items() if not k.startswith("_")
+    )
     # diffusers itself reads the folder as a DDPMPipeline
     pipe = DDPMPipeline.from_pretrained(out, local_files_only=True)
     assert torch.equal(pipe.unet.conv_out.weight, loaded.model.conv_out.weight)
@@ -224,14 +246,25 @@ def test_load_from_local_hub_cache_only(tmp_path):
 def test_cli_convert_adm(tmp_path):
     import argparse
 
-    from vision.cli import register
+    from hiergrammar.vision.cli import register
 
     ref, cfg, pt = _save_reference_checkpoint(tmp_path, seed=9)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     sets = [f"--set={k}={v}" for k, v in tiny_flags().items()]
-    args = parser.parse_args(["vision", "convert-adm", "--checkpoint", str(pt), "--out",
-                              str(tmp_path / "cli"), "--preset", "none", *sets])
+    args = parser.parse_args(
+        [
+            "vision",
+            "convert-adm",
+            "--checkpoint",
+            str(pt),
+            "--out",
+            str(tmp_path / "cli"),
+            "--preset",
+            "none",
+            *sets,
+        ]
+    )
     assert args.func(args) == 0
     meta = json.loads((tmp_path / "cli" / "adm_config.json").read_text())
     assert meta["model_channels"] == 32 and meta["learn_sigma"] is True

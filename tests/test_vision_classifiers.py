@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from vision import classifiers as clf  # noqa: E402
-from vision.data import to_uint8  # noqa: E402
-from vision.probes import LayerRecorder, resolve_layers  # noqa: E402
+from hiergrammar.vision import classifiers as clf  # noqa: E402
+from hiergrammar.vision.data import to_uint8  # noqa: E402
+from hiergrammar.vision.probes import LayerRecorder, resolve_layers  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,16 +37,18 @@ def test_layer_lists_resolve_and_are_in_depth_order(name):
     modules = resolve_layers(model, layers)
 
     # The block entries are exactly the architecture's residual blocks (independent count).
-    block_type = (torchvision.models.convnext.CNBlock if name == "convnext_base"
-                  else torchvision.models.resnet.Bottleneck)
+    block_type = (
+        torchvision.models.convnext.CNBlock
+        if name == "convnext_base"
+        else torchvision.models.resnet.Bottleneck
+    )
     blocks = {n for n, m in model.named_modules() if isinstance(m, block_type)}
     assert blocks == {n for n, m in modules.items() if isinstance(m, block_type)}
     assert clf.logits_layer(name) == layers[-1]
 
     # Hooks fire in list order during a forward pass: the list is in depth order.
     fired = []
-    handles = [m.register_forward_hook(lambda *_, n=n: fired.append(n))
-               for n, m in modules.items()]
+    handles = [m.register_forward_hook(lambda *_, n=n: fired.append(n)) for n, m in modules.items()]
     try:
         with torch.no_grad(), LayerRecorder(model, layers) as rec:
             out = model(torch.randn(1, 3, 64, 64))
@@ -67,8 +69,7 @@ def test_unknown_classifier_name():
 def test_weights_are_the_ones_whose_accuracy_the_paper_quotes():
     # Paper: ConvNeXt-Base 96.9%, ResNet-50 95.4%, Wide ResNet-50-2 95.8%, ResNet-152 96.0%
     # top-5 on ImageNet-1k; torchvision's metadata must round to those values.
-    quoted = {"convnext_base": 96.9, "resnet50": 95.4, "wide_resnet50_2": 95.8,
-              "resnet152": 96.0}
+    quoted = {"convnext_base": 96.9, "resnet50": 95.4, "wide_resnet50_2": 95.8, "resnet152": 96.0}
     for name, top5 in quoted.items():
         meta = clf.classifier_weights(name).meta["_metrics"]["ImageNet-1K"]["acc@5"]
         assert round(meta, 1) == top5, name
@@ -106,8 +107,9 @@ def test_weights_load_from_torchvision_cache(tmp_path):
     finally:
         torch.hub.set_dir(old)
     assert not model.training
-    for (k1, v1), (k2, v2) in zip(reference.state_dict().items(), model.state_dict().items(),
-                                  strict=True):
+    for (k1, v1), (k2, v2) in zip(
+        reference.state_dict().items(), model.state_dict().items(), strict=True
+    ):
         assert k1 == k2 and torch.equal(v1, v2)
     x = preprocess(torch.rand(2, 3, 256, 256) * 2 - 1)
     with torch.no_grad():
@@ -137,5 +139,6 @@ def test_preprocess_matches_closed_form_on_constant_images():
     expected = (u.double().view(3, 1) / 255 - mean.double()) / std.double()
     got = out.double().mean(dim=(2, 3))
     assert torch.allclose(got, expected, atol=1e-5)
-    assert torch.allclose(out.double().std(dim=(2, 3)), torch.zeros(3, 3, dtype=torch.float64),
-                          atol=1e-6)
+    assert torch.allclose(
+        out.double().std(dim=(2, 3)), torch.zeros(3, 3, dtype=torch.float64), atol=1e-6
+    )

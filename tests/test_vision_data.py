@@ -1,4 +1,5 @@
-"""Start images from an ImageNet-style folder (vision.data), on tiny PNG folders built here.
+"""Start images from an ImageNet-style folder (hiergrammar.vision.data), on tiny PNG folders built
+here.
 
 Evidence: the selection order is recomputed from the file names with ``sorted``; pixel values
 are recomputed from the colours written; the crop position is read off an image whose column
@@ -12,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hiergrammar.vision.data import image_folder_dataset, load_image_folder, save_png, to_uint8
 from PIL import Image
 
-from vision.data import image_folder_dataset, load_image_folder, save_png, to_uint8
 
-
-def make_image_folder(root: Path, classes=("n02", "n01", "n03"), per_class: int = 3,
-                      size: int = 8, seed: int = 0) -> dict[str, list[str]]:
+def make_image_folder(
+    root: Path, classes=("n02", "n01", "n03"), per_class: int = 3, size: int = 8, seed: int = 0
+) -> dict[str, list[str]]:
     """Random RGB PNGs ``root/<class>/img_<k>.png`` written in a shuffled order; returns the
     file names per class."""
     rng = np.random.default_rng(seed)
@@ -57,8 +58,9 @@ def test_pixel_values_map_to_minus_one_one(tmp_path):
 
 
 def _stripes(widths_colours, height):
-    blocks = [np.broadcast_to(np.array(c, dtype=np.uint8), (height, w, 3))
-              for w, c in widths_colours]
+    blocks = [
+        np.broadcast_to(np.array(c, dtype=np.uint8), (height, w, 3)) for w, c in widths_colours
+    ]
     return np.concatenate(blocks, axis=1)
 
 
@@ -71,8 +73,9 @@ def test_centre_crop_is_exact_when_no_resize_is_needed(tmp_path):
     pixels = _stripes([(12, RED), (8, GREEN), (12, BLUE)], 8)
     Image.fromarray(pixels).save(tmp_path / "a" / "wide.png")
     images, _ = load_image_folder(tmp_path, 8)
-    assert torch.equal(to_uint8(images)[0].permute(1, 2, 0),
-                       torch.from_numpy(pixels[:, 12:20].copy()))
+    assert torch.equal(
+        to_uint8(images)[0].permute(1, 2, 0), torch.from_numpy(pixels[:, 12:20].copy())
+    )
 
 
 def test_resize_shorter_side_then_centre_crop(tmp_path):
@@ -81,12 +84,14 @@ def test_resize_shorter_side_then_centre_crop(tmp_path):
     # tinted by the antialiasing kernel at the crop's edges only).
     (tmp_path / "a").mkdir()
     Image.fromarray(_stripes([(16, RED), (16, GREEN), (16, BLUE)], 16)).save(
-        tmp_path / "a" / "wide.png")
+        tmp_path / "a" / "wide.png"
+    )
     images, _ = load_image_folder(tmp_path, 8)
     assert images.shape == (1, 3, 8, 8)
     rgb = (images[0] + 1) * 127.5  # (3, 8, 8)
-    assert torch.allclose(rgb[:, :, 3:5], torch.tensor(GREEN, dtype=torch.float32)[:, None, None],
-                          atol=2)
+    assert torch.allclose(
+        rgb[:, :, 3:5], torch.tensor(GREEN, dtype=torch.float32)[:, None, None], atol=2
+    )
     assert (rgb[1] > 128).all()  # green dominates every column of the crop
 
 

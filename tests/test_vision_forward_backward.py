@@ -1,4 +1,4 @@
-"""Forward-backward sampling (vision.forward_backward) against independent evidence.
+"""Forward-backward sampling (hiergrammar.vision.forward_backward) against independent evidence.
 
 * ``t = num_steps`` equals diffusers' own ``DDPMPipeline`` / ``DDIMPipeline`` / ``DiTPipeline``
   sampling runs drawn from the same per-image generators (to 1e-5);
@@ -20,6 +20,7 @@ from tests.adm_reference import RespacedDiffusion, build_reference, tiny_flags
 
 diffusers = pytest.importorskip("diffusers")
 
+import hiergrammar.vision  # noqa: E402
 from diffusers import (  # noqa: E402
     AutoencoderKL,
     DDIMPipeline,
@@ -30,10 +31,8 @@ from diffusers import (  # noqa: E402
     DiTTransformer2DModel,
     UNet2DModel,
 )
-
-import vision  # noqa: E402
-from vision.adm import adm_config, adm_scheduler, adm_to_diffusers  # noqa: E402
-from vision.pipeline import (  # noqa: E402
+from hiergrammar.vision.adm import adm_config, adm_scheduler, adm_to_diffusers  # noqa: E402
+from hiergrammar.vision.pipeline import (  # noqa: E402
     forward_backward,
     forward_backward_latent,
     null_class_label,
@@ -58,9 +57,14 @@ def adm_pair():
 def plain_unet():
     """A tiny UNet2DModel predicting epsilon only (3 channels)."""
     torch.manual_seed(2)
-    return UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
-                       layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+    return UNet2DModel(
+        sample_size=8,
+        block_out_channels=(32, 32),
+        norm_num_groups=8,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +94,9 @@ def test_tT_ignores_input_and_matches_ddpm_pipeline(adm_pair, images):
     pipe = DDPMPipeline(unet=unet, scheduler=adm_scheduler(cfg))
     pipe.set_progress_bar_config(disable=True)
     gens = [torch.Generator().manual_seed(7 + i) for i in range(len(images))]
-    ref = pipe(batch_size=len(images), generator=gens, num_inference_steps=N_STEPS,
-               output_type="np").images
+    ref = pipe(
+        batch_size=len(images), generator=gens, num_inference_steps=N_STEPS, output_type="np"
+    ).images
     assert torch.allclose(a / 2 + 0.5, torch.from_numpy(ref).permute(0, 3, 1, 2), atol=1e-5)
     # and the seed matters
     c = _fb(unet, adm_scheduler(cfg), images, N_STEPS, seed=8)
@@ -104,8 +109,13 @@ def test_tT_matches_ddim_pipeline(plain_unet, images):
     pipe = DDIMPipeline(unet=plain_unet, scheduler=DDIMScheduler(timestep_spacing="leading"))
     pipe.set_progress_bar_config(disable=True)
     gens = [torch.Generator().manual_seed(11 + i) for i in range(len(images))]
-    ref = pipe(batch_size=len(images), generator=gens, num_inference_steps=N_STEPS, eta=0.0,
-               output_type="np").images
+    ref = pipe(
+        batch_size=len(images),
+        generator=gens,
+        num_inference_steps=N_STEPS,
+        eta=0.0,
+        output_type="np",
+    ).images
     assert torch.allclose(a / 2 + 0.5, torch.from_numpy(ref).permute(0, 3, 1, 2), atol=1e-5)
 
 
@@ -144,8 +154,9 @@ def test_deterministic_and_batch_size_independent(adm_pair, images):
 
 
 def test_package_level_entry_point(plain_unet, images):
-    a = vision.forward_backward(plain_unet, DDPMScheduler(), images, 3, N_STEPS, 0,
-                                progress=False)
+    a = hiergrammar.vision.forward_backward(
+        plain_unet, DDPMScheduler(), images, 3, N_STEPS, 0, progress=False
+    )
     b = _fb(plain_unet, DDPMScheduler(), images, 3)
     assert torch.equal(a, b)
 
@@ -171,17 +182,24 @@ def test_invalid_arguments(plain_unet, images):
         _fb(plain_unet, s, images, 2, batch_size=0)
     # DDIM's step assumes an even stride: 'linspace' with 7 of 1000 steps is uneven
     with pytest.raises(ValueError, match="uneven"):
-        forward_backward(plain_unet, DDIMScheduler(timestep_spacing="linspace"), images, 2, 7,
-                         progress=False)
+        forward_backward(
+            plain_unet, DDIMScheduler(timestep_spacing="linspace"), images, 2, 7, progress=False
+        )
     # a learned-variance scheduler with an epsilon-only model
     with pytest.raises(ValueError, match="learned_range"):
         _fb(plain_unet, DDPMScheduler(variance_type="learned_range"), images, 2)
 
 
 def test_class_conditional_unet_rejected(images):
-    unet = UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
-                       layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
-                       up_block_types=("UpBlock2D",) * 2, num_class_embeds=4)
+    unet = UNet2DModel(
+        sample_size=8,
+        block_out_channels=(32, 32),
+        norm_num_groups=8,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        num_class_embeds=4,
+    )
     with pytest.raises(ValueError, match="class-conditional"):
         _fb(unet, DDPMScheduler(), images, 2)
 
@@ -193,13 +211,27 @@ def test_class_conditional_unet_rejected(images):
 @pytest.fixture(scope="module")
 def dit_vae():
     torch.manual_seed(4)
-    dit = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
-                                out_channels=8, num_layers=1, sample_size=4, patch_size=2,
-                                num_embeds_ada_norm=10).eval()
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16),
-                        layers_per_block=1, norm_num_groups=4, sample_size=8).eval()
+    dit = DiTTransformer2DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=2,
+        num_embeds_ada_norm=10,
+    ).eval()
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=8,
+    ).eval()
     return dit, vae
 
 
@@ -209,26 +241,43 @@ def test_latent_t0_identity_and_tT_matches_dit_pipeline(dit_vae, images):
     x = images[:3]
     same = forward_backward_latent(dit, vae, DDIMScheduler(), x, 0, N_STEPS, progress=False)
     assert torch.equal(same, x)
-    a = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5,
-                                progress=False)
-    b = forward_backward_latent(dit, vae, DDIMScheduler(), -x, N_STEPS, N_STEPS, seed=5,
-                                progress=False)
+    a = forward_backward_latent(
+        dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5, progress=False
+    )
+    b = forward_backward_latent(
+        dit, vae, DDIMScheduler(), -x, N_STEPS, N_STEPS, seed=5, progress=False
+    )
     assert torch.equal(a, b)
     # DiTPipeline without guidance, every image given the null ("unconditional") class
     pipe = DiTPipeline(transformer=dit, vae=vae, scheduler=DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
     gens = [torch.Generator().manual_seed(5 + i) for i in range(len(x))]
-    ref = pipe(class_labels=[10] * len(x), guidance_scale=1.0, generator=gens,
-               num_inference_steps=N_STEPS, output_type="pt").images
+    ref = pipe(
+        class_labels=[10] * len(x),
+        guidance_scale=1.0,
+        generator=gens,
+        num_inference_steps=N_STEPS,
+        output_type="pt",
+    ).images
     assert torch.allclose(a / 2 + 0.5, ref, atol=1e-5)
     # a real class gives another image: the label does reach the model
-    c = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5,
-                                class_labels=3, progress=False)
+    c = forward_backward_latent(
+        dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS, seed=5, class_labels=3, progress=False
+    )
     assert (a - c).abs().max() > 1e-3
     # one label for all images may be any integer type, and means that label per image
     for label in (np.int64(3), [3] * len(x)):
-        same_c = forward_backward_latent(dit, vae, DDIMScheduler(), x, N_STEPS, N_STEPS,
-                                         seed=5, class_labels=label, progress=False)
+        same_c = forward_backward_latent(
+            dit,
+            vae,
+            DDIMScheduler(),
+            x,
+            N_STEPS,
+            N_STEPS,
+            seed=5,
+            class_labels=label,
+            progress=False,
+        )
         assert torch.equal(same_c, c)
 
 
@@ -236,8 +285,16 @@ def test_latent_ddpm_learned_range_batch_independent(dit_vae, images):
     dit, vae = dit_vae
 
     def run(x, **kw):
-        return forward_backward_latent(dit, vae, DDPMScheduler(variance_type="learned_range"),
-                                       x, 4, N_STEPS, progress=False, **kw)
+        return forward_backward_latent(
+            dit,
+            vae,
+            DDPMScheduler(variance_type="learned_range"),
+            x,
+            4,
+            N_STEPS,
+            progress=False,
+            **kw,
+        )
 
     full = run(images, seed=1)
     assert full.shape == images.shape and full.abs().max() <= 1
@@ -251,7 +308,7 @@ def test_latent_model_saved_and_loaded(dit_vae, images, tmp_path):
     layout of facebook/DiT-XL-2-256, and samples like the in-memory pair."""
     import json
 
-    from vision.models import load_diffusion
+    from hiergrammar.vision.models import load_diffusion
 
     dit, vae = dit_vae
     DiTPipeline(transformer=dit, vae=vae, scheduler=DDIMScheduler()).save_pretrained(tmp_path)
@@ -262,8 +319,9 @@ def test_latent_model_saved_and_loaded(dit_vae, images, tmp_path):
     loaded = load_diffusion(tmp_path)
     assert loaded.kind == "latent" and loaded.image_size == 8 and loaded.channels == 3
     got = loaded.forward_backward(images, 3, N_STEPS, seed=2, progress=False)
-    want = forward_backward_latent(dit, vae, DDIMScheduler(), images, 3, N_STEPS, seed=2,
-                                   progress=False)
+    want = forward_backward_latent(
+        dit, vae, DDIMScheduler(), images, 3, N_STEPS, seed=2, progress=False
+    )
     assert torch.allclose(got, want, atol=1e-6)
 
 
@@ -272,10 +330,17 @@ def test_importing_the_cli_group_does_not_import_torch():
     import sys
     from pathlib import Path
 
-    code = ("import sys, vision, vision.cli_sample; "
-            "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    code = (
+        "import sys, hiergrammar.vision, hiergrammar.vision.cli_sample; "
+        "assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
     assert proc.stdout.strip() == "ok", proc.stderr
 
 
@@ -285,13 +350,17 @@ def test_bf16_on_cuda(adm_pair, images):
     ref, _, cfg = adm_pair
     gpu = adm_to_diffusers(ref.state_dict(), cfg).to("cuda")
     a = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False)
-    b = forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False,
-                         dtype=torch.bfloat16)
+    b = forward_backward(
+        gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False, dtype=torch.bfloat16
+    )
     assert a.device == images.device and torch.isfinite(b).all()
     assert (a - b).abs().mean() < 0.05
     # cuDNN may pick other (TF32) kernels for another batch size: a looser tolerance
-    assert torch.allclose(a, forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS,
-                                              progress=False, batch_size=2), atol=1e-2)
+    assert torch.allclose(
+        a,
+        forward_backward(gpu, adm_scheduler(cfg), images, 3, N_STEPS, progress=False, batch_size=2),
+        atol=1e-2,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,8 +377,8 @@ def saved_adm(tmp_path_factory, adm_pair):
 
 
 def test_sharded_single_process_equals_direct(saved_adm, images):
-    from vision.distributed import forward_backward_sharded, process_state
-    from vision.models import load_diffusion
+    from hiergrammar.vision.distributed import forward_backward_sharded, process_state
+    from hiergrammar.vision.models import load_diffusion
 
     assert process_state().num_processes == 1
     d = load_diffusion(saved_adm)
@@ -322,7 +391,7 @@ def _vision_cli(argv):
     """Parse and run ``hiergrammar vision ...`` through the vision command group."""
     import argparse
 
-    from vision.cli import register
+    from hiergrammar.vision.cli import register
 
     parser = argparse.ArgumentParser(prog="hiergrammar")
     register(parser.add_subparsers(dest="command"))
@@ -340,17 +409,39 @@ def _png(path):
 def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
     import json
 
+    from hiergrammar.vision.data import load_image_folder, to_uint8
+
     from tests.test_vision_data import make_image_folder
-    from vision.data import load_image_folder, to_uint8
 
     _, unet, cfg = adm_pair
     # 12x12 PNGs: resized and cropped to the model's 8x8
     make_image_folder(tmp_path / "imgs", classes=("n02", "n01"), per_class=3, size=12)
     out = tmp_path / "out"
-    rc = _vision_cli(["vision", "sample", "--model", str(saved_adm), "--images",
-                      str(tmp_path / "imgs"), "--per-class", "2", "--t", "0", "3", str(N_STEPS),
-                      "--num-steps", str(N_STEPS), "--batch-size", "3", "--seed", "5",
-                      "--out", str(out), "--no-progress"])
+    rc = _vision_cli(
+        [
+            "vision",
+            "sample",
+            "--model",
+            str(saved_adm),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--per-class",
+            "2",
+            "--t",
+            "0",
+            "3",
+            str(N_STEPS),
+            "--num-steps",
+            str(N_STEPS),
+            "--batch-size",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     start, records = load_image_folder(tmp_path / "imgs", 8, per_class=2)
     for t in (0, 3, N_STEPS):
@@ -359,8 +450,9 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
         assert meta["t"] == t and meta["num_steps"] == N_STEPS
         assert meta["start_timestep"] == start_timestep(adm_scheduler(cfg), t, N_STEPS)
         assert [m["seed"] for m in meta["images"]] == [5, 6, 7, 8]
-        assert [(m["class_name"], m["label"]) for m in meta["images"]] == \
-            [(r.class_name, r.label) for r in records]
+        assert [(m["class_name"], m["label"]) for m in meta["images"]] == [
+            (r.class_name, r.label) for r in records
+        ]
         expected = to_uint8(_fb(unet, adm_scheduler(cfg), start, t, seed=5)).permute(0, 2, 3, 1)
         expected = expected.short()
         for m, e in zip(meta["images"], expected, strict=True):
@@ -370,8 +462,7 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
             assert (got - e).abs().max() <= (0 if t == 0 else 1)
         # the output is itself an image folder, in the same order
         _, again = load_image_folder(folder, 8)
-        assert [(r.class_name, r.stem) for r in again] == \
-            [(r.class_name, r.stem) for r in records]
+        assert [(r.class_name, r.stem) for r in again] == [(r.class_name, r.stem) for r in records]
     run = json.loads((out / "run.json").read_text())
     assert run["n_images"] == 4 and run["num_processes"] == 1
     # --resume: only the missing image's batch is recomputed, to the same pixels
@@ -379,17 +470,52 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
     last = out / "t003" / meta["images"][-1]["file"]
     before, last_mtime = _png(first), last.stat().st_mtime_ns
     first.unlink()
-    assert _vision_cli(["vision", "sample", "--model", str(saved_adm), "--images",
-                        str(tmp_path / "imgs"), "--per-class", "2", "--t", "0", "3",
-                        str(N_STEPS), "--num-steps", str(N_STEPS), "--batch-size", "3",
-                        "--seed", "5", "--out", str(out), "--no-progress", "--resume"]) == 0
+    assert (
+        _vision_cli(
+            [
+                "vision",
+                "sample",
+                "--model",
+                str(saved_adm),
+                "--images",
+                str(tmp_path / "imgs"),
+                "--per-class",
+                "2",
+                "--t",
+                "0",
+                "3",
+                str(N_STEPS),
+                "--num-steps",
+                str(N_STEPS),
+                "--batch-size",
+                "3",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert torch.equal(_png(first), before)
     assert last.stat().st_mtime_ns == last_mtime  # in the other batch: not rewritten
 
 
 def test_cli_sample_rejects_bad_arguments(saved_adm, tmp_path):
-    base = ["vision", "sample", "--model", str(saved_adm), "--images", str(tmp_path),
-            "--out", str(tmp_path / "o"), "--num-steps", "10"]
+    base = [
+        "vision",
+        "sample",
+        "--model",
+        str(saved_adm),
+        "--images",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o"),
+        "--num-steps",
+        "10",
+    ]
     with pytest.raises(ValueError, match="0 <= t <= num_steps"):
         _vision_cli([*base, "--t", "11"])
     with pytest.raises(ValueError, match="per_class >= 1"):
@@ -401,8 +527,9 @@ def test_cli_sample_rejects_bad_arguments(saved_adm, tmp_path):
 _TWO_PROCESS_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
-from vision.distributed import forward_backward_sharded, process_state, sample_image_folder
-from vision.models import load_diffusion
+from hiergrammar.vision.distributed import (forward_backward_sharded, process_state,
+    sample_image_folder)
+from hiergrammar.vision.models import load_diffusion
 state = process_state()
 assert state.num_processes == 2, state
 d = load_diffusion(sys.argv[1])
@@ -426,9 +553,10 @@ def test_two_cpu_processes_match_one(saved_adm, images, tmp_path):
     import sys
     from pathlib import Path
 
+    from hiergrammar.vision.distributed import sample_image_folder
+    from hiergrammar.vision.models import load_diffusion
+
     from tests.test_vision_data import make_image_folder
-    from vision.distributed import sample_image_folder
-    from vision.models import load_diffusion
 
     make_image_folder(tmp_path / "imgs", classes=("a", "b", "c"), per_class=2, size=8)
     torch.save(images, tmp_path / "images.pt")
@@ -437,12 +565,30 @@ def test_two_cpu_processes_match_one(saved_adm, images, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
-           "CUDA_VISIBLE_DEVICES": "", "HIERGRAMMAR_NO_PROGRESS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(port), str(tmp_path / "script.py"),
-           str(saved_adm), str(tmp_path / "images.pt"), str(tmp_path / "imgs"),
-           str(tmp_path / "two"), str(tmp_path / "gathered.pt")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "HIERGRAMMAR_NO_PROGRESS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        str(tmp_path / "script.py"),
+        str(saved_adm),
+        str(tmp_path / "images.pt"),
+        str(tmp_path / "imgs"),
+        str(tmp_path / "two"),
+        str(tmp_path / "gathered.pt"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -450,8 +596,17 @@ def test_two_cpu_processes_match_one(saved_adm, images, tmp_path):
     gathered = torch.load(tmp_path / "gathered.pt")
     direct = d.forward_backward(images, 3, N_STEPS, seed=4, progress=False)
     assert torch.allclose(gathered, direct, atol=1e-5)
-    sample_image_folder(d, tmp_path / "imgs", [3], tmp_path / "one", per_class=2,
-                        num_steps=N_STEPS, seed=5, batch_size=1, progress=False)
+    sample_image_folder(
+        d,
+        tmp_path / "imgs",
+        [3],
+        tmp_path / "one",
+        per_class=2,
+        num_steps=N_STEPS,
+        seed=5,
+        batch_size=1,
+        progress=False,
+    )
     one = json.loads((tmp_path / "one" / "t003" / "metadata.json").read_text())
     two = json.loads((tmp_path / "two" / "t003" / "metadata.json").read_text())
     assert two["num_processes"] == 2 and one["num_processes"] == 1
@@ -471,8 +626,19 @@ def test_benchmark_tiny_cpu(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_forward_backward", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = bench.main(["--device", "cpu", "--tiny", "--num-steps", "4", "--batch-size", "2",
-                         "--out", str(tmp_path / "bench.json")])
+    result = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--num-steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--out",
+            str(tmp_path / "bench.json"),
+        ]
+    )
     assert result["images_per_s"] > 0 and result["finite"]
     assert json.loads((tmp_path / "bench.json").read_text())["num_steps"] == 4
     # the full-size network it builds is the paper's ADM-256

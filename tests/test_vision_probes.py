@@ -18,10 +18,10 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from vision import cli_probe  # noqa: E402
-from vision.classifiers import build_classifier  # noqa: E402
-from vision.plots import load_probe_data, plot_probe  # noqa: E402
-from vision.probes import (  # noqa: E402
+from hiergrammar.vision import cli_probe  # noqa: E402
+from hiergrammar.vision.classifiers import build_classifier  # noqa: E402
+from hiergrammar.vision.plots import load_probe_data, plot_probe  # noqa: E402
+from hiergrammar.vision.probes import (  # noqa: E402
     LayerRecorder,
     RunningMoments,
     activation_stats,
@@ -226,8 +226,12 @@ def test_probe_validates_inputs():
 def test_one_hot_sequence_model():
     # The probe is shape-agnostic: a 1-d CNN on one-hot sequences (n, v, d), as for the RHM.
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 2, stride=2), torch.nn.ReLU(),
-                              torch.nn.Flatten(), torch.nn.Linear(6 * 4, 3)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(4, 6, 2, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6 * 4, 3),
+    ).eval()
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (60, 8), generator=g), 4)
     x = x.permute(0, 2, 1).float()
@@ -270,11 +274,23 @@ def test_cli_probe_and_plot_end_to_end(tmp_path):
     _write_pngs(tmp_path / "t100", other, t=100)
     _write_pngs(tmp_path / "t050", noisy, t=50)
 
-    args = _parser().parse_args([
-        "probe", "--classifier", str(model_path), "--start", str(tmp_path / "start"),
-        "--generated", str(tmp_path / "t000"), str(tmp_path / "t100"), str(tmp_path / "t050"),
-        "--out", str(tmp_path / "out"), "--batch-size", "10",
-    ])
+    args = _parser().parse_args(
+        [
+            "probe",
+            "--classifier",
+            str(model_path),
+            "--start",
+            str(tmp_path / "start"),
+            "--generated",
+            str(tmp_path / "t000"),
+            str(tmp_path / "t100"),
+            str(tmp_path / "t050"),
+            "--out",
+            str(tmp_path / "out"),
+            "--batch-size",
+            "10",
+        ]
+    )
     assert args.func(args) == 0
     data = json.loads((tmp_path / "out" / "probe_tiny.json").read_text())
     assert data["layers"] == ["inp", "features", "pool", "fc"]  # the module's children
@@ -298,25 +314,51 @@ def test_cli_probe_and_plot_end_to_end(tmp_path):
         assert raw["similarity"].shape == (3, 4, 24)
 
     png = tmp_path / "fig.png"
-    args = _parser().parse_args(["plot", "--data", str(tmp_path / "out" / "probe_tiny.json"),
-                                 str(tmp_path / "out" / "probe_tiny.npz"), "--out", str(png),
-                                 "--band", "sem"])
+    args = _parser().parse_args(
+        [
+            "plot",
+            "--data",
+            str(tmp_path / "out" / "probe_tiny.json"),
+            str(tmp_path / "out" / "probe_tiny.npz"),
+            "--out",
+            str(png),
+            "--band",
+            "sem",
+        ]
+    )
     assert args.func(args) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_probe_missing_weights_is_a_clean_error(tmp_path):
-    args = _parser().parse_args(["probe", "--classifier", "resnet152", "--weights",
-                                 str(tmp_path / "w.pth"), "--start", str(tmp_path),
-                                 "--generated", str(tmp_path), "--out", str(tmp_path / "o")])
+    args = _parser().parse_args(
+        [
+            "probe",
+            "--classifier",
+            "resnet152",
+            "--weights",
+            str(tmp_path / "w.pth"),
+            "--start",
+            str(tmp_path),
+            "--generated",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     with pytest.raises(FileNotFoundError, match=r"w\.pth.*resnet152-f82ba261\.pth"):
         args.func(args)
 
 
 def test_plot_colours_layers_by_depth_and_highlights_logits():
-    data = {"classifier": "toy", "layers": ["a", "b", "c", "logits"], "logits_layer": "logits",
-            "t": [100, 0, 50], "similarity_mean": np.linspace(1, 0, 12).reshape(3, 4),
-            "top1_agreement": [0.1, 1.0, 0.6]}
+    data = {
+        "classifier": "toy",
+        "layers": ["a", "b", "c", "logits"],
+        "logits_layer": "logits",
+        "t": [100, 0, 50],
+        "similarity_mean": np.linspace(1, 0, 12).reshape(3, 4),
+        "top1_agreement": [0.1, 1.0, 0.6],
+    }
     fig = plot_probe(data)
     lines = fig.axes[0].get_lines()
     labels = [ln.get_label() for ln in lines]
@@ -332,12 +374,12 @@ def test_plot_colours_layers_by_depth_and_highlights_logits():
 
 @pytest.mark.slow
 def test_cli_probe_reads_the_samplers_output(tmp_path):
-    # Hand-off test: run the real sampler (vision.distributed.sample_image_folder) with a tiny
-    # random UNet on a tiny ImageNet-style folder, then probe its t-folders by their paths.
+    # Hand-off test: run the real sampler (hiergrammar.vision.distributed.sample_image_folder) with
+    # a tiny random UNet on a tiny ImageNet-style folder, then probe its t-folders by their paths.
     diffusers = pytest.importorskip("diffusers")
     pytest.importorskip("accelerate")
-    from vision.distributed import sample_image_folder
-    from vision.models import DiffusionModel
+    from hiergrammar.vision.distributed import sample_image_folder
+    from hiergrammar.vision.models import DiffusionModel
 
     g = torch.Generator().manual_seed(0)
     for c, cls in enumerate(["n001", "n002"]):
@@ -346,20 +388,43 @@ def test_cli_probe_reads_the_samplers_output(tmp_path):
             img = torch.randint(0, 256, (8, 8, 3), dtype=torch.uint8, generator=g)
             Image.fromarray(img.numpy()).save(tmp_path / "val" / cls / f"img{c}{k}.png")
     torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
-                                 layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
-                                 up_block_types=("UpBlock2D",) * 2).eval()
-    diffusion = DiffusionModel(kind="unet", model=unet,
-                               scheduler=diffusers.DDPMScheduler(num_train_timesteps=40))
-    sample_image_folder(diffusion, tmp_path / "val", [0, 2, 4], tmp_path / "fb",
-                        num_steps=4, batch_size=4, progress=False)
+    unet = diffusers.UNet2DModel(
+        sample_size=8,
+        block_out_channels=(32, 32),
+        norm_num_groups=8,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+    ).eval()
+    diffusion = DiffusionModel(
+        kind="unet", model=unet, scheduler=diffusers.DDPMScheduler(num_train_timesteps=40)
+    )
+    sample_image_folder(
+        diffusion,
+        tmp_path / "val",
+        [0, 2, 4],
+        tmp_path / "fb",
+        num_steps=4,
+        batch_size=4,
+        progress=False,
+    )
 
     net = TinyCNN().eval()
     torch.save(net, tmp_path / "tiny.pt")
     gen = sorted(str(p) for p in (tmp_path / "fb").glob("t*"))
-    args = _parser().parse_args(["probe", "--classifier", str(tmp_path / "tiny.pt"),
-                                 "--start", str(tmp_path / "fb" / "t000"), "--generated",
-                                 *gen, "--out", str(tmp_path / "out")])
+    args = _parser().parse_args(
+        [
+            "probe",
+            "--classifier",
+            str(tmp_path / "tiny.pt"),
+            "--start",
+            str(tmp_path / "fb" / "t000"),
+            "--generated",
+            *gen,
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert args.func(args) == 0
     data = json.loads((tmp_path / "out" / "probe_tiny.json").read_text())
     assert data["t"] == [0.0, 2.0, 4.0]

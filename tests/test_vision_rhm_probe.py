@@ -12,10 +12,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from hiergrammar import RHM
-from vision.probes import LayerRecorder
-from vision.rhm_cnn import (
+from hiergrammar.vision.probes import LayerRecorder
+from hiergrammar.vision.rhm_cnn import (
     TreeCNN,
     TreeConv1d,
     accuracy,
@@ -25,7 +23,9 @@ from vision.rhm_cnn import (
     leaf_values,
     train_tree_cnn,
 )
-from vision.rhm_probe import critical_eps, eps_resample, probe_eps_grid, reproduce_step
+from hiergrammar.vision.rhm_probe import critical_eps, eps_resample, probe_eps_grid, reproduce_step
+
+from hiergrammar import RHM
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +37,17 @@ def _quiet(monkeypatch):
 def tiny():
     """A tiny RHM and a CNN trained on it (about 2 s on 2 cores)."""
     rhm = RHM(v=6, n_classes=6, m=2, s=2, L=3, seed=3)
-    trained = train_tree_cnn(rhm, n_train=2000, n_test=1000, width=32, epochs=5,
-                             batch_size=64, lr=3e-3, seed=0, num_threads=1)
+    trained = train_tree_cnn(
+        rhm,
+        n_train=2000,
+        n_test=1000,
+        width=32,
+        epochs=5,
+        batch_size=64,
+        lr=3e-3,
+        seed=0,
+        num_threads=1,
+    )
     return rhm, trained
 
 
@@ -56,8 +65,7 @@ def test_encode_decode_round_trip(s, L):
         values = leaf_values(images, layout=layout, s=s)
         assert np.array_equal(values, 2.0 * np.eye(v)[x] - 1.0)
     assert tuple(encode(x, v).shape) == (7, v, s**L)
-    assert tuple(encode(x, v, layout="2d", s=s).shape) == (7, v, s ** (L // 2),
-                                                           s ** (L - L // 2))
+    assert tuple(encode(x, v, layout="2d", s=s).shape) == (7, v, s ** (L // 2), s ** (L - L // 2))
 
 
 @pytest.mark.parametrize("s,L", [(2, 5), (3, 3), (2, 6)])
@@ -105,8 +113,9 @@ def test_receptive_field_matches_the_tree(s, L):
     v, d = 4, s**L
     model = TreeCNN(v, 3, s, L, width=16, seed=1).double()
     x = np.random.default_rng(2).integers(v, size=(1, d))
-    layers = [f"conv{level}" for level in range(1, L + 1)] + [f"relu{level}"
-                                                             for level in range(1, L + 1)]
+    layers = [f"conv{level}" for level in range(1, L + 1)] + [
+        f"relu{level}" for level in range(1, L + 1)
+    ]
 
     def activations(inp):
         with LayerRecorder(model, layers) as rec:
@@ -150,8 +159,7 @@ def test_training_reaches_high_accuracy(tiny):
 
 def test_training_is_deterministic():
     rhm = RHM(v=4, n_classes=3, m=2, s=2, L=2, seed=0)
-    kwargs = dict(n_train=256, n_test=64, width=8, epochs=1, batch_size=32, seed=5,
-                  num_threads=1)
+    kwargs = dict(n_train=256, n_test=64, width=8, epochs=1, batch_size=32, seed=5, num_threads=1)
     a, b = train_tree_cnn(rhm, **kwargs), train_tree_cnn(rhm, **kwargs)
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -206,14 +214,27 @@ def test_probe_on_2d_images(tiny):
     rhm = RHM(v=4, n_classes=4, m=2, s=2, L=4, seed=0)
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(4, 8, (1, 2), (1, 2)), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, (2, 1), (2, 1)), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, (1, 2), (1, 2)), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, (2, 1), (2, 1)), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(8, 4))
+        torch.nn.Conv2d(4, 8, (1, 2), (1, 2)),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, (2, 1), (2, 1)),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, (1, 2), (1, 2)),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, (2, 1), (2, 1)),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    )
     start = rhm.sample(200, seed=1).x
-    res = probe_eps_grid(net, rhm, start, [0.0, 0.5], seed=0, layers=["1", "7", "9"],
-                         to_input=lambda x: encode(x, rhm.v, layout="2d", s=rhm.s))
+    res = probe_eps_grid(
+        net,
+        rhm,
+        start,
+        [0.0, 0.5],
+        seed=0,
+        layers=["1", "7", "9"],
+        to_input=lambda x: encode(x, rhm.v, layout="2d", s=rhm.s),
+    )
     assert np.abs(res.similarity_mean[0] - 1).max() < 1e-9
     assert res.similarity_mean[1].max() < 1.0
 

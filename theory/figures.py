@@ -27,10 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
-from hiergrammar.experiments.curves import first_crossing
-from theory.meanfield import (
+from hiergrammar.theory.meanfield import (
     bp_profile,
     bp_profile_diffusion,
     critical_eps,
@@ -38,6 +35,9 @@ from theory.meanfield import (
     profile,
     true_beliefs,
 )
+
+from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
+from hiergrammar.experiments.curves import first_crossing
 
 # float32 BP: about twice as fast, and its ~1e-6 error is far below every sampling error here.
 _DTYPE = np.float32
@@ -66,9 +66,16 @@ def _level_name(level: int, L: int) -> str:
 
 
 # -- Fig. 6: phase diagram ------------------------------------------------------------------------
-def phase_diagram_data(s: int, v: int, ms: Sequence[int], eps: Sequence[float],
-                       depths: Sequence[int], n_samples: int = 64, n_rules: int = 2,
-                       seed: int = 0) -> dict[str, np.ndarray]:
+def phase_diagram_data(
+    s: int,
+    v: int,
+    ms: Sequence[int],
+    eps: Sequence[float],
+    depths: Sequence[int],
+    n_samples: int = 64,
+    n_rules: int = 2,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Class reconstruction by exact BP on a ``(f, eps)`` grid, for ``n_classes = v``.
 
     Returns arrays: ``f`` ``(len(ms),)``, ``eps`` ``(len(eps),)``, ``depths``; ``belief``
@@ -85,17 +92,36 @@ def phase_diagram_data(s: int, v: int, ms: Sequence[int], eps: Sequence[float],
     acc, acc_se, belief, belief_se = (np.empty(shape) for _ in range(4))
     for i, L in enumerate(depths):
         for j, m in enumerate(ms):
-            bp = bp_profile(v, v, int(m), s, int(L), eps, n_samples=n_samples, n_rules=n_rules,
-                            seed=seed + 7919 * int(L) + int(m), dtype=_DTYPE)
+            bp = bp_profile(
+                v,
+                v,
+                int(m),
+                s,
+                int(L),
+                eps,
+                n_samples=n_samples,
+                n_rules=n_rules,
+                seed=seed + 7919 * int(L) + int(m),
+                dtype=_DTYPE,
+            )
             acc[i, j], acc_se[i, j] = bp.accuracy[:, L], bp.accuracy_se[:, L]
             belief[i, j], belief_se[i, j] = bp.p[:, L], bp.p_se[:, L]
     f = ms / float(v) ** (s - 1)
     f_line = np.linspace(1.0 / v ** (s - 1), min(1.0, 1.1 * f.max()), 300)
     return {
-        "s": np.array(s), "v": np.array(v), "m": ms, "f": f, "eps": eps, "depths": depths,
-        "accuracy": acc, "accuracy_se": acc_se, "belief": belief, "belief_se": belief_se,
+        "s": np.array(s),
+        "v": np.array(v),
+        "m": ms,
+        "f": f,
+        "eps": eps,
+        "depths": depths,
+        "accuracy": acc,
+        "accuracy_se": acc_se,
+        "belief": belief,
+        "belief_se": belief_se,
         "eps_star": np.array([critical_eps(v, int(m), s) for m in ms]),
-        "f_line": f_line, "eps_line_v": critical_line(f_line, s, v=v),
+        "f_line": f_line,
+        "eps_line_v": critical_line(f_line, s, v=v),
         "eps_line_inf": critical_line(f_line, s),
     }
 
@@ -111,19 +137,32 @@ def plot_phase_diagram(panels: Sequence[dict[str, np.ndarray]], curve_m: Sequenc
     ``f = curve_m[row] / v**(s-1)`` for every depth."""
     plt = _pyplot()
     ncols = max(len(p["depths"]) for p in panels) + 1
-    fig, axes = plt.subplots(len(panels), ncols, figsize=(3.6 * ncols, 3.4 * len(panels)),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(panels),
+        ncols,
+        figsize=(3.6 * ncols, 3.4 * len(panels)),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for row, (data, m_fixed) in enumerate(zip(panels, curve_m, strict=True)):
         s, v = int(data["s"]), int(data["v"])
         fe, ee = _edges(data["f"]), _edges(data["eps"])
         for i, L in enumerate(data["depths"]):
             ax = axes[row, i]
-            mesh = ax.pcolormesh(fe, ee, data["belief"][i].T, vmin=1.0 / v, vmax=1.0,
-                                 cmap="magma", shading="flat")
-            ax.plot(data["f_line"], data["eps_line_v"], color="cyan", lw=1.8,
-                    label=f"MF eps*(f), v={v}")
-            ax.plot(data["f_line"], data["eps_line_inf"], color="white", lw=1.4, ls="--",
-                    label="MF eps*(f), v→∞")
+            mesh = ax.pcolormesh(
+                fe, ee, data["belief"][i].T, vmin=1.0 / v, vmax=1.0, cmap="magma", shading="flat"
+            )
+            ax.plot(
+                data["f_line"], data["eps_line_v"], color="cyan", lw=1.8, label=f"MF eps*(f), v={v}"
+            )
+            ax.plot(
+                data["f_line"],
+                data["eps_line_inf"],
+                color="white",
+                lw=1.4,
+                ls="--",
+                label="MF eps*(f), v→∞",
+            )
             ax.set_xlim(fe[0], fe[-1])
             ax.set_ylim(ee[0], ee[-1])
             ax.set_title(f"s={s}, v=n_c={v}, L={L}")
@@ -131,17 +170,28 @@ def plot_phase_diagram(panels: Sequence[dict[str, np.ndarray]], curve_m: Sequenc
             ax.set_ylabel("eps")
             if i == 0:
                 ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
-        fig.colorbar(mesh, ax=axes[row, len(data["depths"]) - 1],
-                     label="P(true class | evidence), exact BP")
+        fig.colorbar(
+            mesh, ax=axes[row, len(data["depths"]) - 1], label="P(true class | evidence), exact BP"
+        )
         ax = axes[row, -1]
         j = int(np.flatnonzero(data["m"] == m_fixed)[0])
         colors = _level_colors(len(data["depths"]) - 1)
         for i, L in enumerate(data["depths"]):
-            ax.errorbar(data["eps"], data["belief"][i, j], yerr=data["belief_se"][i, j],
-                        color=colors[i], marker="o", ms=3, lw=1.2, capsize=2, label=f"L={L}")
+            ax.errorbar(
+                data["eps"],
+                data["belief"][i, j],
+                yerr=data["belief_se"][i, j],
+                color=colors[i],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                capsize=2,
+                label=f"L={L}",
+            )
             ax.plot(data["eps"], data["accuracy"][i, j], color=colors[i], lw=1.0, ls="--")
-        ax.axvline(data["eps_star"][j], color="k", ls=":",
-                   label=f"MF eps*={data['eps_star'][j]:.2f}")
+        ax.axvline(
+            data["eps_star"][j], color="k", ls=":", label=f"MF eps*={data['eps_star'][j]:.2f}"
+        )
         ax.axhline(1.0 / v, color="gray", lw=0.8, ls="--")
         ax.set_title(f"s={s}, f={data['f'][j]:.3g} (m={m_fixed})")
         ax.set_xlabel("eps")
@@ -151,15 +201,26 @@ def plot_phase_diagram(panels: Sequence[dict[str, np.ndarray]], curve_m: Sequenc
     for ax in axes.ravel():
         if not ax.has_data():
             ax.set_visible(False)
-    fig.suptitle("Fig. 6: probability of reconstructing the class (BP marginal of the true "
-                 "class) in the (f, eps) plane; the transition sharpens with depth L")
+    fig.suptitle(
+        "Fig. 6: probability of reconstructing the class (BP marginal of the true "
+        "class) in the (f, eps) plane; the transition sharpens with depth L"
+    )
     return fig
 
 
 # -- Figs. 7, 12-14: beliefs per level ------------------------------------------------------------
-def profiles_data(v: int, n_classes: int, m: int, s: int, L: int, eps: Sequence[float],
-                  n_samples: int = 600, n_rules: int = 4, seed: int = 0,
-                  n_dense: int = 200) -> dict[str, np.ndarray]:
+def profiles_data(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    eps: Sequence[float],
+    n_samples: int = 600,
+    n_rules: int = 4,
+    seed: int = 0,
+    n_dense: int = 200,
+) -> dict[str, np.ndarray]:
     """Mean-field and exact-BP beliefs per level vs eps.
 
     Returns ``eps`` ``(E,)`` and ``bp_u``, ``bp_d``, ``bp_p``, ``bp_accuracy`` with their
@@ -169,11 +230,18 @@ def profiles_data(v: int, n_classes: int, m: int, s: int, L: int, eps: Sequence[
     eps = np.asarray(eps, dtype=np.float64)
     dense = np.linspace(0.0, 1.0 - 1.0 / v, n_dense)
     mf = profile(v, n_classes, m, s, L, dense)
-    bp = bp_profile(v, n_classes, m, s, L, eps, n_samples=n_samples, n_rules=n_rules,
-                    seed=seed, dtype=_DTYPE)
-    out = {"eps": eps, "eps_dense": dense, "mf_u": mf.u, "mf_d": mf.d, "mf_p": mf.p,
-           "mf_at_bp_p": profile(v, n_classes, m, s, L, eps).p,
-           "params": np.array([v, n_classes, m, s, L])}
+    bp = bp_profile(
+        v, n_classes, m, s, L, eps, n_samples=n_samples, n_rules=n_rules, seed=seed, dtype=_DTYPE
+    )
+    out = {
+        "eps": eps,
+        "eps_dense": dense,
+        "mf_u": mf.u,
+        "mf_d": mf.d,
+        "mf_p": mf.p,
+        "mf_at_bp_p": profile(v, n_classes, m, s, L, eps).p,
+        "params": np.array([v, n_classes, m, s, L]),
+    }
     for key in ("u", "d", "p", "accuracy"):
         out[f"bp_{key}"] = getattr(bp, key)
         out[f"bp_{key}_se"] = getattr(bp, f"{key}_se")
@@ -188,34 +256,59 @@ def plot_profiles(data: dict[str, np.ndarray]):
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     colors = _level_colors(L)
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.2), constrained_layout=True)
-    panels = [("u", "upward belief in the true symbol", "mf_u", "bp_u"),
-              ("d", "downward belief in the true symbol", "mf_d", "bp_d"),
-              ("p", "marginal belief in the true symbol", "mf_p", "bp_p"),
-              ("accuracy", "P(correct symbol) = P(argmax = true)", "mf_p", "bp_accuracy")]
+    panels = [
+        ("u", "upward belief in the true symbol", "mf_u", "bp_u"),
+        ("d", "downward belief in the true symbol", "mf_d", "bp_d"),
+        ("p", "marginal belief in the true symbol", "mf_p", "bp_p"),
+        ("accuracy", "P(correct symbol) = P(argmax = true)", "mf_p", "bp_accuracy"),
+    ]
     for ax, (key, label, mf_key, bp_key) in zip(axes, panels, strict=True):
         for level in range(L + 1):
             if key != "accuracy":
                 ax.plot(data["eps_dense"], data[mf_key][:, level], color=colors[level], lw=1.3)
-            ax.errorbar(data["eps"], data[bp_key][:, level], yerr=data[f"{bp_key}_se"][:, level],
-                        color=colors[level], marker="o", ms=3.5,
-                        ls="-" if key == "accuracy" else "none", lw=0.8, capsize=2,
-                        label=_level_name(level, L))
+            ax.errorbar(
+                data["eps"],
+                data[bp_key][:, level],
+                yerr=data[f"{bp_key}_se"][:, level],
+                color=colors[level],
+                marker="o",
+                ms=3.5,
+                ls="-" if key == "accuracy" else "none",
+                lw=0.8,
+                capsize=2,
+                label=_level_name(level, L),
+            )
         ax.axvline(critical_eps(v, m, s), color="k", ls=":", lw=1)
         ax.set_xlabel("eps")
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title({"u": "upward (Fig. 12)", "d": "downward (Fig. 13)",
-                      "p": "marginal (Figs. 7, 14)",
-                      "accuracy": "argmax accuracy (BP only; no MF analogue)"}[key])
+        ax.set_title(
+            {
+                "u": "upward (Fig. 12)",
+                "d": "downward (Fig. 13)",
+                "p": "marginal (Figs. 7, 14)",
+                "accuracy": "argmax accuracy (BP only; no MF analogue)",
+            }[key]
+        )
     axes[0].legend(fontsize=7, title="points: exact BP\nlines: mean field", title_fontsize=7)
-    fig.suptitle(f"Beliefs per level vs eps: v={v}, n_c={n_classes}, m={m}, s={s}, L={L} "
-                 f"(dotted: MF eps*={critical_eps(v, m, s):.3f})")
+    fig.suptitle(
+        f"Beliefs per level vs eps: v={v}, n_c={n_classes}, m={m}, s={s}, L={L} "
+        f"(dotted: MF eps*={critical_eps(v, m, s):.3f})"
+    )
     return fig
 
 
 # -- Fig. 11: spread of BP messages ---------------------------------------------------------------
-def spread_data(v: int, n_classes: int, m: int, s: int, L: int, eps: Sequence[float],
-                n_samples: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+def spread_data(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    eps: Sequence[float],
+    n_samples: int = 100,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """BP beliefs in the true symbol of every node, one rule draw, for a few eps.
 
     Returns keys ``"{q}_e{i}_l{level}"`` (``q`` in u, d, p; ``i`` the eps index) holding the
@@ -228,8 +321,13 @@ def spread_data(v: int, n_classes: int, m: int, s: int, L: int, eps: Sequence[fl
     eps = np.asarray(eps, dtype=np.float64)
     rhm = RHM(v, n_classes, m, s, L, seed=seed)
     mf = profile(v, n_classes, m, s, L, eps)
-    out: dict[str, np.ndarray] = {"eps": eps, "mf_u": mf.u, "mf_d": mf.d, "mf_p": mf.p,
-                                  "params": np.array([v, n_classes, m, s, L])}
+    out: dict[str, np.ndarray] = {
+        "eps": eps,
+        "mf_u": mf.u,
+        "mf_d": mf.d,
+        "mf_p": mf.p,
+        "params": np.array([v, n_classes, m, s, L]),
+    }
     for i, e in enumerate(eps):
         data = rhm.sample(n_samples, seed=seed + 1 + i)
         result = tree_bp(rhm, eps_evidence(data.x, float(e), v), dtype=_DTYPE)
@@ -245,18 +343,33 @@ def plot_spread(data: dict[str, np.ndarray]):
     plt = _pyplot()
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     eps = data["eps"]
-    fig, axes = plt.subplots(2, len(eps), figsize=(4.2 * len(eps), 6.6), squeeze=False,
-                             constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(
+        2,
+        len(eps),
+        figsize=(4.2 * len(eps), 6.6),
+        squeeze=False,
+        constrained_layout=True,
+        sharey=True,
+    )
     for row, (q, name) in enumerate([("u", "upward"), ("d", "downward")]):
         for i, e in enumerate(eps):
             ax = axes[row, i]
             values = [data[f"{q}_e{i}_l{level}"] for level in range(L + 1)]
-            parts = ax.violinplot(values, positions=np.arange(L + 1), widths=0.85,
-                                  showmeans=True, showextrema=False)
+            parts = ax.violinplot(
+                values, positions=np.arange(L + 1), widths=0.85, showmeans=True, showextrema=False
+            )
             for body in parts["bodies"]:
                 body.set_alpha(0.45)
-            ax.scatter(np.arange(L + 1), data[f"mf_{q}"][i], color="red", marker="_", s=500,
-                       lw=2.5, zorder=3, label="mean field")
+            ax.scatter(
+                np.arange(L + 1),
+                data[f"mf_{q}"][i],
+                color="red",
+                marker="_",
+                s=500,
+                lw=2.5,
+                zorder=3,
+                label="mean field",
+            )
             ax.set_xticks(np.arange(L + 1))
             ax.set_xlabel("level l (0 = input, L = class)")
             ax.set_ylabel(f"BP {name} belief in the true symbol")
@@ -264,14 +377,17 @@ def plot_spread(data: dict[str, np.ndarray]):
             ax.set_ylim(-0.02, 1.02)
             if row == 0 and i == 0:
                 ax.legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Fig. 11: spread of BP messages over nodes (v={v}, n_c={n_classes}, m={m}, "
-                 f"s={s}, L={L}, one rule draw); blue line = BP mean, red = mean field")
+    fig.suptitle(
+        f"Fig. 11: spread of BP messages over nodes (v={v}, n_c={n_classes}, m={m}, "
+        f"s={s}, L={L}, one rule draw); blue line = BP mean, red = mean field"
+    )
     return fig
 
 
 # -- Fig. 15: diffusion vs the epsilon-process ----------------------------------------------------
-def times_for_eps_eff(v: int, targets: Sequence[float], n_leaves: int = 4000,
-                      seed: int = 0) -> np.ndarray:
+def times_for_eps_eff(
+    v: int, targets: Sequence[float], n_leaves: int = 4000, seed: int = 0
+) -> np.ndarray:
     """Continuous diffusion times whose effective eps are about ``targets`` (each in
     ``(0, 1 - 1/v)``), by inverting a Monte-Carlo ``eps_eff(t)`` on a dense log grid.
 
@@ -281,15 +397,23 @@ def times_for_eps_eff(v: int, targets: Sequence[float], n_leaves: int = 4000,
     from hiergrammar.noise import continuous_alpha_bar, effective_eps
 
     grid = np.geomspace(1e-3, 5.0, 120)
-    curve = np.maximum.accumulate(effective_eps(v, continuous_alpha_bar(grid), n_leaves,
-                                                seed=seed))
+    curve = np.maximum.accumulate(effective_eps(v, continuous_alpha_bar(grid), n_leaves, seed=seed))
     return np.interp(np.asarray(targets, dtype=np.float64), curve, grid)
 
 
-def diffusion_data(v: int, n_classes: int, m: int, s: int, L: int, t: Sequence[float],
-                   n_samples: int = 400, n_rules: int = 4, seed: int = 0,
-                   t_dense: Sequence[float] | None = None,
-                   n_leaves: int = 4000) -> dict[str, np.ndarray]:
+def diffusion_data(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    t: Sequence[float],
+    n_samples: int = 400,
+    n_rules: int = 4,
+    seed: int = 0,
+    t_dense: Sequence[float] | None = None,
+    n_leaves: int = 4000,
+) -> dict[str, np.ndarray]:
     """Exact BP on diffused one-hot inputs at continuous times ``t`` (``abar = exp(-2t)``).
 
     Returns ``t`` ``(T,)``, ``eps_eff`` ``(T,)`` (``1 - u_0`` measured on the same leaves),
@@ -300,14 +424,31 @@ def diffusion_data(v: int, n_classes: int, m: int, s: int, L: int, t: Sequence[f
     from hiergrammar.noise import continuous_alpha_bar, effective_eps
 
     t = np.asarray(t, dtype=np.float64)
-    t_dense = np.geomspace(max(t.min() / 3, 1e-3), 3 * t.max(), 60) if t_dense is None \
+    t_dense = (
+        np.geomspace(max(t.min() / 3, 1e-3), 3 * t.max(), 60)
+        if t_dense is None
         else np.asarray(t_dense, dtype=np.float64)
-    bp = bp_profile_diffusion(v, n_classes, m, s, L, continuous_alpha_bar(t),
-                              n_samples=n_samples, n_rules=n_rules, seed=seed, dtype=_DTYPE)
+    )
+    bp = bp_profile_diffusion(
+        v,
+        n_classes,
+        m,
+        s,
+        L,
+        continuous_alpha_bar(t),
+        n_samples=n_samples,
+        n_rules=n_rules,
+        seed=seed,
+        dtype=_DTYPE,
+    )
     eps_eff = np.clip(1.0 - bp.u[:, 0], 0.0, 1.0)
     return {
-        "t": t, "eps_eff": eps_eff, "bp_p": bp.p, "bp_p_se": bp.p_se,
-        "bp_accuracy": bp.accuracy, "bp_accuracy_se": bp.accuracy_se,
+        "t": t,
+        "eps_eff": eps_eff,
+        "bp_p": bp.p,
+        "bp_p_se": bp.p_se,
+        "bp_accuracy": bp.accuracy,
+        "bp_accuracy_se": bp.accuracy_se,
         "mf_p": profile(v, n_classes, m, s, L, eps_eff).p,
         "t_dense": t_dense,
         "eps_eff_dense": effective_eps(v, continuous_alpha_bar(t_dense), n_leaves, seed=seed),
@@ -323,8 +464,13 @@ def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray])
     colors = _level_colors(L)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
     ax = axes[0]
-    ax.plot(diff["t_dense"], diff["eps_eff_dense"], color="k", lw=1.4,
-            label="E[1 - P(x_0 = true | x_t)]")
+    ax.plot(
+        diff["t_dense"],
+        diff["eps_eff_dense"],
+        color="k",
+        lw=1.4,
+        label="E[1 - P(x_0 = true | x_t)]",
+    )
     ax.plot(diff["t"], diff["eps_eff"], "o", color="C1", ms=4, label="measured in the BP runs")
     ax.axhline(1 - 1 / v, color="gray", ls="--", lw=0.8, label="1 - 1/v (no information)")
     ax.set_xscale("log")
@@ -332,46 +478,83 @@ def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray])
     ax.set_ylabel("eps_eff")
     ax.set_title(f"effective eps of the diffusion, v={v}")
     ax.legend(fontsize=8)
-    for ax, (key, label) in zip(axes[1:], [("p", "marginal belief in the true symbol"),
-                                           ("accuracy", "P(correct symbol)")], strict=True):
+    for ax, (key, label) in zip(
+        axes[1:],
+        [("p", "marginal belief in the true symbol"), ("accuracy", "P(correct symbol)")],
+        strict=True,
+    ):
         for level in range(L + 1):
             if key == "p":  # the theory has no argmax analogue
-                ax.plot(eps_proc["eps_dense"], eps_proc["mf_p"][:, level], color=colors[level],
-                        lw=1.0, alpha=0.8)
-            ax.plot(eps_proc["eps"], eps_proc[f"bp_{key}"][:, level], color=colors[level],
-                    lw=1.0, ls="--")
-            ax.errorbar(diff["eps_eff"], diff[f"bp_{key}"][:, level],
-                        yerr=diff[f"bp_{key}_se"][:, level], color=colors[level], marker="o",
-                        ms=4, ls="none", capsize=2, label=_level_name(level, L))
+                ax.plot(
+                    eps_proc["eps_dense"],
+                    eps_proc["mf_p"][:, level],
+                    color=colors[level],
+                    lw=1.0,
+                    alpha=0.8,
+                )
+            ax.plot(
+                eps_proc["eps"],
+                eps_proc[f"bp_{key}"][:, level],
+                color=colors[level],
+                lw=1.0,
+                ls="--",
+            )
+            ax.errorbar(
+                diff["eps_eff"],
+                diff[f"bp_{key}"][:, level],
+                yerr=diff[f"bp_{key}_se"][:, level],
+                color=colors[level],
+                marker="o",
+                ms=4,
+                ls="none",
+                capsize=2,
+                label=_level_name(level, L),
+            )
         ax.set_xlabel("eps_eff (diffusion) / eps (eps-process)")
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{label.split(' in ')[0]}: diffusion vs eps-process")
-    axes[1].legend(fontsize=7, title="points: diffusion (BP)\ndashed: eps-process (BP)\n"
-                   "solid: mean field", title_fontsize=7)
-    fig.suptitle(f"Fig. 15: diffusion mapped onto the eps-process (v={v}, n_c={n_classes}, "
-                 f"m={m}, s={s}, L={L})")
+    axes[1].legend(
+        fontsize=7,
+        title="points: diffusion (BP)\ndashed: eps-process (BP)\nsolid: mean field",
+        title_fontsize=7,
+    )
+    fig.suptitle(
+        f"Fig. 15: diffusion mapped onto the eps-process (v={v}, n_c={n_classes}, "
+        f"m={m}, s={s}, L={L})"
+    )
     return fig
 
 
 # -- the reproduce step ---------------------------------------------------------------------------
-def _save(out_dir: Path, stem: str, fig, data: dict[str, np.ndarray], summary: dict,
-          figures: list[Path], files: list[Path], dpi: int) -> None:
+def _save(
+    out_dir: Path,
+    stem: str,
+    fig,
+    data: dict[str, np.ndarray],
+    summary: dict,
+    figures: list[Path],
+    files: list[Path],
+    dpi: int,
+) -> None:
     figures.append(save_figure(fig, out_dir / f"{stem}.png", dpi=dpi))
     files.append(save_npz(out_dir / f"{stem}.npz", **data))
     files.append(save_json(out_dir / f"{stem}.json", summary))
 
 
-def _around(eps: np.ndarray, values: np.ndarray, eps_star: float, gap: float = 0.05
-            ) -> tuple[float, float, float, float]:
+def _around(
+    eps: np.ndarray, values: np.ndarray, eps_star: float, gap: float = 0.05
+) -> tuple[float, float, float, float]:
     """``(eps_lo, value_lo, eps_hi, value_hi)`` at the grid points just outside
     ``[eps* - gap, eps* + gap]`` (nan where the grid ends)."""
     lo, hi = np.flatnonzero(eps <= eps_star - gap), np.flatnonzero(eps >= eps_star + gap)
     i, k = (lo[-1] if lo.size else None), (hi[0] if hi.size else None)
-    return (float(eps[i]) if i is not None else np.nan,
-            float(values[i]) if i is not None else np.nan,
-            float(eps[k]) if k is not None else np.nan,
-            float(values[k]) if k is not None else np.nan)
+    return (
+        float(eps[i]) if i is not None else np.nan,
+        float(values[i]) if i is not None else np.nan,
+        float(eps[k]) if k is not None else np.nan,
+        float(values[k]) if k is not None else np.nan,
+    )
 
 
 def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> ReportSection:
@@ -392,12 +575,15 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     else:
         L, prof_eps, prof_n, rules = 5, np.round(np.arange(0.05, 0.96, 0.05), 2), 480, 4
         # (s, v, m values, depths, m of the fixed-f curves)
-        pd_sizes = [(2, 16, [1, 2, 3, 4, 5, 6, 7, 8, 10, 12], [2, 4, 6], 4),
-                    (3, 8, [1, 2, 4, 8, 12, 16, 20, 24, 32], [2, 3, 4], 8)]
+        pd_sizes = [
+            (2, 16, [1, 2, 3, 4, 5, 6, 7, 8, 10, 12], [2, 4, 6], 4),
+            (3, 8, [1, 2, 4, 8, 12, 16, 20, 24, 32], [2, 3, 4], 8),
+        ]
         pd_eps, pd_n, spread_n = np.round(np.arange(0.0, 0.91, 0.075), 3), 80, 100
         # Times spread evenly in eps_eff, with extra points around the class transition.
-        diff_t = times_for_eps_eff(v, [0.05, 0.15, 0.25, 0.33, 0.4, 0.45, 0.5, 0.55, 0.6,
-                                       0.7, 0.8, 0.9], seed=seed)
+        diff_t = times_for_eps_eff(
+            v, [0.05, 0.15, 0.25, 0.33, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9], seed=seed
+        )
         diff_n = 400
 
     # Figs. 7, 12-14
@@ -406,35 +592,76 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     dev = np.abs(mf_at_bp.p - prof["bp_p"])
     worst = np.unravel_index(dev.argmax(), dev.shape)
     prof_summary = {
-        "params": {"v": v, "n_classes": v, "m": m, "s": s, "L": L, "n_samples": prof_n,
-                   "n_rules": rules},
+        "params": {
+            "v": v,
+            "n_classes": v,
+            "m": m,
+            "s": s,
+            "L": L,
+            "n_samples": prof_n,
+            "n_rules": rules,
+        },
         "eps_star": critical_eps(v, m, s),
         "max_abs_p_mf_minus_bp": float(dev.max()),
-        "at_eps": float(prof_eps[worst[0]]), "at_level": int(worst[1]),
+        "at_eps": float(prof_eps[worst[0]]),
+        "at_level": int(worst[1]),
         "se_there": float(prof["bp_p_se"][worst]),
         "max_abs_u_mf_minus_bp": float(np.abs(mf_at_bp.u - prof["bp_u"]).max()),
         "max_abs_d_mf_minus_bp": float(np.abs(mf_at_bp.d - prof["bp_d"]).max()),
     }
-    _save(out_dir, "fig07_beliefs_per_level", plot_profiles(prof), prof, prof_summary,
-          figures, files, dpi)
+    _save(
+        out_dir,
+        "fig07_beliefs_per_level",
+        plot_profiles(prof),
+        prof,
+        prof_summary,
+        figures,
+        files,
+        dpi,
+    )
 
     # Fig. 11
     spread_eps = np.array([0.3, 0.6, 0.75])
     spread = spread_data(v, v, m, s, L, spread_eps, n_samples=spread_n, seed=seed)
-    spread_summary = {"eps": spread_eps, "levels": L + 1, "stats": {
-        f"eps={e}": {q: {"bp_mean": [float(spread[f"{q}_e{i}_l{lv}"].mean())
-                                     for lv in range(L + 1)],
-                         "bp_std": [float(spread[f"{q}_e{i}_l{lv}"].std())
-                                    for lv in range(L + 1)],
-                         "mf": spread[f"mf_{q}"][i]}
-                     for q in ("u", "d", "p")}
-        for i, e in enumerate(spread_eps)}}
-    _save(out_dir, "fig11_message_spread", plot_spread(spread), spread, spread_summary,
-          figures, files, dpi)
+    spread_summary = {
+        "eps": spread_eps,
+        "levels": L + 1,
+        "stats": {
+            f"eps={e}": {
+                q: {
+                    "bp_mean": [float(spread[f"{q}_e{i}_l{lv}"].mean()) for lv in range(L + 1)],
+                    "bp_std": [float(spread[f"{q}_e{i}_l{lv}"].std()) for lv in range(L + 1)],
+                    "mf": spread[f"mf_{q}"][i],
+                }
+                for q in ("u", "d", "p")
+            }
+            for i, e in enumerate(spread_eps)
+        },
+    }
+    _save(
+        out_dir,
+        "fig11_message_spread",
+        plot_spread(spread),
+        spread,
+        spread_summary,
+        figures,
+        files,
+        dpi,
+    )
 
     # Fig. 15
-    diff = diffusion_data(v, v, m, s, L, diff_t, n_samples=diff_n, n_rules=rules, seed=seed,
-                          n_leaves=500 if quick else 4000)
+    diff = diffusion_data(
+        v,
+        v,
+        m,
+        s,
+        L,
+        diff_t,
+        n_samples=diff_n,
+        n_rules=rules,
+        seed=seed,
+        n_leaves=500 if quick else 4000,
+    )
     # Where the class (l = L) and input (l = 0) marginals fall through 1/2: diffusion (vs
     # eps_eff), eps-process BP and mean field (vs eps).
     half = {}
@@ -444,42 +671,77 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
             "eps_process_bp": first_crossing(prof["eps"], prof["bp_p"][:, lv], 0.5),
             "eps_process_mf": first_crossing(prof["eps_dense"], prof["mf_p"][:, lv], 0.5),
         }
-    eps_curve = np.stack([np.interp(diff["eps_eff"], prof["eps"], prof["bp_p"][:, lv])
-                          for lv in range(L + 1)], axis=1)
+    eps_curve = np.stack(
+        [np.interp(diff["eps_eff"], prof["eps"], prof["bp_p"][:, lv]) for lv in range(L + 1)],
+        axis=1,
+    )
     inside = (diff["eps_eff"] >= prof["eps"].min()) & (diff["eps_eff"] <= prof["eps"].max())
     diff_summary = {
-        "t": diff["t"], "eps_eff": diff["eps_eff"], "marginal_half_crossing": half,
+        "t": diff["t"],
+        "eps_eff": diff["eps_eff"],
+        "marginal_half_crossing": half,
         "max_abs_p_diffusion_minus_eps_process_bp": float(
-            np.abs(eps_curve - diff["bp_p"])[inside].max()) if inside.any() else None,
-        "max_abs_p_diffusion_minus_mf_at_eps_eff": float(
-            np.abs(diff["mf_p"] - diff["bp_p"]).max()),
+            np.abs(eps_curve - diff["bp_p"])[inside].max()
+        )
+        if inside.any()
+        else None,
+        "max_abs_p_diffusion_minus_mf_at_eps_eff": float(np.abs(diff["mf_p"] - diff["bp_p"]).max()),
     }
-    _save(out_dir, "fig15_diffusion_effective_eps", plot_diffusion(diff, prof), diff,
-          diff_summary, figures, files, dpi)
+    _save(
+        out_dir,
+        "fig15_diffusion_effective_eps",
+        plot_diffusion(diff, prof),
+        diff,
+        diff_summary,
+        figures,
+        files,
+        dpi,
+    )
 
     # Fig. 6
     panels, curve_m, pd_summary = [], [], {}
     for ps, pv, pms, pdepths, pm in pd_sizes:
-        data = phase_diagram_data(ps, pv, pms, pd_eps, pdepths, n_samples=pd_n,
-                                  n_rules=1 if quick else 2, seed=seed)
+        data = phase_diagram_data(
+            ps, pv, pms, pd_eps, pdepths, n_samples=pd_n, n_rules=1 if quick else 2, seed=seed
+        )
         panels.append(data)
         curve_m.append(pm)
         j = pms.index(pm)
         star = float(data["eps_star"][j])
         norm = (data["belief"][:, j] - 1.0 / pv) / (1.0 - 1.0 / pv)
         pd_summary[f"s={ps}"] = {
-            "v": pv, "m": pms, "depths": pdepths, "n_samples": pd_n, "fixed_m": pm,
-            "fixed_f": pm / pv ** (ps - 1), "eps_star_at_fixed_f": star,
+            "v": pv,
+            "m": pms,
+            "depths": pdepths,
+            "n_samples": pd_n,
+            "fixed_m": pm,
+            "fixed_f": pm / pv ** (ps - 1),
+            "eps_star_at_fixed_f": star,
             "class_marginal_around_eps_star": {
-                int(L_): dict(zip(("eps_below", "p_below", "eps_above", "p_above"),
-                                  _around(pd_eps, data["belief"][i, j], star), strict=True))
-                for i, L_ in enumerate(pdepths)},
+                int(L_): dict(
+                    zip(
+                        ("eps_below", "p_below", "eps_above", "p_above"),
+                        _around(pd_eps, data["belief"][i, j], star),
+                        strict=True,
+                    )
+                )
+                for i, L_ in enumerate(pdepths)
+            },
             "half_crossing_of_normalised_class_marginal": {
-                int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(pdepths)},
+                int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(pdepths)
+            },
         }
     pd_data = {f"s{p['s']}_{k}": val for p in panels for k, val in p.items()}
-    _save(out_dir, "fig06_phase_diagram", plot_phase_diagram(panels, curve_m), pd_data,
-          pd_summary, figures, files, dpi)
+    _save(
+        out_dir,
+        "fig06_phase_diagram",
+        plot_phase_diagram(panels, curve_m),
+        pd_data,
+        pd_summary,
+        figures,
+        files,
+        dpi,
+    )
 
     def fmt(x: float) -> str:
         return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"
@@ -488,40 +750,42 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     for key, sm in pd_summary.items():
         around = sm["class_marginal_around_eps_star"]
         first = next(iter(around.values()))
-        cells = ", ".join(f"L={L_}: {fmt(a['p_below'])} / {fmt(a['p_above'])}"
-                          for L_, a in around.items())
+        cells = ", ".join(
+            f"L={L_}: {fmt(a['p_below'])} / {fmt(a['p_above'])}" for L_, a in around.items()
+        )
         pd_lines.append(
             f"  - {key}, v = n_c = {sm['v']}, f = {sm['fixed_f']:.3g} (MF eps* = "
             f"{sm['eps_star_at_fixed_f']:.3f}): P(true class) at eps = "
-            f"{fmt(first['eps_below'])} / {fmt(first['eps_above'])}: {cells}")
+            f"{fmt(first['eps_below'])} / {fmt(first['eps_above'])}: {cells}"
+        )
     pd_text = "\n".join(pd_lines)
     text = f"""
-Mean-field theory (`theory.meanfield`, closed forms of equations.md §6) against exact BP
+Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of equations.md §6) against exact BP
 (`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {v}, m = {m}, s = {s}, L = {L}.
 BP values are beliefs in the true symbol averaged over the nodes of a level, {prof_n} samples
 per noise value and {rules} independent rule draws; error bars are the spread of the per-draw
 means over sqrt({rules}).
 
 * **Figs. 7, 12-14** (`fig07_beliefs_per_level`): over {len(prof_eps)} eps values and all
-  levels, max |p_MF - p_BP| = {prof_summary['max_abs_p_mf_minus_bp']:.4f} (at eps =
-  {prof_summary['at_eps']}, level {prof_summary['at_level']}, BP standard error
-  {prof_summary['se_there']:.4f}). Upward beliefs agree to
-  {prof_summary['max_abs_u_mf_minus_bp']:.4f}; downward beliefs only to
-  {prof_summary['max_abs_d_mf_minus_bp']:.4f} (BP's downward messages fluctuate strongly at
-  small eps, as the paper notes). MF threshold eps* = {prof_summary['eps_star']:.4f}. The
+  levels, max |p_MF - p_BP| = {prof_summary["max_abs_p_mf_minus_bp"]:.4f} (at eps =
+  {prof_summary["at_eps"]}, level {prof_summary["at_level"]}, BP standard error
+  {prof_summary["se_there"]:.4f}). Upward beliefs agree to
+  {prof_summary["max_abs_u_mf_minus_bp"]:.4f}; downward beliefs only to
+  {prof_summary["max_abs_d_mf_minus_bp"]:.4f} (BP's downward messages fluctuate strongly at
+  small eps, as the paper notes). MF threshold eps* = {prof_summary["eps_star"]:.4f}. The
   argmax accuracy stays 1 at low levels up to eps close to 1 - 1/v: under the eps-process
   the true symbol is always the most likely one at each leaf.
 * **Fig. 11** (`fig11_message_spread`): single-node BP beliefs (one rule draw, {spread_n}
   samples, eps = {spread_eps.tolist()}) spread around the mean-field value; the upward
   ones are centred on it, the downward ones are broad and bimodal at low eps.
 * **Fig. 15** (`fig15_diffusion_effective_eps`): eps_eff(t) (abar = exp(-2t), v = {v}) goes
-  from {diff['eps_eff'][0]:.3f} at t = {diff_t[0]:.3g} to {diff['eps_eff'][-1]:.3f} at
+  from {diff["eps_eff"][0]:.3f} at t = {diff_t[0]:.3g} to {diff["eps_eff"][-1]:.3f} at
   t = {diff_t[-1]:.3g}. Against eps_eff the diffusion's curves have the eps-process shape
   (class sharpest, low levels smoothest) but are shifted to lower noise: the class marginal
   falls through 1/2 at eps_eff =
-  {fmt(half['class']['diffusion_bp'])} (diffusion) vs eps = {fmt(half['class']['eps_process_bp'])}
-  (eps-process, BP) and {fmt(half['class']['eps_process_mf'])} (mean field); the input marginal
-  at {fmt(half['input']['diffusion_bp'])} vs {fmt(half['input']['eps_process_bp'])}. At equal
+  {fmt(half["class"]["diffusion_bp"])} (diffusion) vs eps = {fmt(half["class"]["eps_process_bp"])}
+  (eps-process, BP) and {fmt(half["class"]["eps_process_mf"])} (mean field); the input marginal
+  at {fmt(half["input"]["diffusion_bp"])} vs {fmt(half["input"]["eps_process_bp"])}. At equal
   eps_eff, diffusion leaves are less informative than eps-process leaves (the true symbol is
   not always the most likely one), so the mapping is qualitative.
 * **Fig. 6** (`fig06_phase_diagram`): BP marginal of the true class in the (f, eps) plane with
@@ -529,5 +793,9 @@ means over sqrt({rules}).
   fixed f the class transition sharpens with L (values just below / above eps* +- 0.05):
 {pd_text}
 """
-    return ReportSection(title="Mean-field theory vs exact BP (Figs. 6, 7, 11-15)", text=text,
-                         figures=figures, data=files)
+    return ReportSection(
+        title="Mean-field theory vs exact BP (Figs. 6, 7, 11-15)",
+        text=text,
+        figures=figures,
+        data=files,
+    )

@@ -12,8 +12,8 @@ common belief in each other symbol. Level ``l`` is then described by three numbe
 * ``p_l``, the marginal belief: ``u d / (u d + (1 - u)(1 - d) / (K_l - 1))``
   (:func:`marginal`, ``K_l`` the cardinality of level ``l``).
 
-The closed forms are typed in here; :mod:`theory.symbolic` derives them independently. The
-phase transition sits at the repulsive fixed point ``u*`` of ``F`` (:func:`upward_fixed_point`,
+The closed forms are typed in here; :mod:`hiergrammar.theory.symbolic` derives them independently.
+The phase transition sits at the repulsive fixed point ``u*`` of ``F`` (:func:`upward_fixed_point`,
 :func:`critical_eps`, :func:`critical_line`).
 
 :func:`bp_profile` and :func:`bp_profile_diffusion` measure the same three quantities (and the

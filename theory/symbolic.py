@@ -59,20 +59,20 @@ from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 class Sym:
     """The sympy symbols of the derivation (all positive; ``s`` a positive integer)."""
 
-    v = sp.Symbol("v", positive=True)          # vocabulary size of a child
-    m = sp.Symbol("m", positive=True)          # rules per parent symbol
+    v = sp.Symbol("v", positive=True)  # vocabulary size of a child
+    m = sp.Symbol("m", positive=True)  # rules per parent symbol
     s = sp.Symbol("s", positive=True, integer=True)  # branching factor
-    K = sp.Symbol("K", positive=True)          # cardinality of the parent
-    u = sp.Symbol("u", positive=True)          # upward belief in the true child value
-    d = sp.Symbol("d", positive=True)          # downward belief in the true parent value
-    x = sp.Symbol("x", positive=True)          # weight of the true tuple, u**s
-    y = sp.Symbol("y", positive=True)          # weight of the true siblings, u**(s-1)
-    c = sp.Symbol("c", positive=True)          # mean parent weight of a non-true tuple
-    f = sp.Symbol("f", positive=True)          # m / v**(s-1)
+    K = sp.Symbol("K", positive=True)  # cardinality of the parent
+    u = sp.Symbol("u", positive=True)  # upward belief in the true child value
+    d = sp.Symbol("d", positive=True)  # downward belief in the true parent value
+    x = sp.Symbol("x", positive=True)  # weight of the true tuple, u**s
+    y = sp.Symbol("y", positive=True)  # weight of the true siblings, u**(s-1)
+    c = sp.Symbol("c", positive=True)  # mean parent weight of a non-true tuple
+    f = sp.Symbol("f", positive=True)  # m / v**(s-1)
     eps = sp.Symbol("epsilon", positive=True)  # leaf noise, 1 - u_0
     k = sp.Symbol("k", integer=True, nonnegative=True)  # a power in a series
-    N = sp.Symbol("N", positive=True, integer=True)     # population of a hypergeometric draw
-    n = sp.Symbol("n", positive=True, integer=True)     # draws of a hypergeometric draw
+    N = sp.Symbol("N", positive=True, integer=True)  # population of a hypergeometric draw
+    n = sp.Symbol("n", positive=True, integer=True)  # draws of a hypergeometric draw
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,16 @@ class _Builder:
     def section(self, title: str, intro: str = "") -> None:
         self.sections.append(Section(title, intro))
 
-    def add(self, name: str, lhs: str, raw: sp.Basic, explanation: str, *,
-            simplify: Callable[[sp.Basic], sp.Basic] | None = sp.simplify,
-            claim: sp.Basic | None = None) -> sp.Basic:
+    def add(
+        self,
+        name: str,
+        lhs: str,
+        raw: sp.Basic,
+        explanation: str,
+        *,
+        simplify: Callable[[sp.Basic], sp.Basic] | None = sp.simplify,
+        claim: sp.Basic | None = None,
+    ) -> sp.Basic:
         """Record ``lhs = raw = expr``; ``expr = simplify(raw)``, or ``claim`` after sympy has
         shown ``simplify(raw - claim) == 0`` (for rearrangements sympy cannot find alone)."""
         if claim is not None:
@@ -169,9 +176,17 @@ def _tidy_ratio(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
 
 
 #: A point inside the parameter domain, used to orient signs and to spot-check limits.
-_SAMPLE = {Sym.v: 7, Sym.m: 3, Sym.K: 5, Sym.s: 3, Sym.u: sp.Rational(3, 5),
-           Sym.d: sp.Rational(2, 5), Sym.x: sp.Rational(1, 3), Sym.y: sp.Rational(1, 2),
-           Sym.f: sp.Rational(1, 5)}
+_SAMPLE = {
+    Sym.v: 7,
+    Sym.m: 3,
+    Sym.K: 5,
+    Sym.s: 3,
+    Sym.u: sp.Rational(3, 5),
+    Sym.d: sp.Rational(2, 5),
+    Sym.x: sp.Rational(1, 3),
+    Sym.y: sp.Rational(1, 2),
+    Sym.f: sp.Rational(1, 5),
+}
 
 
 def _large_v_limit(expr: sp.Expr, s_value: int | None = None) -> sp.Expr:
@@ -211,6 +226,7 @@ def _membership_probability(draws: sp.Expr, population: sp.Expr, name: str) -> s
 #: :func:`fixed_point_polynomial`; a test re-derives it by polynomial division).
 _R_SUMMAND = (Sym.v**Sym.k - Sym.m) * Sym.u**Sym.k
 
+
 # The derivation is told in parts that share named results through ``ctx``; critical_point
 # only needs the first three (about a second), the documents need all of them.
 def _part_messages(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -227,10 +243,18 @@ def _part_messages(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
     with sp.evaluate(False):
         ctx["coord_raw"] = u + (v - 1) * ((1 - u) / (v - 1))
         parent_raw = d + (K - 1) * ((1 - d) / (K - 1))
-    b.add("coordinate_mass", r"\sum_{b=1}^{v} \mu(b)", ctx["coord_raw"],
-          "Mass of one child's upward message: the true value plus the $v-1$ others.")
-    b.add("parent_mass", r"\sum_{a=1}^{K} \mu_{\downarrow}(a)", parent_raw,
-          "Mass of the parent's downward message.")
+    b.add(
+        "coordinate_mass",
+        r"\sum_{b=1}^{v} \mu(b)",
+        ctx["coord_raw"],
+        "Mass of one child's upward message: the true value plus the $v-1$ others.",
+    )
+    b.add(
+        "parent_mass",
+        r"\sum_{a=1}^{K} \mu_{\downarrow}(a)",
+        parent_raw,
+        "Mass of the parent's downward message.",
+    )
 
 
 def _part_upward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -244,59 +268,112 @@ def _part_upward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "$R(a^*)$. We average the numerator of every value over the rule draw and normalise "
         "the averages (an annealed, ratio-of-means approximation).",
     )
-    b.add("true_tuple_weight", "x", u**s,
-          "Weight of the true tuple: each of its $s$ coordinates carries $u$.", simplify=None)
+    b.add(
+        "true_tuple_weight",
+        "x",
+        u**s,
+        "Weight of the true tuple: each of its $s$ coordinates carries $u$.",
+        simplify=None,
+    )
     with sp.evaluate(False):
         total_raw = sp.Pow(ctx["coord_raw"], s)
-    total = b.add("tuple_mass", r"\sum_{t \in [v]^s} w(t)", total_raw,
-                  "A tuple's weight is a product over coordinates, so the sum over all $v^s$ "
-                  "tuples factorises into the product of the coordinates' masses.")
-    others = b.add("other_tuples_mass", r"\sum_{t \neq t^*} w(t)", total - x,
-                   "Weight of the $v^s - 1$ tuples other than the true one.")
-    mean_w = b.add("mean_other_weight", r"\bar w", others / (tuples - 1),
-                   "Mean weight of a tuple drawn uniformly among the $v^s-1$ non-true tuples.",
-                   simplify=None)
+    total = b.add(
+        "tuple_mass",
+        r"\sum_{t \in [v]^s} w(t)",
+        total_raw,
+        "A tuple's weight is a product over coordinates, so the sum over all $v^s$ "
+        "tuples factorises into the product of the coordinates' masses.",
+    )
+    others = b.add(
+        "other_tuples_mass",
+        r"\sum_{t \neq t^*} w(t)",
+        total - x,
+        "Weight of the $v^s - 1$ tuples other than the true one.",
+    )
+    mean_w = b.add(
+        "mean_other_weight",
+        r"\bar w",
+        others / (tuples - 1),
+        "Mean weight of a tuple drawn uniformly among the $v^s-1$ non-true tuples.",
+        simplify=None,
+    )
     p_true = ctx["p_true"] = b.add(
-        "p_true_parent", r"P(t \in R(a^*))",
+        "p_true_parent",
+        r"P(t \in R(a^*))",
         _membership_probability(m - 1, tuples - 1, "X_true"),
         "Given $t^* \\in R(a^*)$, the other $K m - 1$ rule tuples of the level are a uniform "
         "draw without replacement from the $v^s-1$ non-true tuples, and $a^*$ owns $m-1$ of "
         "them. A given non-true tuple $t$ is among them with the mean of a hypergeometric "
         "count (population $v^s-1$, one marked tuple, $m-1$ draws), from sympy.stats.",
-        simplify=sp.combsimp)
+        simplify=sp.combsimp,
+    )
     p_other = ctx["p_other"] = b.add(
-        "p_other_parent", r"P(t \in R(a))",
+        "p_other_parent",
+        r"P(t \in R(a))",
         _membership_probability(m, tuples - 1, "X_other"),
         "Likewise another parent $a \\neq a^*$ owns $m$ tuples, a uniform draw of $m$ out of the "
-        "$v^s-1$ non-true ones.", simplify=sp.combsimp)
-    count_true = b.add("count_true_parent", r"\mathbb{E}\,|R(a^*) \setminus \{t^*\}|",
-                       (tuples - 1) * p_true,
-                       "Expected number of non-true tuples owned by $a^*$ (sum of the "
-                       "membership probabilities over the $v^s-1$ non-true tuples).")
-    count_other = b.add("count_other_parent", r"\mathbb{E}\,|R(a)|", (tuples - 1) * p_other,
-                        "Expected number of non-true tuples owned by another parent.")
+        "$v^s-1$ non-true ones.",
+        simplify=sp.combsimp,
+    )
+    count_true = b.add(
+        "count_true_parent",
+        r"\mathbb{E}\,|R(a^*) \setminus \{t^*\}|",
+        (tuples - 1) * p_true,
+        "Expected number of non-true tuples owned by $a^*$ (sum of the "
+        "membership probabilities over the $v^s-1$ non-true tuples).",
+    )
+    count_other = b.add(
+        "count_other_parent",
+        r"\mathbb{E}\,|R(a)|",
+        (tuples - 1) * p_other,
+        "Expected number of non-true tuples owned by another parent.",
+    )
     nu_true = b.add(
-        "nu_up_true", r"\langle \nu_{\uparrow}(a^*) \rangle", x + count_true * mean_w,
+        "nu_up_true",
+        r"\langle \nu_{\uparrow}(a^*) \rangle",
+        x + count_true * mean_w,
         "Mean upward numerator of the true parent: the true tuple plus $m-1$ tuples of mean "
-        "weight $\\bar w$ each (linearity of expectation over the tuples).", simplify=None)
-    nu_other = b.add("nu_up_other", r"\langle \nu_{\uparrow}(a) \rangle",
-                     count_other * mean_w,
-                     "Mean upward numerator of each other parent $a \\neq a^*$: $m$ non-true "
-                     "tuples.",
-                     simplify=None)
-    z_up = b.add("Z_up", r"Z_{\uparrow}", nu_true + (K - 1) * nu_other,
-                 "Normaliser: the true parent plus the $K-1$ others.", simplify=sp.factor)
-    F_K = b.add("F_K", r"F_K(x)", nu_true / z_up,
-                "Annealed upward belief in the true parent (ratio of means), for a parent of "
-                "cardinality $K$; a rational function of $x = u^s$.",
-                simplify=lambda e: _tidy_ratio(e, x))
-    ctx["F_x"] = b.add("F", r"F(x)", F_K.subs(K, v),
-                       "Inside the tree the parent is a latent symbol, $K = v$.",
-                       simplify=lambda e: _tidy_ratio(e, x))
-    ctx["F_u"] = b.add("F_of_u", r"F(u)", ctx["F_x"].subs(x, u**s),
-                       "The upward map as a function of the child belief: "
-                       "$u_{l+1} = F(u_l)$, $u_0 = 1 - \\epsilon$ (at the root use $F_K$ with "
-                       "$K = n_c$).", simplify=None)
+        "weight $\\bar w$ each (linearity of expectation over the tuples).",
+        simplify=None,
+    )
+    nu_other = b.add(
+        "nu_up_other",
+        r"\langle \nu_{\uparrow}(a) \rangle",
+        count_other * mean_w,
+        "Mean upward numerator of each other parent $a \\neq a^*$: $m$ non-true tuples.",
+        simplify=None,
+    )
+    z_up = b.add(
+        "Z_up",
+        r"Z_{\uparrow}",
+        nu_true + (K - 1) * nu_other,
+        "Normaliser: the true parent plus the $K-1$ others.",
+        simplify=sp.factor,
+    )
+    F_K = b.add(
+        "F_K",
+        r"F_K(x)",
+        nu_true / z_up,
+        "Annealed upward belief in the true parent (ratio of means), for a parent of "
+        "cardinality $K$; a rational function of $x = u^s$.",
+        simplify=lambda e: _tidy_ratio(e, x),
+    )
+    ctx["F_x"] = b.add(
+        "F",
+        r"F(x)",
+        F_K.subs(K, v),
+        "Inside the tree the parent is a latent symbol, $K = v$.",
+        simplify=lambda e: _tidy_ratio(e, x),
+    )
+    ctx["F_u"] = b.add(
+        "F_of_u",
+        r"F(u)",
+        ctx["F_x"].subs(x, u**s),
+        "The upward map as a function of the child belief: "
+        "$u_{l+1} = F(u_l)$, $u_0 = 1 - \\epsilon$ (at the root use $F_K$ with "
+        "$K = n_c$).",
+        simplify=None,
+    )
 
 
 def _part_slopes(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -308,16 +385,26 @@ def _part_slopes(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "iteration from $u_0 = 1 - \\epsilon$ converges to $u = 1$.",
     )
     b.add("F_at_1", "F(1)", F_u.subs(u, 1), "Noiseless evidence stays noiseless.")
-    b.add("F_at_1_over_v", "F(1/v)", F_u.subs(u, 1 / v),
-          "Uninformative evidence stays uninformative.")
-    dF = b.add("F_prime", "F'(u)", sp.diff(F_u, u), "Derivative of the upward map.",
-               simplify=sp.factor)
-    ctx["slope1"] = b.add("F_prime_at_1", "F'(1)", dF.subs(u, 1),
-                          "Slope at the noiseless fixed point: $u = 1$ is attractive iff "
-                          "$F'(1) < 1$.", simplify=lambda e: sp.factor(sp.simplify(e)))
-    ctx["slope_v"] = b.add("F_prime_at_1_over_v", "F'(1/v)", dF.subs(u, 1 / v),
-                           "Slope at the uninformative fixed point: $u = 1/v$ is attractive "
-                           "iff $F'(1/v) < 1$.", simplify=lambda e: sp.factor(sp.simplify(e)))
+    b.add(
+        "F_at_1_over_v", "F(1/v)", F_u.subs(u, 1 / v), "Uninformative evidence stays uninformative."
+    )
+    dF = b.add(
+        "F_prime", "F'(u)", sp.diff(F_u, u), "Derivative of the upward map.", simplify=sp.factor
+    )
+    ctx["slope1"] = b.add(
+        "F_prime_at_1",
+        "F'(1)",
+        dF.subs(u, 1),
+        "Slope at the noiseless fixed point: $u = 1$ is attractive iff $F'(1) < 1$.",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
+    ctx["slope_v"] = b.add(
+        "F_prime_at_1_over_v",
+        "F'(1/v)",
+        dF.subs(u, 1 / v),
+        "Slope at the uninformative fixed point: $u = 1/v$ is attractive iff $F'(1/v) < 1$.",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
 
 
 def _part_fixed_point_polynomial(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -325,43 +412,88 @@ def _part_fixed_point_polynomial(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
     tuples = v**s
     slope1, slope_v = ctx["slope1"], ctx["slope_v"]
     F_num, F_den = sp.fraction(ctx["F_u"])
-    num_P = b.add("fixed_point_numerator", "P(u)", F_num - u * F_den,
-                  "$F(u) = u$ iff the numerator of $F(u) - u$ vanishes.",
-                  simplify=lambda e: sp.powsimp(sp.expand(e), combine="exp"))
-    R_closed = ctx["R_closed"] = (((v * u) ** s - 1) / (v * u - 1)
-                                  - m * (u**s - 1) / (u - 1))
-    b.add("fixed_point_factorised", "P(u)", num_P,
-          "Grouping the terms as $(1-u)((vu)^s - 1) - m (1 - vu)(u^s - 1)$ exhibits the two "
-          "known roots $u = 1$ and $u = 1/v$ (sympy verifies the identity).",
-          claim=-(u - 1) * (v * u - 1) * R_closed)
-    b.add("R", "R(u)", R_closed,
-          "The remaining factor, a difference of two geometric series: its non-negative "
-          "roots are the other fixed points. Its coefficients $v^k - m$ increase with $k$, so "
-          "they change sign at most once: by Descartes' rule of signs $R$ has at most one "
-          "positive root $u^*$ (exactly one when $2 \\leq m < v^{s-1}$; none when $m = 1$, "
-          "where $R(0) = 0$, or when $m = v^{s-1}$).", simplify=None)
-    b.add("R_series", "R(u)", sp.Sum(_R_SUMMAND, (Sym.k, 0, s - 1)),
-          "The same as a series (checked for $s = 2, \\dots, 6$ by polynomial division).",
-          simplify=None)
-    R1 = b.add("R_at_1", "R(1)", sp.limit(R_closed, u, 1),
-               "Value at $u = 1$ (a removable singularity).", simplify=None)
-    b.add("R_at_1_vs_slope", r"\frac{(v-1) R(1)}{v^s - 1}", (v - 1) * R1 / (tuples - 1),
-          "So $R(1) > 0$ iff $F'(1) < 1$.", claim=1 - slope1)
-    Rv = b.add("R_at_1_over_v", "R(1/v)", sp.limit(R_closed, u, 1 / v), "Value at $u = 1/v$.",
-               claim=s - m * (tuples - 1) / (v ** (s - 1) * (v - 1)))
-    b.add("R_at_1_over_v_vs_slope", r"\frac{R(1/v)}{F'(1/v) - 1}", Rv / (slope_v - 1),
-          "A positive factor, so $R(1/v) < 0$ iff $F'(1/v) < 1$. Hence $u^*$ lies in "
-          "$(1/v, 1)$, repulsive between the two attractive fixed points, iff $F'(1) < 1$ "
-          "and $F'(1/v) < 1$: then the class is recovered as $L \\to \\infty$ for "
-          "$\\epsilon < \\epsilon^* = 1 - u^*$ and lost beyond. If $F'(1) \\geq 1$ any noise "
-          "destroys the class ($\\epsilon^* = 0$); if $F'(1/v) \\geq 1$ every "
-          "$\\epsilon < 1 - 1/v$ is recovered.", simplify=lambda e: sp.factor(sp.simplify(e)))
-    b.add("critical_m", r"m_c", sp.solve(sp.Eq(slope1, 1), m)[0],
-          "$F'(1) < 1$ iff $m < m_c$: the condition for a recovery phase.", simplify=sp.factor)
-    b.add("lower_m", r"m_{\min}", sp.solve(sp.Eq(slope_v, 1), m)[0],
-          "$F'(1/v) < 1$ iff $m > m_{\\min}$; since $m_{\\min} < s$ by the AM-GM inequality, "
-          "any $m \\geq s$ qualifies (for $s = 2$: $m \\geq 2$).",
-          simplify=lambda e: sp.factor(sp.together(sp.expand(e))))
+    num_P = b.add(
+        "fixed_point_numerator",
+        "P(u)",
+        F_num - u * F_den,
+        "$F(u) = u$ iff the numerator of $F(u) - u$ vanishes.",
+        simplify=lambda e: sp.powsimp(sp.expand(e), combine="exp"),
+    )
+    R_closed = ctx["R_closed"] = ((v * u) ** s - 1) / (v * u - 1) - m * (u**s - 1) / (u - 1)
+    b.add(
+        "fixed_point_factorised",
+        "P(u)",
+        num_P,
+        "Grouping the terms as $(1-u)((vu)^s - 1) - m (1 - vu)(u^s - 1)$ exhibits the two "
+        "known roots $u = 1$ and $u = 1/v$ (sympy verifies the identity).",
+        claim=-(u - 1) * (v * u - 1) * R_closed,
+    )
+    b.add(
+        "R",
+        "R(u)",
+        R_closed,
+        "The remaining factor, a difference of two geometric series: its non-negative "
+        "roots are the other fixed points. Its coefficients $v^k - m$ increase with $k$, so "
+        "they change sign at most once: by Descartes' rule of signs $R$ has at most one "
+        "positive root $u^*$ (exactly one when $2 \\leq m < v^{s-1}$; none when $m = 1$, "
+        "where $R(0) = 0$, or when $m = v^{s-1}$).",
+        simplify=None,
+    )
+    b.add(
+        "R_series",
+        "R(u)",
+        sp.Sum(_R_SUMMAND, (Sym.k, 0, s - 1)),
+        "The same as a series (checked for $s = 2, \\dots, 6$ by polynomial division).",
+        simplify=None,
+    )
+    R1 = b.add(
+        "R_at_1",
+        "R(1)",
+        sp.limit(R_closed, u, 1),
+        "Value at $u = 1$ (a removable singularity).",
+        simplify=None,
+    )
+    b.add(
+        "R_at_1_vs_slope",
+        r"\frac{(v-1) R(1)}{v^s - 1}",
+        (v - 1) * R1 / (tuples - 1),
+        "So $R(1) > 0$ iff $F'(1) < 1$.",
+        claim=1 - slope1,
+    )
+    Rv = b.add(
+        "R_at_1_over_v",
+        "R(1/v)",
+        sp.limit(R_closed, u, 1 / v),
+        "Value at $u = 1/v$.",
+        claim=s - m * (tuples - 1) / (v ** (s - 1) * (v - 1)),
+    )
+    b.add(
+        "R_at_1_over_v_vs_slope",
+        r"\frac{R(1/v)}{F'(1/v) - 1}",
+        Rv / (slope_v - 1),
+        "A positive factor, so $R(1/v) < 0$ iff $F'(1/v) < 1$. Hence $u^*$ lies in "
+        "$(1/v, 1)$, repulsive between the two attractive fixed points, iff $F'(1) < 1$ "
+        "and $F'(1/v) < 1$: then the class is recovered as $L \\to \\infty$ for "
+        "$\\epsilon < \\epsilon^* = 1 - u^*$ and lost beyond. If $F'(1) \\geq 1$ any noise "
+        "destroys the class ($\\epsilon^* = 0$); if $F'(1/v) \\geq 1$ every "
+        "$\\epsilon < 1 - 1/v$ is recovered.",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
+    b.add(
+        "critical_m",
+        r"m_c",
+        sp.solve(sp.Eq(slope1, 1), m)[0],
+        "$F'(1) < 1$ iff $m < m_c$: the condition for a recovery phase.",
+        simplify=sp.factor,
+    )
+    b.add(
+        "lower_m",
+        r"m_{\min}",
+        sp.solve(sp.Eq(slope_v, 1), m)[0],
+        "$F'(1/v) < 1$ iff $m > m_{\\min}$; since $m_{\\min} < s$ by the AM-GM inequality, "
+        "any $m \\geq s$ qualifies (for $s = 2$: $m \\geq 2$).",
+        simplify=lambda e: sp.factor(sp.together(sp.expand(e))),
+    )
 
 
 def _part_downward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -373,35 +505,69 @@ def _part_downward(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "times the siblings' upward weights $\\prod_{i \\geq 2} \\mu_i(b_i)$. Siblings have "
         "upward belief $u$, the parent downward belief $d$.",
     )
-    b.add("sibling_weight", "y", u ** (s - 1),
-          "Weight of the true siblings' values: $s-1$ coordinates carrying $u$.", simplify=None)
+    b.add(
+        "sibling_weight",
+        "y",
+        u ** (s - 1),
+        "Weight of the true siblings' values: $s-1$ coordinates carrying $u$.",
+        simplify=None,
+    )
     with sp.evaluate(False):
         sib_raw = sp.Pow(ctx["coord_raw"], s - 1)
         c_raw = ctx["p_true"] * d + (K - 1) * (ctx["p_other"] * ((1 - d) / (K - 1)))
-    sib_mass = b.add("sibling_mass", r"\sum_{b_2 \dots b_s} \prod_{i \geq 2} \mu_i(b_i)",
-                     sib_raw, "All sibling tuples together (factorised as above).")
+    sib_mass = b.add(
+        "sibling_mass",
+        r"\sum_{b_2 \dots b_s} \prod_{i \geq 2} \mu_i(b_i)",
+        sib_raw,
+        "All sibling tuples together (factorised as above).",
+    )
     c_val = b.add(
-        "c", "c", c_raw,
+        "c",
+        "c",
+        c_raw,
         "Mean parent weight carried by a non-true tuple $t$: it belongs to $a^*$ "
         "(weight $d$) or to one of the $K-1$ other parents (weight $(1-d)/(K-1)$ each), with "
         "the membership probabilities above. $K$ cancels, so $G$ is the same at the root.",
-        simplify=sp.factor)
+        simplify=sp.factor,
+    )
     down_true = b.add(
-        "nu_down_true", r"\langle \nu_{\downarrow}(b^*) \rangle",
+        "nu_down_true",
+        r"\langle \nu_{\downarrow}(b^*) \rangle",
         d * y + c * (sib_mass - y),
         "True child value $b^*$: the true tuple (owned by $a^*$, weight $d\\,y$) plus all "
         "other tuples starting with $b^*$, whose sibling weights sum to $1 - y$, each with "
-        "mean parent weight $c$.", simplify=None)
+        "mean parent weight $c$.",
+        simplify=None,
+    )
     down_other = b.add(
-        "nu_down_other", r"\langle \nu_{\downarrow}(b) \rangle", c * sib_mass,
+        "nu_down_other",
+        r"\langle \nu_{\downarrow}(b) \rangle",
+        c * sib_mass,
         "Any other child value $b \\neq b^*$: no tuple starting with it is the true one; "
-        "sibling weights sum to one.", simplify=None)
-    G_c = b.add("G_c", r"G", down_true / (down_true + (v - 1) * down_other),
-                "Normalise over the $v$ child values.", simplify=None)
-    G_y = b.add("G_y", r"G(d, y)", G_c.subs(c, c_val),
-                "Substitute $c$.", simplify=lambda e: _tidy_ratio(e, y))
-    b.add("G", r"G(d, u)", G_y.subs(y, u ** (s - 1)),
-          "The downward map: $d_{l-1} = G(d_l, u_{l-1})$, $d_L = 1/n_c$.", simplify=None)
+        "sibling weights sum to one.",
+        simplify=None,
+    )
+    G_c = b.add(
+        "G_c",
+        r"G",
+        down_true / (down_true + (v - 1) * down_other),
+        "Normalise over the $v$ child values.",
+        simplify=None,
+    )
+    G_y = b.add(
+        "G_y",
+        r"G(d, y)",
+        G_c.subs(c, c_val),
+        "Substitute $c$.",
+        simplify=lambda e: _tidy_ratio(e, y),
+    )
+    b.add(
+        "G",
+        r"G(d, u)",
+        G_y.subs(y, u ** (s - 1)),
+        "The downward map: $d_{l-1} = G(d_l, u_{l-1})$, $d_L = 1/n_c$.",
+        simplify=None,
+    )
 
 
 def _part_marginal(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -413,9 +579,13 @@ def _part_marginal(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
     )
     with sp.evaluate(False):
         p_raw = (u * d) / (u * d + (K - 1) * (((1 - u) / (K - 1)) * ((1 - d) / (K - 1))))
-    b.add("p", r"p(u, d)", p_raw,
-          "True value: $u d$; each of the $K-1$ others: $\\frac{1-u}{K-1}\\frac{1-d}{K-1}$.",
-          claim=(K - 1) * u * d / ((K - 1) * u * d + (1 - u) * (1 - d)))
+    b.add(
+        "p",
+        r"p(u, d)",
+        p_raw,
+        "True value: $u d$; each of the $K-1$ others: $\\frac{1-u}{K-1}\\frac{1-d}{K-1}$.",
+        claim=(K - 1) * u * d / ((K - 1) * u * d + (1 - u) * (1 - d)),
+    )
 
 
 def _part_large_v(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -425,15 +595,34 @@ def _part_large_v(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "At fixed fraction $f = m / v^{s-1}$ of the tuples used by a level, let "
         "$v \\to \\infty$ (sympy limits, with $m = f v^{s-1}$).",
     )
-    b.add("F_prime_at_1_large_v", r"\lim F'(1)", _large_v_limit(ctx["slope1"]),
-          "The recovery phase exists iff $s f < 1$.", simplify=sp.factor)
-    b.add("F_prime_at_1_over_v_large_v", r"\lim F'(1/v)", _large_v_limit(ctx["slope_v"]),
-          "The uninformative point is always attractive at large $v$.", simplify=None)
-    b.add("F_large_v", r"\lim F(x)", _large_v_limit(ctx["F_x"]),
-          "The limiting upward map.", simplify=lambda e: _tidy_ratio(e, x))
-    b.add("R_large_v", r"\lim R(u) / v^{s-1}", _large_v_limit(ctx["R_closed"] / v ** (s - 1)),
-          "The limiting fixed-point equation: $u^{s-1} = f (1 + u + \\dots + u^{s-1})$.",
-          claim=u ** (s - 1) - f * (1 - u**s) / (1 - u))
+    b.add(
+        "F_prime_at_1_large_v",
+        r"\lim F'(1)",
+        _large_v_limit(ctx["slope1"]),
+        "The recovery phase exists iff $s f < 1$.",
+        simplify=sp.factor,
+    )
+    b.add(
+        "F_prime_at_1_over_v_large_v",
+        r"\lim F'(1/v)",
+        _large_v_limit(ctx["slope_v"]),
+        "The uninformative point is always attractive at large $v$.",
+        simplify=None,
+    )
+    b.add(
+        "F_large_v",
+        r"\lim F(x)",
+        _large_v_limit(ctx["F_x"]),
+        "The limiting upward map.",
+        simplify=lambda e: _tidy_ratio(e, x),
+    )
+    b.add(
+        "R_large_v",
+        r"\lim R(u) / v^{s-1}",
+        _large_v_limit(ctx["R_closed"] / v ** (s - 1)),
+        "The limiting fixed-point equation: $u^{s-1} = f (1 + u + \\dots + u^{s-1})$.",
+        claim=u ** (s - 1) - f * (1 - u**s) / (1 - u),
+    )
 
 
 def _part_closed_form(b: _Builder, ctx: dict[str, sp.Expr], s_val: int) -> None:
@@ -446,9 +635,13 @@ def _part_closed_form(b: _Builder, ctx: dict[str, sp.Expr], s_val: int) -> None:
         f"Closed form for s = {s_val}",
         f"For $s = {s_val}$, $R$ has degree {s_val - 1}; its positive root is $u^*$.",
     )
-    Rs = b.add(f"R_s{s_val}", "R(u)", ctx["R_closed"].subs(s, s_val),
-               "Cancel the geometric series.",
-               simplify=lambda e: sp.collect(sp.expand(sp.cancel(e)), u))
+    Rs = b.add(
+        f"R_s{s_val}",
+        "R(u)",
+        ctx["R_closed"].subs(s, s_val),
+        "Cancel the geometric series.",
+        simplify=lambda e: sp.collect(sp.expand(sp.cancel(e)), u),
+    )
     roots = sp.solve(Rs, u)
     if s_val == 2:
         (root,) = roots
@@ -457,32 +650,65 @@ def _part_closed_form(b: _Builder, ctx: dict[str, sp.Expr], s_val: int) -> None:
         # Of the two roots, the one with the + sign of the square root: the other is
         # negative for 2 <= m < v**2 (the product of the roots, (1 - m)/(v**2 - m), is < 0).
         root = max(roots, key=lambda r: float(r.subs({v: 8, m: 3})))
-        why = ("The root with $+\\sqrt{\\cdot}$; the product of the two roots, "
-               "$(1-m)/(v^2-m)$, is negative for $2 \\leq m < v^2$, so the other is negative.")
-    u_star = b.add(f"u_star_s{s_val}", "u^*", root, why,
-                   simplify=_tidy if s_val == 2 else sp.simplify)
-    b.add(f"eps_star_s{s_val}", r"\epsilon^*", 1 - u_star,
-          "Critical noise of the deep-tree transition.",
-          simplify=_tidy if s_val == 2 else sp.simplify)
+        why = (
+            "The root with $+\\sqrt{\\cdot}$; the product of the two roots, "
+            "$(1-m)/(v^2-m)$, is negative for $2 \\leq m < v^2$, so the other is negative."
+        )
+    u_star = b.add(
+        f"u_star_s{s_val}", "u^*", root, why, simplify=_tidy if s_val == 2 else sp.simplify
+    )
+    b.add(
+        f"eps_star_s{s_val}",
+        r"\epsilon^*",
+        1 - u_star,
+        "Critical noise of the deep-tree transition.",
+        simplify=_tidy if s_val == 2 else sp.simplify,
+    )
     if s_val == 2:
-        b.add("one_minus_slope_s2", "1 - F'(1)", 1 - ctx["slope1"].subs(s, 2),
-              "Shares the numerator of $\\epsilon^*$: $u^* < 1$ iff $F'(1) < 1$ iff "
-              "$2m < v + 1$.", simplify=sp.factor)
-        b.add("u_star_minus_1_over_v_s2", "u^* - 1/v", u_star - 1 / v,
-              "Positive iff $m > 2v/(v+1)$, i.e. $m \\geq 2$: for $m = 1$ the root $u^* = 0$ "
-              "(formally $\\epsilon^* = 1$) lies below $1/v$, and every "
-              "$\\epsilon < 1 - 1/v$ is recovered.", simplify=sp.factor)
-    u_large = b.add(f"u_star_s{s_val}_large_v", r"\lim u^*", _large_v_limit(u_star, s_val),
-                    "Large-$v$ limit at fixed $f$.", simplify=_tidy if s_val == 2 else sp.factor)
-    b.add(f"eps_star_s{s_val}_large_v", r"\lim \epsilon^*", 1 - u_large,
-          f"Positive iff $f < 1/{s_val}$.", simplify=_tidy if s_val == 2 else sp.factor)
+        b.add(
+            "one_minus_slope_s2",
+            "1 - F'(1)",
+            1 - ctx["slope1"].subs(s, 2),
+            "Shares the numerator of $\\epsilon^*$: $u^* < 1$ iff $F'(1) < 1$ iff $2m < v + 1$.",
+            simplify=sp.factor,
+        )
+        b.add(
+            "u_star_minus_1_over_v_s2",
+            "u^* - 1/v",
+            u_star - 1 / v,
+            "Positive iff $m > 2v/(v+1)$, i.e. $m \\geq 2$: for $m = 1$ the root $u^* = 0$ "
+            "(formally $\\epsilon^* = 1$) lies below $1/v$, and every "
+            "$\\epsilon < 1 - 1/v$ is recovered.",
+            simplify=sp.factor,
+        )
+    u_large = b.add(
+        f"u_star_s{s_val}_large_v",
+        r"\lim u^*",
+        _large_v_limit(u_star, s_val),
+        "Large-$v$ limit at fixed $f$.",
+        simplify=_tidy if s_val == 2 else sp.factor,
+    )
+    b.add(
+        f"eps_star_s{s_val}_large_v",
+        r"\lim \epsilon^*",
+        1 - u_large,
+        f"Positive iff $f < 1/{s_val}$.",
+        simplify=_tidy if s_val == 2 else sp.factor,
+    )
 
 
 _CORE_PARTS = (_part_messages, _part_upward, _part_slopes)
-_ALL_PARTS = (_part_messages, _part_upward, _part_downward, _part_marginal, _part_slopes,
-              _part_fixed_point_polynomial, _part_large_v,
-              functools.partial(_part_closed_form, s_val=2),
-              functools.partial(_part_closed_form, s_val=3))
+_ALL_PARTS = (
+    _part_messages,
+    _part_upward,
+    _part_downward,
+    _part_marginal,
+    _part_slopes,
+    _part_fixed_point_polynomial,
+    _part_large_v,
+    functools.partial(_part_closed_form, s_val=2),
+    functools.partial(_part_closed_form, s_val=3),
+)
 
 TITLE = "Mean-field theory of belief propagation on the Random Hierarchy Model"
 
@@ -612,14 +838,23 @@ class CriticalPoint:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (exact values as strings, floats as floats)."""
         return {
-            "v": self.v, "m": self.m, "s": self.s, "n_classes": self.n_classes, "f": self.f,
-            "transition": self.transition, "regime": self.regime,
-            "eps_star": str(self.eps_star), "eps_star_float": self.eps_star_float,
-            "u_star": str(self.u_star), "u_star_float": self.u_star_float,
-            "fprime_1": str(self.fprime_1), "fprime_1_float": self.fprime_1_float,
+            "v": self.v,
+            "m": self.m,
+            "s": self.s,
+            "n_classes": self.n_classes,
+            "f": self.f,
+            "transition": self.transition,
+            "regime": self.regime,
+            "eps_star": str(self.eps_star),
+            "eps_star_float": self.eps_star_float,
+            "u_star": str(self.u_star),
+            "u_star_float": self.u_star_float,
+            "fprime_1": str(self.fprime_1),
+            "fprime_1_float": self.fprime_1_float,
             "fprime_inv_v": str(self.fprime_inv_v),
             "fprime_inv_v_float": self.fprime_inv_v_float,
-            "method": self.method, "polynomial": str(self.polynomial.as_expr()),
+            "method": self.method,
+            "polynomial": str(self.polynomial.as_expr()),
             "explanation": self.explanation,
         }
 
@@ -634,7 +869,8 @@ class CriticalPoint:
             f"eps* = {self.eps_star} ~ {self.eps_star_float:.10g}",
             f"u*   = {self.u_star} ~ {self.u_star_float:.10g}",
             f"u* is a root of R(u) = {self.polynomial.as_expr()}  [{self.method}]"
-            if self.transition else "",
+            if self.transition
+            else "",
             self.explanation,
         ]
         return "\n".join(line for line in lines if line)
@@ -695,8 +931,11 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
         regime, method = "always_recovered", "none"
         eps_star, eps_float = 1 - sp.Rational(1, v), 1.0 - 1.0 / v
         formal = [r for r in sp.roots(poly, filter="R")] if poly.degree() <= 2 else []
-        formal_txt = (f" R's non-negative root u = {max(formal)} lies outside (1/v, 1)."
-                      if formal and max(formal) >= 0 else "")
+        formal_txt = (
+            f" R's non-negative root u = {max(formal)} lies outside (1/v, 1)."
+            if formal and max(formal) >= 0
+            else ""
+        )
         explanation = (
             f"No transition at eps < 1 - 1/v: F'(1/v) = {slope_v} >= 1, so the uninformative "
             "fixed point u = 1/v is itself repulsive and there is no fixed point in (1/v, 1): "
@@ -712,13 +951,27 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
             f"recovered for eps < eps* = {eps_float:.6g} and lost beyond."
         )
     if n_classes is not None:
-        explanation += (f" (n_classes = {n_classes} only changes the last, root-level step of "
-                        "the map; the fixed point is that of the internal map, K = v.)")
+        explanation += (
+            f" (n_classes = {n_classes} only changes the last, root-level step of "
+            "the map; the fixed point is that of the internal map, K = v.)"
+        )
     return CriticalPoint(
-        v=v, m=m, s=s, n_classes=n_classes, f=f, fprime_1=slope1, fprime_inv_v=slope_v,
-        regime=regime, transition=regime == "transition", u_star=1 - eps_star,
-        eps_star=eps_star, u_star_float=1.0 - eps_float, eps_star_float=eps_float,
-        method=method, polynomial=poly, explanation=explanation,
+        v=v,
+        m=m,
+        s=s,
+        n_classes=n_classes,
+        f=f,
+        fprime_1=slope1,
+        fprime_inv_v=slope_v,
+        regime=regime,
+        transition=regime == "transition",
+        u_star=1 - eps_star,
+        eps_star=eps_star,
+        u_star_float=1.0 - eps_float,
+        eps_star_float=eps_float,
+        method=method,
+        polynomial=poly,
+        explanation=explanation,
     )
 
 

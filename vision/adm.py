@@ -50,38 +50,81 @@ __all__ = [
 
 #: guided-diffusion's ``model_and_diffusion_defaults()`` (the flags of its scripts).
 _ADM_DEFAULTS: dict[str, Any] = dict(
-    image_size=64, num_channels=128, num_res_blocks=2, num_heads=4, num_heads_upsample=-1,
-    num_head_channels=-1, attention_resolutions="16,8", channel_mult="", dropout=0.0,
-    class_cond=False, use_scale_shift_norm=True, resblock_updown=False,
-    use_new_attention_order=False, learn_sigma=False, diffusion_steps=1000,
-    noise_schedule="linear", in_channels=3,
+    image_size=64,
+    num_channels=128,
+    num_res_blocks=2,
+    num_heads=4,
+    num_heads_upsample=-1,
+    num_head_channels=-1,
+    attention_resolutions="16,8",
+    channel_mult="",
+    dropout=0.0,
+    class_cond=False,
+    use_scale_shift_norm=True,
+    resblock_updown=False,
+    use_new_attention_order=False,
+    learn_sigma=False,
+    diffusion_steps=1000,
+    noise_schedule="linear",
+    in_channels=3,
 )
 
 #: Flags of the released checkpoints that map onto ``UNet2DModel`` (from guided-diffusion's
 #: README). ``256x256_diffusion_uncond`` is the class-unconditional ImageNet model of the paper.
 ADM_PRESETS: dict[str, dict[str, Any]] = {
     "256x256_diffusion_uncond": dict(
-        attention_resolutions="32,16,8", class_cond=False, diffusion_steps=1000,
-        image_size=256, learn_sigma=True, noise_schedule="linear", num_channels=256,
-        num_head_channels=64, num_res_blocks=2, resblock_updown=True,
+        attention_resolutions="32,16,8",
+        class_cond=False,
+        diffusion_steps=1000,
+        image_size=256,
+        learn_sigma=True,
+        noise_schedule="linear",
+        num_channels=256,
+        num_head_channels=64,
+        num_res_blocks=2,
+        resblock_updown=True,
         use_scale_shift_norm=True,
     ),
     "256x256_diffusion": dict(
-        attention_resolutions="32,16,8", class_cond=True, diffusion_steps=1000,
-        image_size=256, learn_sigma=True, noise_schedule="linear", num_channels=256,
-        num_head_channels=64, num_res_blocks=2, resblock_updown=True,
+        attention_resolutions="32,16,8",
+        class_cond=True,
+        diffusion_steps=1000,
+        image_size=256,
+        learn_sigma=True,
+        noise_schedule="linear",
+        num_channels=256,
+        num_head_channels=64,
+        num_res_blocks=2,
+        resblock_updown=True,
         use_scale_shift_norm=True,
     ),
     "64x64_diffusion": dict(
-        attention_resolutions="32,16,8", class_cond=True, diffusion_steps=1000, dropout=0.1,
-        image_size=64, learn_sigma=True, noise_schedule="cosine", num_channels=192,
-        num_head_channels=64, num_res_blocks=3, resblock_updown=True,
-        use_new_attention_order=True, use_scale_shift_norm=True,
+        attention_resolutions="32,16,8",
+        class_cond=True,
+        diffusion_steps=1000,
+        dropout=0.1,
+        image_size=64,
+        learn_sigma=True,
+        noise_schedule="cosine",
+        num_channels=192,
+        num_head_channels=64,
+        num_res_blocks=3,
+        resblock_updown=True,
+        use_new_attention_order=True,
+        use_scale_shift_norm=True,
     ),
     "lsun_bedroom": dict(
-        attention_resolutions="32,16,8", class_cond=False, diffusion_steps=1000, dropout=0.1,
-        image_size=256, learn_sigma=True, noise_schedule="linear", num_channels=256,
-        num_head_channels=64, num_res_blocks=2, resblock_updown=True,
+        attention_resolutions="32,16,8",
+        class_cond=False,
+        diffusion_steps=1000,
+        dropout=0.1,
+        image_size=256,
+        learn_sigma=True,
+        noise_schedule="linear",
+        num_channels=256,
+        num_head_channels=64,
+        num_res_blocks=2,
+        resblock_updown=True,
         use_scale_shift_norm=True,
     ),
 }
@@ -110,8 +153,12 @@ def adm_config(preset: str | None = None, **flags: Any) -> dict[str, Any]:
     f = {**_ADM_DEFAULTS, **(ADM_PRESETS[preset] if preset else {}), **flags}
     size = int(f["image_size"])
     if f["channel_mult"] in ("", None):
-        by_size = {512: (0.5, 1, 1, 2, 2, 4, 4), 256: (1, 1, 2, 2, 4, 4), 128: (1, 1, 2, 3, 4),
-                   64: (1, 2, 3, 4)}
+        by_size = {
+            512: (0.5, 1, 1, 2, 2, 4, 4),
+            256: (1, 1, 2, 2, 4, 4),
+            128: (1, 1, 2, 3, 4),
+            64: (1, 2, 3, 4),
+        }
         if size not in by_size:
             raise ValueError(f"image_size={size} has no default channel_mult; pass channel_mult")
         mult = by_size[size]
@@ -156,8 +203,10 @@ def _level_channels(cfg: dict[str, Any]) -> list[int]:
 def _heads(cfg: dict[str, Any], channels: int, upsample: bool = False) -> int:
     if cfg["num_head_channels"] != -1:
         if channels % cfg["num_head_channels"]:
-            raise ValueError(f"num_head_channels={cfg['num_head_channels']} does not divide "
-                             f"the {channels} channels of an attention layer")
+            raise ValueError(
+                f"num_head_channels={cfg['num_head_channels']} does not divide "
+                f"the {channels} channels of an attention layer"
+            )
         return channels // cfg["num_head_channels"]
     if upsample and cfg["num_heads_upsample"] != -1:
         return cfg["num_heads_upsample"]
@@ -165,7 +214,7 @@ def _heads(cfg: dict[str, Any], channels: int, upsample: bool = False) -> int:
 
 
 def _attention_levels(cfg: dict[str, Any]) -> list[bool]:
-    return [2 ** level in cfg["attention_resolutions"] for level in range(len(cfg["channel_mult"]))]
+    return [2**level in cfg["attention_resolutions"] for level in range(len(cfg["channel_mult"]))]
 
 
 def unet2d_config_from_adm(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +229,10 @@ def unet2d_config_from_adm(cfg: dict[str, Any]) -> dict[str, Any]:
             "sinusoidal timestep embedding by block_out_channels[0], ADM by model_channels"
         )
     if not cfg["conv_resample"] and not cfg["resblock_updown"]:
-        raise ValueError("conv_resample=False without resblock_updown has no UNet2DModel "
-                         "equivalent (its Downsample2D/Upsample2D always convolve)")
+        raise ValueError(
+            "conv_resample=False without resblock_updown has no UNet2DModel "
+            "equivalent (its Downsample2D/Upsample2D always convolve)"
+        )
     chans = _level_channels(cfg)
     if any(c % 32 for c in chans):
         raise ValueError(f"level channels {chans} must be multiples of 32 (GroupNorm(32))")
@@ -201,10 +252,14 @@ def unet2d_config_from_adm(cfg: dict[str, Any]) -> dict[str, Any]:
             "attention_head_dim"
         )
     updown = cfg["resblock_updown"]
-    down = ["AttnDownBlock2D" if a else ("ResnetDownsampleBlock2D" if updown else "DownBlock2D")
-            for a in attn]
-    up = ["AttnUpBlock2D" if a else ("ResnetUpsampleBlock2D" if updown else "UpBlock2D")
-          for a in reversed(attn)]
+    down = [
+        "AttnDownBlock2D" if a else ("ResnetDownsampleBlock2D" if updown else "DownBlock2D")
+        for a in attn
+    ]
+    up = [
+        "AttnUpBlock2D" if a else ("ResnetUpsampleBlock2D" if updown else "UpBlock2D")
+        for a in reversed(attn)
+    ]
     return dict(
         sample_size=cfg["image_size"],
         in_channels=cfg["in_channels"],
@@ -284,8 +339,12 @@ def _module_map(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 _RES_PARTS = {
-    "in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
-    "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut",
+    "in_layers.0": "norm1",
+    "in_layers.2": "conv1",
+    "emb_layers.1": "time_emb_proj",
+    "out_layers.0": "norm2",
+    "out_layers.3": "conv2",
+    "skip_connection": "conv_shortcut",
 }
 
 
@@ -349,8 +408,10 @@ def adm_to_diffusers(state_dict: dict[str, Any], cfg: dict[str, Any]):
     missing = sorted(set(expected) - set(converted))
     extra = sorted(set(converted) - set(expected))
     if missing or extra:
-        raise ValueError(f"converted keys do not match UNet2DModel: missing {missing[:5]}, "
-                         f"unexpected {extra[:5]}")
+        raise ValueError(
+            f"converted keys do not match UNet2DModel: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}"
+        )
     for k, v in converted.items():
         if tuple(v.shape) != tuple(expected[k].shape):
             raise ValueError(f"{k}: shape {tuple(v.shape)} != {tuple(expected[k].shape)}")
@@ -375,8 +436,13 @@ def adm_scheduler(cfg: dict[str, Any], kind: str = "ddpm"):
         betas = dict(beta_schedule="linear", beta_start=scale * 1e-4, beta_end=scale * 0.02)
     else:
         betas = dict(beta_schedule="squaredcos_cap_v2")
-    common = dict(num_train_timesteps=steps, clip_sample=True, clip_sample_range=1.0,
-                  prediction_type="epsilon", **betas)
+    common = dict(
+        num_train_timesteps=steps,
+        clip_sample=True,
+        clip_sample_range=1.0,
+        prediction_type="epsilon",
+        **betas,
+    )
     if kind == "ddpm":
         var = "learned_range" if cfg["learn_sigma"] else "fixed_large"
         return DDPMScheduler(variance_type=var, timestep_spacing="linspace", **common)
@@ -396,7 +462,7 @@ def convert_adm_checkpoint(
     Writes ``out_dir`` in ``DDPMPipeline.save_pretrained`` layout (``model_index.json``,
     ``unet/``, ``scheduler/``, safetensors weights) plus ``adm_config.json`` (the resolved
     ADM configuration), and returns ``out_dir``. Load it with
-    :func:`vision.models.load_diffusion` or ``DDPMPipeline.from_pretrained``.
+    :func:`hiergrammar.vision.models.load_diffusion` or ``DDPMPipeline.from_pretrained``.
 
     Example: ``convert_adm_checkpoint("256x256_diffusion_uncond.pt", "models/adm256u")``.
     """
@@ -413,8 +479,7 @@ def convert_adm_checkpoint(
     unet = adm_to_diffusers(state_dict, cfg)
     out_dir = Path(out_dir)
     DDPMPipeline(unet=unet, scheduler=adm_scheduler(cfg, "ddpm")).save_pretrained(out_dir)
-    save_json(out_dir / "adm_config.json",
-              {"source": checkpoint.name, "preset": preset, **cfg})
+    save_json(out_dir / "adm_config.json", {"source": checkpoint.name, "preset": preset, **cfg})
     return out_dir
 
 

@@ -20,7 +20,7 @@ go through the weights' own transforms (``weights.transforms()``: resize, centre
 
 Example (no weights needed to inspect the layers)::
 
-    >>> from vision.classifiers import classifier_layers
+    >>> from hiergrammar.vision.classifiers import classifier_layers
     >>> layers = classifier_layers("convnext_base")
     >>> len(layers), layers[:3], layers[-1]
     (41, ['features.0', 'features.1.0', 'features.1.1'], 'classifier')
@@ -147,7 +147,7 @@ def imagenet_preprocess(weights: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     transform = weights.transforms()
 
     def preprocess(images: torch.Tensor) -> torch.Tensor:
-        from vision.data import to_uint8
+        from hiergrammar.vision.data import to_uint8
 
         return transform(to_uint8(images))
 

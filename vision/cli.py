@@ -1,6 +1,7 @@
 """``hiergrammar vision …``: sampling, probing and plotting sub-commands.
 
-Each group registers itself from its own module (``vision.cli_sample``, ``vision.cli_probe``);
+Each group registers itself from its own module (``hiergrammar.vision.cli_sample``,
+``hiergrammar.vision.cli_probe``);
 none imports torch at module level, so building the parser stays fast.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_GROUPS = ["vision.cli_sample", "vision.cli_probe"]
+_GROUPS = ["hiergrammar.vision.cli_sample", "hiergrammar.vision.cli_probe"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

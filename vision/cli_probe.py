@@ -74,11 +74,16 @@ class ImageSet:
                     self.labels = np.array([int(r["label"]) for r in listed])
                 absent = [f for f in self._files if not f.is_file()]
                 if absent:
-                    raise FileNotFoundError(f"{len(absent)} images listed in {self.path}'s "
-                                            f"metadata are missing, e.g. {absent[0]}")
+                    raise FileNotFoundError(
+                        f"{len(absent)} images listed in {self.path}'s "
+                        f"metadata are missing, e.g. {absent[0]}"
+                    )
             else:
-                self._files = sorted(p for p in self.path.rglob("*")
-                                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                self._files = sorted(
+                    p
+                    for p in self.path.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                )
             if not self._files:
                 raise ValueError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
             self.keys = [str(f.relative_to(self.path)) for f in self._files]
@@ -87,8 +92,9 @@ class ImageSet:
                 if "images" not in npz.files:
                     raise ValueError(f"{self.path} has no 'images' array (keys: {npz.files})")
                 self._array = _channels_first(npz["images"], str(self.path))
-                self.metadata = {k: npz[k].tolist() for k in npz.files if k != "images"
-                                 and npz[k].size < 1000}
+                self.metadata = {
+                    k: npz[k].tolist() for k in npz.files if k != "images" and npz[k].size < 1000
+                }
                 if "label" in npz.files and len(npz["label"]) == len(self._array):
                     self.labels = np.asarray(npz["label"], dtype=np.int64)
             self.keys = [str(i) for i in range(len(self._array))]
@@ -128,8 +134,10 @@ class ImageSet:
             self.keys = list(start.keys)
             return
         if len(self) != len(start):
-            raise ValueError(f"{self.path} has {len(self)} images but {start.path} has "
-                             f"{len(start)}; each generated image must pair with a start image")
+            raise ValueError(
+                f"{self.path} has {len(self)} images but {start.path} has "
+                f"{len(start)}; each generated image must pair with a start image"
+            )
 
     @property
     def t(self) -> float | None:
@@ -166,8 +174,7 @@ def _channels_first(images: np.ndarray, where: str) -> np.ndarray:
 def _float_pm1(images: Any) -> Any:
     """uint8 images -> float in [-1, 1]; floats pass through (input of custom modules)."""
     import torch
-
-    from vision.data import from_uint8
+    from hiergrammar.vision.data import from_uint8
 
     return from_uint8(images) if images.dtype == torch.uint8 else images
 
@@ -204,19 +211,36 @@ def run_probe(
     generated set. Returns the JSON dict (lists of floats), with the written paths under
     ``"files"``.
     """
+    from hiergrammar.vision.probes import activation_stats, probe_similarity
+
     from hiergrammar.artifacts import save_json, save_npz
-    from vision.probes import activation_stats, probe_similarity
 
     if len(t) != len(generated):
         raise ValueError(f"{len(t)} values of t for {len(generated)} generated sets")
     stats_images = start if stats_images is None else stats_images
-    stats = activation_stats(model, stats_images, layers,
-                             preprocess=preprocess, batch_size=batch_size, per=per,
-                             num_workers=num_workers, desc=f"{name}: stats")
-    result = probe_similarity(model, start, generated, layers, stats=stats,
-                              preprocess=preprocess, batch_size=batch_size, per=per,
-                              min_rel_std=min_rel_std, num_workers=num_workers,
-                              desc=f"{name}: probe")
+    stats = activation_stats(
+        model,
+        stats_images,
+        layers,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        per=per,
+        num_workers=num_workers,
+        desc=f"{name}: stats",
+    )
+    result = probe_similarity(
+        model,
+        start,
+        generated,
+        layers,
+        stats=stats,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        per=per,
+        min_rel_std=min_rel_std,
+        num_workers=num_workers,
+        desc=f"{name}: probe",
+    )
     agree = result.top1_agreement
     acc_start = acc_generated = None
     if labels is not None and result.top1_start is not None:
@@ -249,15 +273,16 @@ def run_probe(
     json_path = save_json(out_dir / f"probe_{name}.json", data)
     npz_path = save_npz(
         out_dir / f"probe_{name}.npz",
-        classifier=np.array(name), layers=np.array(list(layers)),
-        logits_layer=np.array(logits_layer or ""), t=np.asarray(t, dtype=float),
+        classifier=np.array(name),
+        layers=np.array(list(layers)),
+        logits_layer=np.array(logits_layer or ""),
+        t=np.asarray(t, dtype=float),
         t_label=np.array(t_label),
         similarity=result.similarity,  # (n_t, n_layers, n_images)
         **{key: data[key] for key in ("similarity_mean", "similarity_std", "similarity_sem")},
         top1_agreement=np.array([]) if agree is None else agree,
         top1_start=np.array([]) if result.top1_start is None else result.top1_start,
-        top1_generated=(np.array([]) if result.top1_generated is None
-                        else result.top1_generated),
+        top1_generated=(np.array([]) if result.top1_generated is None else result.top1_generated),
         n_images=np.array(len(start)),
         top1_accuracy_generated=np.array([]) if acc_generated is None else acc_generated,
     )
@@ -275,51 +300,97 @@ def register(sub: argparse._SubParsersAction) -> None:
         "probe",
         help="cosine similarity of classifier activations, start vs generated images",
         description="Hook a classifier's layers, standardise each unit with the start set's "
-                    "mean and variance, and compare start and generated images layer by layer "
-                    "(paper Fig. 2 right, Fig. 16). Writes probe_<classifier>.json/.npz.",
+        "mean and variance, and compare start and generated images layer by layer "
+        "(paper Fig. 2 right, Fig. 16). Writes probe_<classifier>.json/.npz.",
     )
-    p.add_argument("--classifier", default="convnext_base",
-                   help="convnext_base, resnet50, wide_resnet50_2, resnet152, or the path of a "
-                        "module saved with torch.save(model, PATH) (default: convnext_base)")
-    p.add_argument("--weights", default=None,
-                   help="state-dict file of the torchvision classifier (default: torchvision's "
-                        "cache, torch.hub.get_dir()/checkpoints/<file>); never downloaded")
+    p.add_argument(
+        "--classifier",
+        default="convnext_base",
+        help="convnext_base, resnet50, wide_resnet50_2, resnet152, or the path of a "
+        "module saved with torch.save(model, PATH) (default: convnext_base)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="state-dict file of the torchvision classifier (default: torchvision's "
+        "cache, torch.hub.get_dir()/checkpoints/<file>); never downloaded",
+    )
     p.add_argument("--start", required=True, help="folder (or .npz) of the start images")
-    p.add_argument("--generated", required=True, nargs="+",
-                   help="folders (or .npz) of generated images, one per inversion time t")
-    p.add_argument("--t", type=float, nargs="+", default=None,
-                   help="inversion time of each --generated set (default: from metadata.json)")
-    p.add_argument("--t-label", default=None,
-                   help="x-axis label for the plot (default: from the sampler's metadata)")
+    p.add_argument(
+        "--generated",
+        required=True,
+        nargs="+",
+        help="folders (or .npz) of generated images, one per inversion time t",
+    )
+    p.add_argument(
+        "--t",
+        type=float,
+        nargs="+",
+        default=None,
+        help="inversion time of each --generated set (default: from metadata.json)",
+    )
+    p.add_argument(
+        "--t-label",
+        default=None,
+        help="x-axis label for the plot (default: from the sampler's metadata)",
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--layers", default=None,
-                   help="comma-separated layer names to hook (default: the paper's list, or a "
-                        "custom module's direct children)")
-    p.add_argument("--logits-layer", default=None,
-                   help="layer drawn as logits (default: the last layer of the list)")
-    p.add_argument("--stats-set", default=None,
-                   help="folder (or .npz) of images for the per-unit statistics "
-                        "(default: the start images, as in the paper)")
-    p.add_argument("--per", choices=["unit", "channel"], default="unit",
-                   help="standardise each element (unit) or each channel (default: unit)")
-    p.add_argument("--min-rel-std", type=float, default=1e-6,
-                   help="drop units with std <= this x the layer's RMS activation")
+    p.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated layer names to hook (default: the paper's list, or a "
+        "custom module's direct children)",
+    )
+    p.add_argument(
+        "--logits-layer",
+        default=None,
+        help="layer drawn as logits (default: the last layer of the list)",
+    )
+    p.add_argument(
+        "--stats-set",
+        default=None,
+        help="folder (or .npz) of images for the per-unit statistics "
+        "(default: the start images, as in the paper)",
+    )
+    p.add_argument(
+        "--per",
+        choices=["unit", "channel"],
+        default="unit",
+        help="standardise each element (unit) or each channel (default: unit)",
+    )
+    p.add_argument(
+        "--min-rel-std",
+        type=float,
+        default=1e-6,
+        help="drop units with std <= this x the layer's RMS activation",
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2,
-                   help="background processes decoding the images of each set (default: 2; "
-                        "0 decodes in the main process)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="background processes decoding the images of each set (default: 2; "
+        "0 decodes in the main process)",
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N image pairs")
     p.add_argument("--device", default=None, help="cuda, cpu, … (default: cuda if available)")
     p.set_defaults(func=_probe_handler)
 
-    q = sub.add_parser("plot", help="figure of similarity vs t from probe data files",
-                       description="One panel per probe data file (JSON or NPZ): cosine "
-                                   "similarity vs t, one curve per layer coloured by depth, "
-                                   "logits in red, top-1 agreement dashed.")
+    q = sub.add_parser(
+        "plot",
+        help="figure of similarity vs t from probe data files",
+        description="One panel per probe data file (JSON or NPZ): cosine "
+        "similarity vs t, one curve per layer coloured by depth, "
+        "logits in red, top-1 agreement dashed.",
+    )
     q.add_argument("--data", required=True, nargs="+", help="probe_<classifier>.json/.npz files")
     q.add_argument("--out", required=True, help="output PNG")
-    q.add_argument("--band", choices=["none", "sem", "std"], default="none",
-                   help="shaded band around each curve (default: none)")
+    q.add_argument(
+        "--band",
+        choices=["none", "sem", "std"],
+        default="none",
+        help="shaded band around each curve (default: none)",
+    )
     q.add_argument("--cmap", default="viridis", help="matplotlib colormap for depth")
     q.add_argument("--no-top1", action="store_true", help="do not draw top-1 agreement")
     q.set_defaults(func=_plot_handler)
@@ -338,8 +409,7 @@ def _resolve_t(args: argparse.Namespace, sets: Sequence[ImageSet]) -> list[float
 
 def _probe_handler(args: argparse.Namespace) -> int:
     import torch
-
-    from vision import classifiers as clf
+    from hiergrammar.vision import classifiers as clf
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size} violates batch_size >= 1")
@@ -355,8 +425,10 @@ def _probe_handler(args: argparse.Namespace) -> int:
     else:
         path = Path(args.classifier)
         if not path.is_file():
-            raise ValueError(f"--classifier={args.classifier!r} is neither one of "
-                             f"{clf.classifier_names()} nor an existing module file")
+            raise ValueError(
+                f"--classifier={args.classifier!r} is neither one of "
+                f"{clf.classifier_names()} nor an existing module file"
+            )
         model, preprocess = clf.load_module_file(path, device), _float_pm1
         name = path.stem
         layers = clf.default_layers(model)
@@ -374,17 +446,31 @@ def _probe_handler(args: argparse.Namespace) -> int:
     t_label = args.t_label
     if t_label is None:
         steps = {g.metadata.get("num_steps") for g in generated} - {None}
-        t_label = (f"inversion time t (of {steps.pop()} respaced steps)" if len(steps) == 1
-                   else "inversion time t")
+        t_label = (
+            f"inversion time t (of {steps.pop()} respaced steps)"
+            if len(steps) == 1
+            else "inversion time t"
+        )
     labels = start.labels
     if labels is not None and args.limit is not None:
-        labels = labels[:args.limit]
+        labels = labels[: args.limit]
     stats_set = ImageSet(args.stats_set) if args.stats_set else None
     data = run_probe(
-        model, start.subset(args.limit), [g.subset(args.limit) for g in generated], t, layers,
-        args.out, name=name, logits_layer=logits, preprocess=preprocess,
-        stats_images=stats_set, batch_size=args.batch_size, per=args.per,
-        min_rel_std=args.min_rel_std, t_label=t_label, labels=labels,
+        model,
+        start.subset(args.limit),
+        [g.subset(args.limit) for g in generated],
+        t,
+        layers,
+        args.out,
+        name=name,
+        logits_layer=logits,
+        preprocess=preprocess,
+        stats_images=stats_set,
+        batch_size=args.batch_size,
+        per=args.per,
+        min_rel_std=args.min_rel_std,
+        t_label=t_label,
+        labels=labels,
         num_workers=args.workers,
     )
     mean = np.asarray(data["similarity_mean"])
@@ -392,20 +478,25 @@ def _probe_handler(args: argparse.Namespace) -> int:
     for k, tk in enumerate(data["t"]):
         agree = data["top1_agreement"]
         agree_txt = "" if agree is None else f", top-1 agreement {agree[k]:.3f}"
-        print(f"t={tk:g}: similarity first layer {mean[k, 0]:.3f}, {logits} {mean[k, j]:.3f}"
-              f"{agree_txt}")
+        print(
+            f"t={tk:g}: similarity first layer {mean[k, 0]:.3f}, {logits} {mean[k, j]:.3f}"
+            f"{agree_txt}"
+        )
     if data["top1_accuracy_start"] is not None:
-        print(f"top-1 accuracy of {name} on the start images: "
-              f"{data['top1_accuracy_start']:.3f} (labels: sorted class-folder index from "
-              "the sampler's metadata; meaningful for the 1000 ImageNet synset folders)")
+        print(
+            f"top-1 accuracy of {name} on the start images: "
+            f"{data['top1_accuracy_start']:.3f} (labels: sorted class-folder index from "
+            "the sampler's metadata; meaningful for the 1000 ImageNet synset folders)"
+        )
     print("wrote " + ", ".join(data["files"]))
     return 0
 
 
 def _plot_handler(args: argparse.Namespace) -> int:
-    from vision.plots import plot_probe_files
+    from hiergrammar.vision.plots import plot_probe_files
 
-    out = plot_probe_files(args.data, args.out, band=args.band, cmap=args.cmap,
-                           show_top1=not args.no_top1)
+    out = plot_probe_files(
+        args.data, args.out, band=args.band, cmap=args.cmap, show_top1=not args.no_top1
+    )
     print(f"wrote {out}")
     return 0

@@ -24,26 +24,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="forward-backward diffusion of the images of a folder at several t",
         description="Noise each start image to step t of the respaced chain and run the "
-                    "reverse chain back to 0; write PNGs and metadata per t. Runs on all "
-                    "processes of an `accelerate launch`, one shard each.",
+        "reverse chain back to 0; write PNGs and metadata per t. Runs on all "
+        "processes of an `accelerate launch`, one shard each.",
     )
-    p.add_argument("--model", required=True,
-                   help="diffusers folder (save_pretrained layout) or cached hub id")
+    p.add_argument(
+        "--model", required=True, help="diffusers folder (save_pretrained layout) or cached hub id"
+    )
     p.add_argument("--images", required=True, help="ImageNet-style folder: <class>/<image>")
-    p.add_argument("--per-class", type=int, default=None,
-                   help="first N images (sorted by name) of each class (default: all)")
-    p.add_argument("--t", type=int, nargs="+", required=True,
-                   help="chain states to noise to (0 = the start image, NUM_STEPS = noise)")
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="first N images (sorted by name) of each class (default: all)",
+    )
+    p.add_argument(
+        "--t",
+        type=int,
+        nargs="+",
+        required=True,
+        help="chain states to noise to (0 = the start image, NUM_STEPS = noise)",
+    )
     p.add_argument("--num-steps", type=int, default=250, help="respaced chain length")
-    p.add_argument("--scheduler", choices=["ddpm", "ddim"], default=None,
-                   help="sampler (default: the model's saved scheduler)")
+    p.add_argument(
+        "--scheduler",
+        choices=["ddpm", "ddim"],
+        default=None,
+        help="sampler (default: the model's saved scheduler)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dtype", choices=sorted(_DTYPES), default="fp32",
-                   help="model compute dtype (autocast); the chain stays float32")
+    p.add_argument(
+        "--dtype",
+        choices=sorted(_DTYPES),
+        default="fp32",
+        help="model compute dtype (autocast); the chain stays float32",
+    )
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true",
-                   help="skip images whose PNGs exist already (continue an interrupted run)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip images whose PNGs exist already (continue an interrupted run)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_sample)
 
@@ -51,15 +72,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "convert-adm",
         help="convert an OpenAI guided-diffusion (ADM) .pt checkpoint to diffusers",
         description="Writes a DDPMPipeline folder (unet/, scheduler/) loadable by "
-                    "`vision sample --model`.",
+        "`vision sample --model`.",
     )
     c.add_argument("--checkpoint", required=True, help="guided-diffusion .pt state dict")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--preset", default="256x256_diffusion_uncond",
-                   help="flags of a released model (default: %(default)s); 'none' for "
-                        "guided-diffusion's defaults")
-    c.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
-                   help="override a guided-diffusion flag, e.g. --set num_channels=128")
+    c.add_argument(
+        "--preset",
+        default="256x256_diffusion_uncond",
+        help="flags of a released model (default: %(default)s); 'none' for "
+        "guided-diffusion's defaults",
+    )
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FLAG=VALUE",
+        help="override a guided-diffusion flag, e.g. --set num_channels=128",
+    )
     c.set_defaults(func=_convert)
 
 
@@ -82,7 +111,7 @@ def _convert(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--set {item!r} is not FLAG=VALUE")
         flags[key.strip()] = _parse_value(value.strip())
-    from vision.adm import convert_adm_checkpoint
+    from hiergrammar.vision.adm import convert_adm_checkpoint
 
     preset = None if args.preset.lower() == "none" else args.preset
     out = convert_adm_checkpoint(args.checkpoint, args.out, preset=preset, **flags)
@@ -92,21 +121,33 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     import torch
-
-    from vision.distributed import _check_sample_args, process_state, sample_image_folder
-    from vision.models import load_diffusion
+    from hiergrammar.vision.distributed import (
+        _check_sample_args,
+        process_state,
+        sample_image_folder,
+    )
+    from hiergrammar.vision.models import load_diffusion
 
     # fail before every process loads the weights
     _check_sample_args(args.t, args.num_steps, args.per_class, args.batch_size, args.seed)
     state = process_state()
     diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
     summary = sample_image_folder(
-        diffusion, args.images, sorted(set(args.t)), args.out, per_class=args.per_class,
-        num_steps=args.num_steps, seed=args.seed, batch_size=args.batch_size,
-        dtype=getattr(torch, _DTYPES[args.dtype]), progress=not args.no_progress,
+        diffusion,
+        args.images,
+        sorted(set(args.t)),
+        args.out,
+        per_class=args.per_class,
+        num_steps=args.num_steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        dtype=getattr(torch, _DTYPES[args.dtype]),
+        progress=not args.no_progress,
         resume=args.resume,
     )
     if state.is_main_process:
-        print(f"wrote {summary['n_images']} images x {len(summary['ts'])} t "
-              f"({summary['num_processes']} process(es)) to {args.out}")
+        print(
+            f"wrote {summary['n_images']} images x {len(summary['ts'])} t "
+            f"({summary['num_processes']} process(es)) to {args.out}"
+        )
     return 0

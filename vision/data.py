@@ -4,7 +4,7 @@ The order is deterministic: classes sorted by folder name, files sorted by name 
 (torchvision's ``ImageFolder`` order), and the first ``per_class`` files of each class are kept.
 Each image is converted to RGB, resized so that its shorter side is ``size`` (bicubic,
 antialiased), centre-cropped to ``size x size`` and mapped to ``[-1, 1]``, i.e. ``(n, 3, size,
-size)`` batches ready for :func:`vision.forward_backward`.
+size)`` batches ready for :func:`hiergrammar.vision.forward_backward`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["ImageRecord", "image_folder_dataset", "iter_batches", "load_image_folder",
-           "save_png", "to_uint8", "from_uint8"]
+__all__ = [
+    "ImageRecord",
+    "image_folder_dataset",
+    "iter_batches",
+    "load_image_folder",
+    "save_png",
+    "to_uint8",
+    "from_uint8",
+]
 
 
 @dataclass(frozen=True)
@@ -37,13 +44,16 @@ class ImageRecord:
 def _transform(size: int):
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC,
-                          antialias=True),
-        transforms.CenterCrop(size),
-        transforms.ToTensor(),                       # [0, 1], (3, size, size)
-        transforms.Normalize([0.5] * 3, [0.5] * 3),  # [-1, 1]
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(
+                size, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
+            ),
+            transforms.CenterCrop(size),
+            transforms.ToTensor(),  # [0, 1], (3, size, size)
+            transforms.Normalize([0.5] * 3, [0.5] * 3),  # [-1, 1]
+        ]
+    )
 
 
 class _Selected(torch.utils.data.Dataset):
@@ -95,8 +105,9 @@ def image_folder_dataset(root: str | os.PathLike, size: int, per_class: int | No
     return _Selected(folder, records, positions)
 
 
-def load_image_folder(root: str | os.PathLike, size: int, per_class: int | None = None
-                      ) -> tuple[torch.Tensor, list[ImageRecord]]:
+def load_image_folder(
+    root: str | os.PathLike, size: int, per_class: int | None = None
+) -> tuple[torch.Tensor, list[ImageRecord]]:
     """All selected images at once: ``(n, 3, size, size)`` in ``[-1, 1]`` and their records.
 
     For large selections iterate with :func:`iter_batches` instead.
@@ -109,11 +120,12 @@ def load_image_folder(root: str | os.PathLike, size: int, per_class: int | None 
     return torch.stack([ds[i][0] for i in range(len(ds))]), list(ds.records)
 
 
-def iter_batches(dataset, indices: list[int], batch_size: int
-                 ) -> Iterator[tuple[torch.Tensor, list[int]]]:
+def iter_batches(
+    dataset, indices: list[int], batch_size: int
+) -> Iterator[tuple[torch.Tensor, list[int]]]:
     """Yield ``(images (b, 3, size, size), indices)`` for the dataset positions ``indices``."""
     for start in range(0, len(indices), batch_size):
-        chunk = indices[start:start + batch_size]
+        chunk = indices[start : start + batch_size]
         yield torch.stack([dataset[i][0] for i in chunk]), chunk
 
 

@@ -1,8 +1,9 @@
 """Forward-backward over many images on several GPUs with ``accelerate``.
 
 Each process takes a contiguous shard of the image indices
-(``PartialState().split_between_processes``), runs :func:`vision.forward_backward` on its own
-device, and either returns its results through ``gather_object`` (in memory) or writes its
+(``PartialState().split_between_processes``), runs
+:func:`hiergrammar.vision.forward_backward` on its own device, and either returns its
+results through ``gather_object`` (in memory) or writes its
 PNGs straight into the output folder, the main process then writing the merged metadata. Seeds
 are per image (``seed + global index``), so the images do not depend on the number of
 processes or the batch size. Launch as ``accelerate launch --num_processes 8 -m
@@ -48,7 +49,7 @@ def forward_backward_sharded(
 ) -> torch.Tensor:
     """:meth:`DiffusionModel.forward_backward` with the images split over the processes.
 
-    ``diffusion`` is a :class:`vision.models.DiffusionModel` already on this process's
+    ``diffusion`` is a :class:`hiergrammar.vision.models.DiffusionModel` already on this process's
     device. ``images``: ``(n, C, H, W)`` in ``[-1, 1]``, the same on every process. Returns
     the ``(n, C, H, W)`` float32 CPU result on every process, identical to a single-process
     run (image ``i`` uses seed ``seed + i`` wherever it runs).
@@ -60,8 +61,9 @@ def forward_backward_sharded(
     mine: list[tuple[int, np.ndarray]] = []
     with state.split_between_processes(list(range(n))) as idx:
         if idx:
-            out = diffusion.forward_backward(images[idx], t, num_steps,
-                                             seed=[seed + i for i in idx], **kwargs)
+            out = diffusion.forward_backward(
+                images[idx], t, num_steps, seed=[seed + i for i in idx], **kwargs
+            )
             mine = [(i, out[k].cpu().numpy()) for k, i in enumerate(idx)]
     gathered = dict(gather_object(mine))
     return torch.from_numpy(np.stack([gathered[i] for i in range(n)]))
@@ -72,14 +74,15 @@ def t_folder(out_dir: str | os.PathLike, t: int) -> Path:
     return Path(out_dir) / f"t{t:03d}"
 
 
-def _check_sample_args(ts: Sequence[int], num_steps: int, per_class: int | None,
-                       batch_size: int, seed: int) -> list[int]:
+def _check_sample_args(
+    ts: Sequence[int], num_steps: int, per_class: int | None, batch_size: int, seed: int
+) -> list[int]:
     """Validate the arguments of :func:`sample_image_folder`; return ``ts`` as ints.
 
     Needs no model nor image, so that the CLI can check them before loading either.
     """
-    from vision.data import _check_per_class
-    from vision.pipeline import _check_t, _is_int
+    from hiergrammar.vision.data import _check_per_class
+    from hiergrammar.vision.pipeline import _check_t, _is_int
 
     ts = list(ts)
     if not ts:
@@ -118,8 +121,8 @@ def sample_image_folder(
     ``resume=True`` skips the batches whose PNGs already exist (an interrupted run goes on
     where it stopped; the metadata is rewritten whole).
     """
-    from vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
-    from vision.pipeline import start_timestep
+    from hiergrammar.vision.data import image_folder_dataset, iter_batches, save_png, to_uint8
+    from hiergrammar.vision.pipeline import start_timestep
 
     ts = _check_sample_args(ts, num_steps, per_class, batch_size, seed)
     state = process_state()
@@ -137,18 +140,28 @@ def sample_image_folder(
 
     with state.split_between_processes(list(range(len(records)))) as mine:
         for start in range(0, len(mine), batch_size):
-            idx = list(mine[start:start + batch_size])
+            idx = list(mine[start : start + batch_size])
             # with resume, a t whose PNGs all exist is skipped: they were written atomically
             # by an earlier run, and seeds per image make a re-run give the same images
-            todo = [t for t in ts if not resume or not all(
-                (t_folder(out_dir, t) / rel_path(i)).is_file() for i in idx)]
+            todo = [
+                t
+                for t in ts
+                if not resume
+                or not all((t_folder(out_dir, t) / rel_path(i)).is_file() for i in idx)
+            ]
             if not todo:
                 continue
             images, _ = next(iter_batches(dataset, idx, len(idx)))
             for t in todo:
-                out = diffusion.forward_backward(images, t, num_steps,
-                                                 seed=[seed + i for i in idx], dtype=dtype,
-                                                 device=state.device, progress=progress)
+                out = diffusion.forward_backward(
+                    images,
+                    t,
+                    num_steps,
+                    seed=[seed + i for i in idx],
+                    dtype=dtype,
+                    device=state.device,
+                    progress=progress,
+                )
                 for img, i in zip(to_uint8(out), idx, strict=True):
                     save_png(t_folder(out_dir, t) / rel_path(i), img)
     summary = {
@@ -165,17 +178,32 @@ def sample_image_folder(
     }
     if state.is_main_process:
         # the per-image rows do not depend on t: every t folder gets the same list
-        rows = [{"index": i, "source": r.path, "class_name": r.class_name, "label": r.label,
-                 "file": str(rel_path(i)), "seed": seed + i} for i, r in enumerate(records)]
-        arrays = {key: np.array([row[key] for row in rows], dtype=np.int64)
-                  for key in ("index", "label", "seed")}
+        rows = [
+            {
+                "index": i,
+                "source": r.path,
+                "class_name": r.class_name,
+                "label": r.label,
+                "file": str(rel_path(i)),
+                "seed": seed + i,
+            }
+            for i, r in enumerate(records)
+        ]
+        arrays = {
+            key: np.array([row[key] for row in rows], dtype=np.int64)
+            for key in ("index", "label", "seed")
+        }
         for t in ts:
             folder = t_folder(out_dir, t)
-            save_json(folder / "metadata.json", {
-                **summary, "t": t,
-                "start_timestep": start_timestep(diffusion.scheduler, t, num_steps),
-                "images": rows,
-            })
+            save_json(
+                folder / "metadata.json",
+                {
+                    **summary,
+                    "t": t,
+                    "start_timestep": start_timestep(diffusion.scheduler, t, num_steps),
+                    "images": rows,
+                },
+            )
             save_npz(folder / "metadata.npz", **arrays)
         save_json(out_dir / "run.json", summary)
     state.wait_for_everyone()

@@ -4,7 +4,7 @@ A model is a folder in ``save_pretrained`` layout, or a hub repository id alread
 local hub cache (looked up with ``local_files_only=True``; nothing is downloaded). Two kinds:
 
 * pixel space: ``unet/`` (``UNet2DModel``) + ``scheduler/`` (``DDPMPipeline`` layout, what
-  :func:`vision.adm.convert_adm_checkpoint` writes), or a bare ``UNet2DModel`` folder
+  :func:`hiergrammar.vision.adm.convert_adm_checkpoint` writes), or a bare ``UNet2DModel`` folder
   (``config.json`` + weights) with an optional ``scheduler_config.json`` beside it;
 * latent: ``transformer/`` (``DiTTransformer2DModel`` or the older ``Transformer2DModel``
   layout of ``facebook/DiT-XL-2-256``) + ``vae/`` (``AutoencoderKL``) + ``scheduler/``
@@ -55,16 +55,22 @@ class DiffusionModel:
             return int(self.vae.config.in_channels)
         return int(self.model.config.in_channels)
 
-    def forward_backward(self, images: torch.Tensor, t: int, num_steps: int = 250,
-                         seed: int | Sequence[int] = 0, **kwargs: Any) -> torch.Tensor:
-        """:func:`vision.forward_backward` or its latent sibling, whichever fits."""
-        from vision.pipeline import forward_backward, forward_backward_latent
+    def forward_backward(
+        self,
+        images: torch.Tensor,
+        t: int,
+        num_steps: int = 250,
+        seed: int | Sequence[int] = 0,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """:func:`hiergrammar.vision.forward_backward` or its latent sibling, whichever fits."""
+        from hiergrammar.vision.pipeline import forward_backward, forward_backward_latent
 
         if self.kind == "latent":
-            return forward_backward_latent(self.model, self.vae, self.scheduler, images, t,
-                                           num_steps, seed, **kwargs)
-        return forward_backward(self.model, self.scheduler, images, t, num_steps, seed,
-                                **kwargs)
+            return forward_backward_latent(
+                self.model, self.vae, self.scheduler, images, t, num_steps, seed, **kwargs
+            )
+        return forward_backward(self.model, self.scheduler, images, t, num_steps, seed, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary (for metadata files)."""
@@ -144,7 +150,7 @@ def load_diffusion(
         saved betas), or a scheduler object.
     device : where to put the weights.
     torch_dtype : weight dtype (default float32); for mixed precision prefer the ``dtype``
-        argument of :func:`vision.forward_backward` (autocast) and keep float32 weights.
+        argument of :func:`hiergrammar.vision.forward_backward` (autocast) and keep float32 weights.
     cache_dir : hub cache folder (default: the usual ``HF_HUB_CACHE``).
 
     Example: ``load_diffusion("models/adm256u", device="cuda")``.
@@ -163,8 +169,9 @@ def load_diffusion(
         elif "transformer" in index and "vae" in index:
             kind, sub = "latent", "transformer"
         else:
-            raise ValueError(f"{root}/model_index.json has neither 'unet' nor "
-                             "'transformer' + 'vae' components")
+            raise ValueError(
+                f"{root}/model_index.json has neither 'unet' nor 'transformer' + 'vae' components"
+            )
         model_dir = root / sub
         sched_dir = root / "scheduler"
     elif _class_name(root) is not None:
@@ -187,12 +194,14 @@ def load_diffusion(
         saved = getattr(diffusers, sched_cls).from_pretrained(sched_dir, local_files_only=True)
     if scheduler is None:
         if saved is None:
-            raise FileNotFoundError(f"no scheduler_config.json under {root}; pass "
-                                    "scheduler='ddpm' or 'ddim'")
+            raise FileNotFoundError(
+                f"no scheduler_config.json under {root}; pass scheduler='ddpm' or 'ddim'"
+            )
         sched = saved
     elif isinstance(scheduler, str):
         sched = make_scheduler(scheduler, saved.config if saved is not None else None)
     else:
         sched = scheduler
-    return DiffusionModel(kind=kind, model=model.to(device).eval(), scheduler=sched, vae=vae,
-                          name=str(name_or_path))
+    return DiffusionModel(
+        kind=kind, model=model.to(device).eval(), scheduler=sched, vae=vae, name=str(name_or_path)
+    )

@@ -118,7 +118,7 @@ def _prepare_timesteps(scheduler: Any, num_steps: int, t: int) -> torch.Tensor:
     if hasattr(scheduler, "set_begin_index"):
         # Schedulers that count their own steps (Euler, DPM-Solver) must start mid-chain.
         scheduler.set_begin_index(num_steps - t)
-    return timesteps[num_steps - t:]
+    return timesteps[num_steps - t :]
 
 
 def _learned_variance(scheduler: Any) -> bool:
@@ -178,8 +178,7 @@ def _reverse_chain(
     # start noise (and, in step(), the step noise) of an image is its own.
     from diffusers.utils.torch_utils import randn_tensor
 
-    noise = randn_tensor(tuple(x0.shape), generator=generators, device=device,
-                         dtype=torch.float32)
+    noise = randn_tensor(tuple(x0.shape), generator=generators, device=device, dtype=torch.float32)
     if t == num_steps:
         x = noise * float(getattr(scheduler, "init_noise_sigma", 1.0))
     else:
@@ -187,8 +186,9 @@ def _reverse_chain(
         x = scheduler.add_noise(x0, noise, tau0)
     step_kwargs = {"generator": generators} if _step_accepts_generator(scheduler) else {}
     channels = x0.shape[1]
-    for tau in _progress(steps, desc=desc, total=len(steps),
-                         disable=None if show_progress else True):
+    for tau in _progress(
+        steps, desc=desc, total=len(steps), disable=None if show_progress else True
+    ):
         inp = scheduler.scale_model_input(x, tau)
         out = denoise(inp, tau).float()
         out = _model_output(out, channels, scheduler)
@@ -295,8 +295,17 @@ def forward_backward(
     with torch.inference_mode():
         for k, sl in enumerate(_batches(images.shape[0], batch_size)):
             x0 = images[sl].to(device=device, dtype=torch.float32)
-            x = _reverse_chain(denoise, scheduler, x0, t, num_steps, seeds[sl], device,
-                               f"forward-backward t={t} batch {k}", progress)
+            x = _reverse_chain(
+                denoise,
+                scheduler,
+                x0,
+                t,
+                num_steps,
+                seeds[sl],
+                device,
+                f"forward-backward t={t} batch {k}",
+                progress,
+            )
             out.append(x.clamp(-1, 1).to(images.device))
     return torch.cat(out)
 
@@ -380,9 +389,17 @@ def forward_backward_latent(
 
             pixels = images[sl].to(device=device, dtype=vae_dtype)
             z0 = vae.encode(pixels).latent_dist.mode().float() * scaling
-            z = _reverse_chain(denoise, scheduler, z0, t, num_steps, seeds[sl], device,
-                               f"forward-backward (latent) t={t} batch {k}", progress)
+            z = _reverse_chain(
+                denoise,
+                scheduler,
+                z0,
+                t,
+                num_steps,
+                seeds[sl],
+                device,
+                f"forward-backward (latent) t={t} batch {k}",
+                progress,
+            )
             x = vae.decode((z / scaling).to(vae_dtype)).sample.float()
             out.append(x.clamp(-1, 1).to(images.device))
     return torch.cat(out)
-

@@ -70,8 +70,10 @@ def _normalise(raw: dict[str, Any], where: str = "data") -> dict[str, Any]:
         if raw.get(key) is not None:
             arr = np.asarray(raw[key], dtype=float)
             if arr.shape != (n_t, n_layers):
-                raise ValueError(f"{where}: {key} has shape {arr.shape}, expected "
-                                 f"(n_t, n_layers) = {(n_t, n_layers)}")
+                raise ValueError(
+                    f"{where}: {key} has shape {arr.shape}, expected "
+                    f"(n_t, n_layers) = {(n_t, n_layers)}"
+                )
             data[key] = arr
     top1 = raw.get("top1_agreement")
     data["top1_agreement"] = None if top1 is None else np.asarray(top1, dtype=float)
@@ -109,8 +111,9 @@ def plot_probe(
     if titles is not None and len(titles) != len(panels):
         raise ValueError(f"{len(titles)} titles for {len(panels)} panels")
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 0.8, 4.0),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels) + 0.8, 4.0), squeeze=False, sharey=True
+    )
     colormap = plt.get_cmap(cmap)
     for i, (ax, d) in enumerate(zip(axes[0], panels, strict=True)):
         order = np.argsort(d["t"], kind="stable")
@@ -122,15 +125,29 @@ def plot_probe(
             y = d["similarity_mean"][order, j]
             is_logits = name == d["logits_layer"]
             color = "tab:red" if is_logits else colormap(j / depth_max)
-            ax.plot(t, y, color=color, lw=2.6 if is_logits else 1.0,
-                    zorder=3 if is_logits else 2, label="logits" if is_logits else None,
-                    marker="o" if is_logits else None, ms=3)
+            ax.plot(
+                t,
+                y,
+                color=color,
+                lw=2.6 if is_logits else 1.0,
+                zorder=3 if is_logits else 2,
+                label="logits" if is_logits else None,
+                marker="o" if is_logits else None,
+                ms=3,
+            )
             if width is not None:
                 w = width[order, j]
                 ax.fill_between(t, y - w, y + w, color=color, alpha=0.12, lw=0)
         if show_top1 and d["top1_agreement"] is not None:
-            ax.plot(t, d["top1_agreement"][order], color="black", ls="--", lw=1.5,
-                    zorder=4, label="top-1 agreement")
+            ax.plot(
+                t,
+                d["top1_agreement"][order],
+                color="black",
+                ls="--",
+                lw=1.5,
+                zorder=4,
+                label="top-1 agreement",
+            )
         ax.set_xlabel(d.get("t_label") or "inversion time t")
         if i == 0:
             ax.set_ylabel("cosine similarity (start vs generated)")

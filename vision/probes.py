@@ -30,7 +30,7 @@ per layer only; standardisation and dot products are done in float64.
 Example::
 
     >>> import torch
-    >>> from vision.probes import probe_similarity
+    >>> from hiergrammar.vision.probes import probe_similarity
     >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     >>> x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
     >>> res = probe_similarity(net, x, [x], layers=["1", "2"])
@@ -85,7 +85,8 @@ def resolve_layers(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, t
             close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
             hints.append(f"{name!r} (close: {', '.join(close) if close else 'none'})")
         raise ValueError(
-            f"unknown layer name(s) for {type(model).__name__}: " + "; ".join(hints)
+            f"unknown layer name(s) for {type(model).__name__}: "
+            + "; ".join(hints)
             + f". The model has {len(candidates)} named submodules, e.g. {candidates[:8]}"
         )
     return {name: modules[name] for name in layers}
@@ -156,8 +157,7 @@ def _as_tensor(x: Any) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
-def iter_batches(images: Images, batch_size: int, num_workers: int = 0
-                 ) -> Iterator[torch.Tensor]:
+def iter_batches(images: Images, batch_size: int, num_workers: int = 0) -> Iterator[torch.Tensor]:
     """Yield consecutive batches ``(b, ...)`` of a tensor, array or sequence of items.
 
     For a sequence (e.g. a lazy folder of PNGs), ``num_workers > 0`` loads the items in that
@@ -169,8 +169,9 @@ def iter_batches(images: Images, batch_size: int, num_workers: int = 0
         raise ValueError(f"num_workers={num_workers} violates num_workers >= 0")
     n = _n_items(images)
     if num_workers > 0 and not hasattr(images, "shape"):
-        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False,
-                                             num_workers=num_workers, collate_fn=_stack)
+        loader = torch.utils.data.DataLoader(
+            images, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_stack
+        )
         yield from loader
         return
     for lo in range(0, n, batch_size):
@@ -193,8 +194,12 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _prepare(batch: torch.Tensor, preprocess: Preprocess | None, device: torch.device,
-             dtype: torch.dtype | None) -> torch.Tensor:
+def _prepare(
+    batch: torch.Tensor,
+    preprocess: Preprocess | None,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> torch.Tensor:
     batch = batch.to(device)
     if preprocess is not None:
         batch = preprocess(batch)
@@ -256,8 +261,10 @@ class RunningMoments:
             self.count, self.mean, self.m2 = nb, mean_b, m2_b
             return
         if mean_b.shape != self.mean.shape:
-            raise ValueError(f"unit shape changed from {tuple(self.mean.shape)} to "
-                             f"{tuple(mean_b.shape)}: all images must have the same size")
+            raise ValueError(
+                f"unit shape changed from {tuple(self.mean.shape)} to "
+                f"{tuple(mean_b.shape)}: all images must have the same size"
+            )
         n = self.count + nb
         delta = mean_b - self.mean
         self.mean = self.mean + delta * (nb / n)
@@ -344,8 +351,9 @@ class Standardiser:
     constant up to round-off.
     """
 
-    def __init__(self, stats: LayerStats, device: torch.device | str = "cpu",
-                 min_rel_std: float = 1e-6):
+    def __init__(
+        self, stats: LayerStats, device: torch.device | str = "cpu", min_rel_std: float = 1e-6
+    ):
         if not 0 <= min_rel_std < 1:
             raise ValueError(f"min_rel_std={min_rel_std} violates 0 <= min_rel_std < 1")
         mean = torch.as_tensor(stats.mean, dtype=torch.float64)
@@ -439,14 +447,20 @@ class ProbeResult:
         agree = self.top1_agreement
         out = []
         for k in range(self.similarity.shape[0]):
-            out.append({
-                "similarity": {
-                    name: {"mean": float(mean[k, j]), "std": float(std[k, j]),
-                           "sem": float(sem[k, j]), "n_nan": int(n_nan[k, j])}
-                    for j, name in enumerate(self.layers)
-                },
-                "top1_agreement": None if agree is None else float(agree[k]),
-            })
+            out.append(
+                {
+                    "similarity": {
+                        name: {
+                            "mean": float(mean[k, j]),
+                            "std": float(std[k, j]),
+                            "sem": float(sem[k, j]),
+                            "n_nan": int(n_nan[k, j]),
+                        }
+                        for j, name in enumerate(self.layers)
+                    },
+                    "top1_agreement": None if agree is None else float(agree[k]),
+                }
+            )
         return out
 
 
@@ -485,14 +499,23 @@ def probe_similarity(
     n = _n_items(start)
     for k, gen in enumerate(generated):
         if _n_items(gen) != n:
-            raise ValueError(f"generated set {k} has {_n_items(gen)} images, start has {n}: "
-                             "each generated image must pair with one start image")
+            raise ValueError(
+                f"generated set {k} has {_n_items(gen)} images, start has {n}: "
+                "each generated image must pair with one start image"
+            )
     layers = list(layers)
     resolve_layers(model, layers)  # fail early, before the statistics pass
     if stats is None:
-        stats = activation_stats(model, start, layers, preprocess=preprocess,
-                                 batch_size=batch_size, per=per, num_workers=num_workers,
-                                 desc=f"{desc}: start stats")
+        stats = activation_stats(
+            model,
+            start,
+            layers,
+            preprocess=preprocess,
+            batch_size=batch_size,
+            per=per,
+            num_workers=num_workers,
+            desc=f"{desc}: start stats",
+        )
     missing = [name for name in layers if name not in stats]
     if missing:
         raise ValueError(f"stats lack layers {missing}")
@@ -519,9 +542,11 @@ def probe_similarity(
                 top1_start[lo:hi] = t1.cpu().numpy()
             for k, gen_batch in enumerate(gen_batches):
                 if gen_batch.shape != start_batch.shape:
-                    raise ValueError(f"generated set {k} images have shape "
-                                     f"{tuple(gen_batch.shape[1:])}, start images "
-                                     f"{tuple(start_batch.shape[1:])}")
+                    raise ValueError(
+                        f"generated set {k} images have shape "
+                        f"{tuple(gen_batch.shape[1:])}, start images "
+                        f"{tuple(start_batch.shape[1:])}"
+                    )
                 out = model(_prepare(gen_batch, preprocess, device, dtype))
                 for j, (name, act) in enumerate(rec.pop().items()):
                     cos = _cosine(z_start[name], start_norm[name], standardise[name](act))

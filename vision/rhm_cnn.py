@@ -105,8 +105,14 @@ def leaf_grid(s: int, L: int) -> np.ndarray:
     return grid
 
 
-def encode(x: np.ndarray, v: int, *, layout: str = "1d", s: int | None = None,
-           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def encode(
+    x: np.ndarray,
+    v: int,
+    *,
+    layout: str = "1d",
+    s: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """RHM strings -> one-hot images in ``{-1, 1}`` (``2 * onehot - 1``).
 
     Parameters
@@ -138,8 +144,9 @@ def encode(x: np.ndarray, v: int, *, layout: str = "1d", s: int | None = None,
     return images[:, grid].permute(0, 3, 1, 2).contiguous()  # (n, H, W, v) -> (n, v, H, W)
 
 
-def leaf_values(images: torch.Tensor | np.ndarray, *, layout: str = "1d",
-                s: int | None = None) -> np.ndarray:
+def leaf_values(
+    images: torch.Tensor | np.ndarray, *, layout: str = "1d", s: int | None = None
+) -> np.ndarray:
     """Images -> per-leaf channel values, shape ``(n, d, v)`` (float64): the inverse of
     :func:`encode` before any argmax. ``(values + 1) / 2`` is the ``{0, 1}`` one-hot scale of
     :mod:`hiergrammar.noise` for clean images."""
@@ -162,8 +169,9 @@ def leaf_values(images: torch.Tensor | np.ndarray, *, layout: str = "1d",
     return out
 
 
-def decode(images: torch.Tensor | np.ndarray, *, layout: str = "1d",
-           s: int | None = None) -> np.ndarray:
+def decode(
+    images: torch.Tensor | np.ndarray, *, layout: str = "1d", s: int | None = None
+) -> np.ndarray:
     """Images -> RHM strings ``(n, d)`` (int64): the channel with the largest value per leaf.
 
     Exact inverse of :func:`encode`; on generated (noisy) images it rounds to the nearest
@@ -208,8 +216,13 @@ class TreeCNN(nn.Sequential):
     """
 
     def __init__(self, v: int, n_classes: int, s: int, L: int, width: int = 256, seed: int = 0):
-        for name, value, low in (("v", v, 2), ("n_classes", n_classes, 1), ("s", s, 2),
-                                 ("L", L, 1), ("width", width, 1)):
+        for name, value, low in (
+            ("v", v, 2),
+            ("n_classes", n_classes, 1),
+            ("s", s, 2),
+            ("L", L, 1),
+            ("width", width, 1),
+        ):
             check_int(name, value, low)
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         generator_state = torch.random.get_rng_state()
@@ -235,8 +248,10 @@ class TreeCNN(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = (self.v, self.s**self.L)
         if x.dim() != 3 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"input must have shape (n, v, s**L) = (n, {expected[0]}, "
-                             f"{expected[1]}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"input must have shape (n, v, s**L) = (n, {expected[0]}, "
+                f"{expected[1]}), got {tuple(x.shape)}"
+            )
         return super().forward(x)
 
 
@@ -263,8 +278,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
 def predict(model: nn.Module, x: np.ndarray, v: int, batch_size: int = 4096) -> np.ndarray:
     """Predicted classes ``(n,)`` of RHM strings ``x`` ``(n, d)``."""
     model.eval()
-    out = [model(encode(x[lo:lo + batch_size], v)).argmax(1) for lo in range(0, len(x),
-                                                                            batch_size)]
+    out = [
+        model(encode(x[lo : lo + batch_size], v)).argmax(1) for lo in range(0, len(x), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
@@ -317,8 +333,12 @@ def train_tree_cnn(
     >>> res.test_accuracy > 0.9
     True
     """
-    for name, value, low in (("n_train", n_train, 1), ("n_test", n_test, 1),
-                             ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+    for name, value, low in (
+        ("n_train", n_train, 1),
+        ("n_test", n_test, 1),
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+    ):
         check_int(name, value, low)
     if not lr > 0:
         raise ValueError(f"lr={lr} violates lr > 0")
@@ -332,15 +352,16 @@ def train_tree_cnn(
         generator = torch.Generator().manual_seed(int(seeds[3]))
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
         steps_per_epoch = -(-n_train // batch_size)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser,
-                                                              T_max=epochs * steps_per_epoch)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=epochs * steps_per_epoch
+        )
         losses = []
         for _ in progress(range(epochs), desc=desc, total=epochs):
             model.train()
             order = torch.randperm(n_train, generator=generator)
             total = 0.0
             for lo in range(0, n_train, batch_size):
-                idx = order[lo:lo + batch_size]
+                idx = order[lo : lo + batch_size]
                 loss = nn.functional.cross_entropy(model(inputs[idx]), labels[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -351,8 +372,20 @@ def train_tree_cnn(
         train_acc = accuracy(model, train)
         test_acc = accuracy(model, test)
     return TrainResult(
-        model=model, train_accuracy=train_acc, test_accuracy=test_acc, n_train=n_train,
-        n_test=n_test, epochs=epochs, seconds=time.perf_counter() - start, loss=losses,
-        config={"width": width, "batch_size": batch_size, "lr": lr, "epochs": epochs,
-                "optimiser": "Adam + cosine decay", "seed": seed},
+        model=model,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        n_train=n_train,
+        n_test=n_test,
+        epochs=epochs,
+        seconds=time.perf_counter() - start,
+        loss=losses,
+        config={
+            "width": width,
+            "batch_size": batch_size,
+            "lr": lr,
+            "epochs": epochs,
+            "optimiser": "Adam + cosine decay",
+            "seed": seed,
+        },
     )

@@ -1,6 +1,7 @@
 """Exact-BP beliefs in the true symbol, per level, averaged over samples and rule draws.
 
-What the mean-field theory (:mod:`theory.meanfield`) predicts and what the figures plot: for
+What the mean-field theory (:mod:`hiergrammar.theory.meanfield`) predicts and what the figures
+plot: for
 each noise condition (an eps of the epsilon-process, or a diffusion noise level), draw data from
 several independent RHMs, noise them, run exact BP and record, per level, the upward, downward
 and marginal beliefs in the true symbol and whether the marginal's argmax is the true symbol
@@ -71,10 +72,21 @@ class BPProfile:
     n_per_rule: int
 
 
-def _bp_profile(v: int, n_classes: int, m: int, s: int, L: int, n_conditions: int,
-                make_evidence: Callable[[np.ndarray, int, int], np.ndarray], n_samples: int,
-                n_rules: int, seed: int | None, batch: int | None, dtype: type,
-                desc: str) -> BPProfile:
+def _bp_profile(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    n_conditions: int,
+    make_evidence: Callable[[np.ndarray, int, int], np.ndarray],
+    n_samples: int,
+    n_rules: int,
+    seed: int | None,
+    batch: int | None,
+    dtype: type,
+    desc: str,
+) -> BPProfile:
     """Shared loop: for each rule draw, sample data, build evidence per condition, run BP."""
     check_parameters(v, n_classes, m, s, L)
     n_rules = check_int("n_rules", n_rules, 1)
@@ -113,14 +125,34 @@ def _bp_profile(v: int, n_classes: int, m: int, s: int, L: int, n_conditions: in
         else:
             var = squares[k][0] / per_rule - per_draw[0] ** 2
             ses[k] = np.sqrt(np.maximum(var, 0.0) * per_rule / max(per_rule - 1, 1) / per_rule)
-    return BPProfile(u=means["u"], d=means["d"], p=means["p"], accuracy=means["correct"],
-                     u_se=ses["u"], d_se=ses["d"], p_se=ses["p"], accuracy_se=ses["correct"],
-                     n_rules=n_rules, n_per_rule=per_rule)
+    return BPProfile(
+        u=means["u"],
+        d=means["d"],
+        p=means["p"],
+        accuracy=means["correct"],
+        u_se=ses["u"],
+        d_se=ses["d"],
+        p_se=ses["p"],
+        accuracy_se=ses["correct"],
+        n_rules=n_rules,
+        n_per_rule=per_rule,
+    )
 
 
-def bp_profile(v: int, n_classes: int, m: int, s: int, L: int, eps: ArrayLike, *,
-               n_samples: int = 1000, n_rules: int = 4, seed: int | None = 0,
-               batch: int | None = None, dtype: type = np.float64) -> BPProfile:
+def bp_profile(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    eps: ArrayLike,
+    *,
+    n_samples: int = 1000,
+    n_rules: int = 4,
+    seed: int | None = 0,
+    batch: int | None = None,
+    dtype: type = np.float64,
+) -> BPProfile:
     """Exact-BP counterpart of :func:`profile` under the epsilon-process.
 
     For each of ``n_rules`` independent rule draws and each eps, ``n_samples // n_rules`` data
@@ -141,13 +173,37 @@ def bp_profile(v: int, n_classes: int, m: int, s: int, L: int, eps: ArrayLike, *
     def make(x: np.ndarray, c: int, _seed: int) -> np.ndarray:
         return eps_evidence(x, float(eps[c]), v)
 
-    return _bp_profile(v, n_classes, m, s, L, eps.size, make, n_samples, n_rules, seed,
-                       batch, dtype, desc=f"BP eps-process L={L}")
+    return _bp_profile(
+        v,
+        n_classes,
+        m,
+        s,
+        L,
+        eps.size,
+        make,
+        n_samples,
+        n_rules,
+        seed,
+        batch,
+        dtype,
+        desc=f"BP eps-process L={L}",
+    )
 
 
-def bp_profile_diffusion(v: int, n_classes: int, m: int, s: int, L: int, alpha_bar: ArrayLike,
-                         *, n_samples: int = 1000, n_rules: int = 4, seed: int | None = 0,
-                         batch: int | None = None, dtype: type = np.float64) -> BPProfile:
+def bp_profile_diffusion(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    alpha_bar: ArrayLike,
+    *,
+    n_samples: int = 1000,
+    n_rules: int = 4,
+    seed: int | None = 0,
+    batch: int | None = None,
+    dtype: type = np.float64,
+) -> BPProfile:
     """Exact-BP beliefs when the leaves are diffused one-hot vectors (eqs. 1-4).
 
     Like :func:`bp_profile`, with the leaf evidence ``P(x_0 | x_t)`` of a forward diffusion to
@@ -161,5 +217,18 @@ def bp_profile_diffusion(v: int, n_classes: int, m: int, s: int, L: int, alpha_b
     def make(x: np.ndarray, c: int, noise_seed: int) -> np.ndarray:
         return diffusion_evidence(x, v, float(alpha_bar[c]), seed=noise_seed)
 
-    return _bp_profile(v, n_classes, m, s, L, alpha_bar.size, make, n_samples, n_rules, seed,
-                       batch, dtype, desc=f"BP diffusion L={L}")
+    return _bp_profile(
+        v,
+        n_classes,
+        m,
+        s,
+        L,
+        alpha_bar.size,
+        make,
+        n_samples,
+        n_rules,
+        seed,
+        batch,
+        dtype,
+        desc=f"BP diffusion L={L}",
+    )

@@ -30,8 +30,16 @@ Noise = Literal["eps", "diffusion"]
 
 
 def accuracy_vs_noise(
-    v: int, n_classes: int, m: int, s: int, L: int, noise: Noise,
-    levels: np.ndarray, n: int = 200, n_rules: int = 3, seed: int = 0,
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    noise: Noise,
+    levels: np.ndarray,
+    n: int = 200,
+    n_rules: int = 3,
+    seed: int = 0,
 ) -> BPProfile:
     """P(correct symbol) per level of exact BP, for each noise level.
 
@@ -50,8 +58,14 @@ def accuracy_vs_noise(
     return bp_profile_diffusion(v, n_classes, m, s, L, continuous_alpha_bar(levels), **kwargs)
 
 
-def _plot(noise_values: np.ndarray, results: dict[int, BPProfile], xlabel: str,
-          title: str, eps_star: float | None, chance: float):
+def _plot(
+    noise_values: np.ndarray,
+    results: dict[int, BPProfile],
+    xlabel: str,
+    title: str,
+    eps_star: float | None,
+    chance: float,
+):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,13 +77,19 @@ def _plot(noise_values: np.ndarray, results: dict[int, BPProfile], xlabel: str,
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
     for colour, L in zip(colours, depths, strict=True):
         acc, sem = results[L].accuracy[:, L], results[L].accuracy_se[:, L]
-        ax_class.errorbar(noise_values, acc, yerr=sem, color=colour, marker="o", ms=3,
-                          label=f"L = {L}", capsize=2)
+        ax_class.errorbar(
+            noise_values, acc, yerr=sem, color=colour, marker="o", ms=3, label=f"L = {L}", capsize=2
+        )
     level_colours = plt.cm.plasma(np.linspace(0, 0.9, deepest + 1))
     for level in range(deepest + 1):
-        ax_levels.plot(noise_values, results[deepest].accuracy[:, level], marker="o", ms=3,
-                       color=level_colours[level],
-                       label="class (l = L)" if level == deepest else f"l = {level}")
+        ax_levels.plot(
+            noise_values,
+            results[deepest].accuracy[:, level],
+            marker="o",
+            ms=3,
+            color=level_colours[level],
+            label="class (l = L)" if level == deepest else f"l = {level}",
+        )
     for ax in (ax_class, ax_levels):
         ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
         if eps_star is not None:
@@ -105,18 +125,46 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     eps_star = (v - 2 * m + 1) / (v - m) if 2 * m < v + 1 else None  # s = 2 closed form
     chance = 1.0 / v
     label = ", ".join(f"{k}={val}" for k, val in params.items())
-    eps_results = {L: accuracy_vs_noise(**params, L=L, noise="eps", levels=eps_grid, n=n,
-                                        n_rules=n_rules, seed=seed + L)
-                   for L in depths}
-    t_results = {L: accuracy_vs_noise(**params, L=L, noise="diffusion", levels=t_grid, n=n,
-                                      n_rules=n_rules, seed=seed + 100 + L)
-                 for L in depths}
-    fig_eps = save_figure(_plot(eps_grid, eps_results, "noise eps (epsilon-process)",
-                                f"Exact BP on the RHM ({label})", eps_star, chance),
-                          out_dir / "phase_transition_eps.png")
-    fig_t = save_figure(_plot(t_grid, t_results, "diffusion time t (abar = exp(-2t))",
-                              f"Exact BP after diffusing one-hot inputs ({label})", None, chance),
-                        out_dir / "phase_transition_diffusion.png")
+    eps_results = {
+        L: accuracy_vs_noise(
+            **params, L=L, noise="eps", levels=eps_grid, n=n, n_rules=n_rules, seed=seed + L
+        )
+        for L in depths
+    }
+    t_results = {
+        L: accuracy_vs_noise(
+            **params,
+            L=L,
+            noise="diffusion",
+            levels=t_grid,
+            n=n,
+            n_rules=n_rules,
+            seed=seed + 100 + L,
+        )
+        for L in depths
+    }
+    fig_eps = save_figure(
+        _plot(
+            eps_grid,
+            eps_results,
+            "noise eps (epsilon-process)",
+            f"Exact BP on the RHM ({label})",
+            eps_star,
+            chance,
+        ),
+        out_dir / "phase_transition_eps.png",
+    )
+    fig_t = save_figure(
+        _plot(
+            t_grid,
+            t_results,
+            "diffusion time t (abar = exp(-2t))",
+            f"Exact BP after diffusing one-hot inputs ({label})",
+            None,
+            chance,
+        ),
+        out_dir / "phase_transition_diffusion.png",
+    )
     arrays = {"eps": eps_grid, "t": t_grid}
     for L in depths:
         for name, res in (("eps", eps_results[L]), ("t", t_results[L])):
@@ -125,23 +173,32 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
     npz = save_npz(out_dir / "phase_transition.npz", **arrays)
     # Where each depth's class accuracy falls through 1/2, and the width of its drop.
     deepest = depths[-1]
-    crossing = {L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.5)
-                for L in depths}
-    width = {L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.2)
-             - first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.8) for L in depths}
+    crossing = {L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.5) for L in depths}
+    width = {
+        L: first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.2)
+        - first_crossing(eps_grid, eps_results[L].accuracy[:, L], 0.8)
+        for L in depths
+    }
     summary = {
-        "params": params, "depths": depths, "samples_per_rule_draw": n, "rule_draws": n_rules,
-        "seed": seed, "eps_star_mean_field": eps_star,
+        "params": params,
+        "depths": depths,
+        "samples_per_rule_draw": n,
+        "rule_draws": n_rules,
+        "seed": seed,
+        "eps_star_mean_field": eps_star,
         "class_accuracy_half_crossing_eps": crossing,
         "class_accuracy_drop_width_eps_0.8_to_0.2": width,
     }
     # Low levels at the class's half point: they are still largely recovered there.
-    low_at_half_eps = float(np.interp(crossing[deepest], eps_grid,
-                                      eps_results[deepest].accuracy[:, 0]))
+    low_at_half_eps = float(
+        np.interp(crossing[deepest], eps_grid, eps_results[deepest].accuracy[:, 0])
+    )
     t_half = first_crossing(t_grid, t_results[deepest].accuracy[:, deepest], 0.5)
     low_at_half_t = float(np.interp(t_half, t_grid, t_results[deepest].accuracy[:, 0]))
-    summary["input_accuracy_where_class_is_half"] = {"eps": low_at_half_eps,
-                                                     "diffusion": low_at_half_t}
+    summary["input_accuracy_where_class_is_half"] = {
+        "eps": low_at_half_eps,
+        "diffusion": low_at_half_t,
+    }
     summary["class_accuracy_half_crossing_t"] = t_half
     js = save_json(out_dir / "phase_transition.json", summary)
     text = (
@@ -158,5 +215,9 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         f"is 1/2 at t ≈ {t_half:.3f}, where the input accuracy is {low_at_half_t:.2f}; low "
         "levels decay smoothly, the class curve sharpens with L and crosses them."
     )
-    return ReportSection(title="Phase transition of class reconstruction (Figs. 5, 7)", text=text,
-                         figures=[fig_eps, fig_t], data=[npz, js])
+    return ReportSection(
+        title="Phase transition of class reconstruction (Figs. 5, 7)",
+        text=text,
+        figures=[fig_eps, fig_t],
+        data=[npz, js],
+    )
