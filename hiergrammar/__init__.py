@@ -2,6 +2,7 @@
 exact posterior sampling, and the phase transition of class reconstruction."""
 
 from hiergrammar.rhm import RHM, ParseResult, RHMSample
+from hiergrammar.validation import InputError, ZeroEvidenceError
 
-__all__ = ["RHM", "RHMSample", "ParseResult"]
+__all__ = ["InputError", "ParseResult", "RHM", "RHMSample", "ZeroEvidenceError"]
 __version__ = "0.2.0"

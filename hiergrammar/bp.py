@@ -1,4 +1,4 @@
-"""Exact, batched sum-product belief propagation on the RHM tree (equations.md §4).
+"""Exact, batched sum-product belief propagation on the RHM tree (docs/model.md §4).
 
 The RHM's factor graph is a tree whose factors join a parent with its ``s`` children and hold
 1 exactly on the parent's ``m`` rules. Summing over a factor therefore only visits the ``m`` rules
@@ -32,19 +32,7 @@ import numpy as np
 from scipy.sparse import csr_array
 
 from hiergrammar.rhm import RHM
-
-
-class ZeroEvidenceError(ValueError):
-    """Evidence that no tree of the grammar can produce (zero partition function)."""
-
-    def __init__(self, samples: np.ndarray):
-        self.samples = np.asarray(samples)
-        shown = self.samples[:10].tolist()
-        more = f" and {len(self.samples) - 10} more" if len(self.samples) > 10 else ""
-        super().__init__(
-            f"the evidence of sample(s) {shown}{more} has zero probability under the grammar: "
-            "no tree of the RHM is consistent with it (partition function 0)"
-        )
+from hiergrammar.validation import ZeroEvidenceError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Two exact forms of the same distribution
 ----------------------------------------
 * :func:`to_factor_graph`: variables ``h``, one 0/1 factor per internal node
   (``psi(a; b_1..b_s) = 1`` iff ``(a -> b_1..b_s)`` is a rule), a root prior factor and optional
-  leaf evidence factors (equations.md §3).
+  leaf evidence factors (docs/model.md §3).
 * :func:`to_bayesian_network`: the generative process written as a DAG. Given its parent ``a``
   the ``s`` children of a node are *jointly* drawn (one of ``a``'s ``m`` tuples), which no
   product of per-child CPDs ``P(b_j | a)`` can express. A uniform rule-choice variable
@@ -185,7 +185,7 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
 def to_factor_graph(
     rhm: RHM, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
 ) -> FactorGraph:
-    """The RHM as a :class:`pgmpy.models.FactorGraph` (equations.md §3).
+    """The RHM as a :class:`pgmpy.models.FactorGraph` (docs/model.md §3).
 
     Variables ``h{l}_{i}`` (:func:`node_name`) with cardinality ``card_l``. Factors:
 

@@ -1,6 +1,6 @@
 """The Random Hierarchy Model: a random context-free grammar of fixed depth.
 
-Conventions (``docs`` and ``equations.md`` §1-2): level ``L`` is the class (the root), level 0
+Conventions (``docs`` and ``docs/model.md`` §1-2): level ``L`` is the class (the root), level 0
 the input (the leaves). Level ``l`` holds ``s**(L-l)`` symbols; the children of node ``i`` at
 level ``l`` are nodes ``s*i .. s*i+s-1`` at level ``l-1``. Every parent symbol owns ``m``
 distinct ``s``-tuples of child symbols, and no tuple is owned by two parents, so every valid
@@ -20,11 +20,12 @@ True
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from hiergrammar.validation import check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -32,15 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Largest tuple space ``v**s`` for which the parser keeps a dense lookup table.
 _MAX_DENSE_TUPLES = 1 << 26
-
-
-def check_int(name: str, value: object, low: int) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` and the bound ``name >= low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name}={value} violates {name} >= {low}")
-    return int(value)
 
 
 def check_parameters(

@@ -1,4 +1,4 @@
-"""Exact posterior sampling of whole RHM trees given leaf evidence (equations.md §4).
+"""Exact posterior sampling of whole RHM trees given leaf evidence (docs/model.md §4).
 
 :func:`posterior_sample` draws every tree of a batch in one top-down pass: the root from its BP
 marginal, then, for each factor whose parent already has value ``a``, one of ``a``'s ``m`` rules

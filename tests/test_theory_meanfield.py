@@ -1,6 +1,6 @@
 """Tests of the numeric mean-field theory (hiergrammar.theory.meanfield).
 
-Independent evidence used: closed forms of the fixed points (equations.md §6), a finite-
+Independent evidence used: closed forms of the fixed points (docs/model.md §6), a finite-
 difference derivative, the annealed averages of exact BP messages over many random rule draws
 (the mean-field maps are exactly the ratio of rule-averaged unnormalised messages), and exact BP
 averaged over samples and rule draws.
@@ -265,7 +265,7 @@ def test_downward_map_is_annealed_bp_average(v, K, m, s):
 # -- agreement with exact BP averaged over samples and rule draws ------------------------------
 @pytest.mark.slow
 def test_profile_agrees_with_exact_bp():
-    """equations.md §6: |p_MF - p_BP| <= 0.02 at every level for v=n_c=32, m=8, s=2, eps in
+    """docs/model.md §6: |p_MF - p_BP| <= 0.02 at every level for v=n_c=32, m=8, s=2, eps in
     [0.3, 0.9] (here L=3 and L=4 on a coarse eps grid); the BP standard errors are required to be
     well below the tolerance so that the check has power."""
     eps = np.array([0.3, 0.55, 0.7, 0.9])

@@ -760,8 +760,8 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         )
     pd_text = "\n".join(pd_lines)
     text = f"""
-Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of equations.md §6) against exact BP
-(`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {v}, m = {m}, s = {s}, L = {L}.
+Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of docs/model.md §6) against
+exact BP (`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {v}, m = {m}, s = {s}, L = {L}.
 BP values are beliefs in the true symbol averaged over the nodes of a level, {prof_n} samples
 per noise value and {rules} independent rule draws; error bars are the spread of the per-draw
 means over sqrt({rules}).

@@ -3,7 +3,7 @@
 Both documents are generated from :func:`hiergrammar.theory.symbolic.derivation` (every step: its
 name,
 its explanation, and ``sympy.latex`` of what it assembled and of the simplified result), then
-the checks against ``equations.md`` and a few exact critical points. The committed copies,
+the checks against ``docs/model.md`` and a few exact critical points. The committed copies,
 ``docs/theory_derivation.tex`` and ``docs/theory_derivation.md``, are regenerated with
 
     python -m hiergrammar.theory.latex docs
@@ -57,7 +57,7 @@ _GENERATED = (
 _INTRO = (
     "The mean-field (annealed) maps of belief propagation on the Random Hierarchy Model, "
     "derived by sympy from the ingredients of the annealed average rather than typed in: each "
-    "step shows what it assembles and the simplified result. Conventions as in equations.md: "
+    "step shows what it assembles and the simplified result. Conventions as in docs/model.md: "
     "level $L$ is the class, level 0 the input; $v$ symbols per variable, $m$ rules per "
     "symbol, branching $s$, $f = m / v^{s-1}$."
 )
@@ -145,10 +145,10 @@ def derivation_to_latex(deriv: Derivation | None = None) -> str:
                 "",
             ]
     out += [
-        r"\section{Checks against equations.md}",
+        r"\section{Checks against docs/model.md}",
         "",
         _tex_text(
-            "Each closed form typed in from equations.md §6 is compared with the "
+            "Each closed form typed in from docs/model.md §6 is compared with the "
             "derived expression; the last column is whether sympy simplifies their "
             "difference to zero."
         ),
@@ -197,7 +197,7 @@ def derivation_to_markdown(deriv: Derivation | None = None) -> str:
         "",
         "Contents: "
         + ", ".join(s.title for s in deriv.sections)
-        + ", checks against equations.md, exact critical points.",
+        + ", checks against docs/model.md, exact critical points.",
         "",
     ]
     for section in deriv.sections:
@@ -212,9 +212,9 @@ def derivation_to_markdown(deriv: Derivation | None = None) -> str:
                 "",
             ]
     out += [
-        "## Checks against equations.md",
+        "## Checks against docs/model.md",
         "",
-        "Each closed form typed in from equations.md §6 is compared with the derived "
+        "Each closed form typed in from docs/model.md §6 is compared with the derived "
         "expression: sympy simplifies their difference to zero (yes/no).",
         "",
     ]

@@ -1,6 +1,6 @@
 """Numeric mean-field (annealed) theory of BP on the RHM, and its exact-BP counterpart.
 
-The mean-field theory (equations.md §6, paper section 5 and appendix B) averages the BP messages
+The mean-field theory (docs/model.md §6, paper section 5 and appendix B) averages the BP messages
 over the random rules and keeps two values per level: the belief in the true symbol and the
 common belief in each other symbol. Level ``l`` is then described by three numbers:
 

@@ -1,6 +1,6 @@
 """Symbolic derivation of the mean-field (annealed) theory of BP on the RHM (sympy only).
 
-Nothing here is typed in from ``equations.md`` §6: every map is *built* by sympy from the
+Nothing here is typed in from ``docs/model.md`` §6: every map is *built* by sympy from the
 ingredients of the annealed average, step by step, and every step is kept as a named,
 inspectable :class:`Step` of a :class:`Derivation` (so the docs and the tests walk the same
 object). The ingredients are
@@ -22,7 +22,7 @@ and marginal ``p``, simplifies and normalises them, and derives the fixed points
 ``F(1/v) = 1/v``, the slopes ``F'(1)`` and ``F'(1/v)``, the polynomial whose root is the
 repulsive fixed point ``u*``, the critical conditions, the large-``v`` limits, and ``u*`` and
 ``eps* = 1 - u*`` in closed form for ``s = 2`` and ``s = 3``. :func:`reference_checks`
-compares the results with the closed forms of ``equations.md`` (a check, never a source).
+compares the results with the closed forms of ``docs/model.md`` (a check, never a source).
 
 :func:`critical_point` gives ``eps*`` exactly for concrete ``(v, m, s)``: a rational for
 ``s = 2``, radicals for ``s = 3``, an exact algebraic number (:class:`sympy.CRootOf`) up to
@@ -234,7 +234,7 @@ def _part_messages(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
     b.section(
         "Mean-field messages",
         "In the annealed approximation every message takes two values: one on the true symbol "
-        "and a common one on the others (equations.md §6). A child's upward message is $u$ on "
+        "and a common one on the others (docs/model.md §6). A child's upward message is $u$ on "
         "its true value and $(1-u)/(v-1)$ on each of the $v-1$ others; a parent's downward "
         "message is $d$ on its true value and $(1-d)/(K-1)$ on each of the $K-1$ others, with "
         "$K$ the parent's cardinality ($v$ inside the tree, $n_c$ at the root). BP messages "
@@ -975,10 +975,10 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
     )
 
 
-# -- checks against equations.md (never a source) ---------------------------------------------
+# -- checks against docs/model.md (never a source) ---------------------------------------------
 @dataclass(frozen=True)
 class Check:
-    """A derived expression against the closed form typed in from ``equations.md``."""
+    """A derived expression against the closed form typed in from ``docs/model.md``."""
 
     name: str
     derived: sp.Expr
@@ -987,7 +987,7 @@ class Check:
 
 
 def reference_forms() -> dict[str, tuple[str, sp.Expr]]:
-    """The closed forms of ``equations.md`` §6, typed in, keyed by the step they check.
+    """The closed forms of ``docs/model.md`` §6, typed in, keyed by the step they check.
 
     Used only by :func:`reference_checks`; nothing in the derivation reads them.
     """
@@ -1014,7 +1014,7 @@ def reference_forms() -> dict[str, tuple[str, sp.Expr]]:
 
 @functools.lru_cache(maxsize=1)
 def reference_checks() -> tuple[Check, ...]:
-    """``simplify(derived - reference) == 0`` for each closed form of ``equations.md`` §6."""
+    """``simplify(derived - reference) == 0`` for each closed form of ``docs/model.md`` §6."""
     steps = derivation()
     out = []
     for step_name, (label, reference) in reference_forms().items():

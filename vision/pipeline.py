@@ -1,4 +1,4 @@
-"""Forward-backward sampling with a diffusers image diffusion model (equations.md §8).
+"""Forward-backward sampling with a diffusers image diffusion model (docs/model.md §8).
 
 Start from clean images ``x_0``, noise them to step ``t`` of a respaced chain of ``num_steps``
 steps, and run the model's reverse chain from there back to step 0. At small ``t`` the result

@@ -1,6 +1,6 @@
 """Hidden-representation probe: how much of a classifier's activations survives forward-backward.
 
-The protocol of the paper (section 2.3, Fig. 2 right, Fig. 8, Fig. 16; equations.md §8): hook a
+The protocol of the paper (section 2.3, Fig. 2 right, Fig. 8, Fig. 16; docs/model.md §8): hook a
 list of layers of a trained classifier; measure the mean and variance of every unit over the
 start set (the validation images); for each start image and the image generated from it,
 standardise each hooked activation per unit, flatten it, and take the cosine similarity of the

@@ -1,6 +1,6 @@
 """Paper Fig. 8: how a tree-matched CNN's hidden representations change under BP resampling.
 
-Protocol (paper section 5, "Experiment on CNN's activations"; equations.md §4-5, §8):
+Protocol (paper section 5, "Experiment on CNN's activations"; docs/model.md §4-5, §8):
 
 1. Train a :class:`~hiergrammar.vision.rhm_cnn.TreeCNN` on RHM samples (``L`` layers, kernel =
 stride =
