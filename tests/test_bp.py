@@ -133,7 +133,7 @@ def test_zero_evidence_names_the_samples():
 def test_bad_evidence_is_a_clear_error(bad, match):
     rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     if bad.shape == (2, 4, 4):
-        match = r"shape \(2, 4, 3\)"
+        match = r"shape \(n, s\*\*L, v\) = \(n, 4, 3\).*got \(2, 4, 4\)"
     with pytest.raises(ValueError, match=match):
         tree_bp(rhm, bad)
 
