@@ -93,6 +93,7 @@ def check_leaf_evidence(
     name: str = "leaf_evidence",
     single: bool = False,
     bytes_per_set: int = 0,
+    base_bytes: int = 0,
     what: str = "",
     memory_budget: int | str | None = None,
 ) -> np.ndarray:
@@ -109,8 +110,10 @@ def check_leaf_evidence(
     single : bool
         Require exactly one evidence set (``(d, v)`` or ``(1, d, v)``).
     bytes_per_set : int
-        The caller's working memory per evidence set, in bytes; ``n * bytes_per_set`` is
-        checked against the memory budget before any conversion.
+        The caller's working memory per evidence set, in bytes; ``base_bytes + n *
+        bytes_per_set`` is checked against the memory budget before any conversion.
+    base_bytes : int
+        The caller's working memory that does not depend on ``n`` (e.g. tree tables).
     what : str
         What would be allocated, for the memory message (e.g. ``"tree_bp"``).
     memory_budget : int or str, optional
@@ -152,10 +155,10 @@ def check_leaf_evidence(
             f"{name} must be one evidence set: {_shape_text(model, True)}; got {n} sets "
             f"(shape {array.shape})"
         )
-    if bytes_per_set:
+    if bytes_per_set or base_bytes:
         check_memory(
             f"{what or 'the computation'} on n={n} evidence sets of shape (d, v) = ({d}, {v})",
-            n * int(bytes_per_set),
+            int(base_bytes) + n * int(bytes_per_set),
             memory_budget,
         )
     ev = check_real_array(name, array)
