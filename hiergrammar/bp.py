@@ -155,12 +155,12 @@ def _log_rule_choices(model: Model) -> float:
 
 def _check_dtype(dtype: Any) -> type:
     try:
-        kind = np.dtype(dtype)
+        kind = None if dtype is None else np.dtype(dtype).type  # np.dtype(None) is float64
     except TypeError:
         kind = None
-    if kind not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if kind not in (np.float32, np.float64):
         raise InputError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-    return kind.type
+    return kind
 
 
 def bp_bytes_per_set(

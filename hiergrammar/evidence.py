@@ -144,16 +144,20 @@ def check_leaf_evidence(
     hiergrammar.validation.InputError: leaf_evidence must be one evidence set: ...
     """
     d, v = model.d, model.v
-    array = np.asarray(leaf_evidence)
+    try:
+        array = np.asarray(leaf_evidence)
+    except (TypeError, ValueError) as err:  # ragged nested lists, unconvertible objects
+        raise InputError(f"{name} must be an array of real numbers ({err})") from None
+    given = array.shape
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or array.shape[1:] != (d, v):
-        raise InputError(f"{name} must have {_shape_text(model, single)}; got {array.shape}")
+        raise InputError(f"{name} must have {_shape_text(model, False)}; got {given}")
     n = array.shape[0]
     if single and n != 1:
         raise InputError(
             f"{name} must be one evidence set: {_shape_text(model, True)}; got {n} sets "
-            f"(shape {array.shape})"
+            f"(shape {given})"
         )
     if bytes_per_set or base_bytes:
         check_memory(
@@ -225,7 +229,10 @@ def check_root_prior(
     if root_prior is None:
         prior = np.full(card, 1.0 / card)
         return prior if n is None else np.broadcast_to(prior, (n, card)).copy()
-    array = np.asarray(root_prior)
+    try:
+        array = np.asarray(root_prior)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be an array of real numbers ({err})") from None
     shared_ok = array.shape == (card,)
     batched_ok = n is not None and array.shape == (n, card)
     if not (shared_ok or batched_ok):

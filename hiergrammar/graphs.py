@@ -138,7 +138,7 @@ def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.nd
     >>> check_leaf_evidence(RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0), np.ones((1, 2, 3))).shape
     (2, 3)
     """
-    ev = _evidence.check_leaf_evidence(rhm, evidence, name="leaf evidence", single=not batched)
+    ev = _evidence.check_leaf_evidence(rhm, evidence, name="evidence", single=not batched)
     return ev if batched else ev[0]
 
 
@@ -190,7 +190,9 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
     tensor = np.zeros((card,) + (child,) * rhm.s)
     rules = rhm.rules[level]  # (card, m, s)
     parents = np.repeat(np.arange(card), rules.shape[1])
-    tensor[(parents,) + tuple(rules.reshape(-1, rhm.s).T)] = 1.0
+    # Counted, not set: a tuple listed twice among a parent's rules is drawn with twice the
+    # weight (an RHM's rules are distinct, so its entries are 0/1).
+    np.add.at(tensor, (parents,) + tuple(rules.reshape(-1, rhm.s).T), 1.0)
     return tensor
 
 

@@ -243,7 +243,10 @@ def check_real_array(
     >>> check_real_array("x", [[1, 2]], shape=(None, 2)).shape
     (1, 2)
     """
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged nested lists, unconvertible objects
+        raise InputError(f"{name} must be an array of real numbers ({err})") from None
     if array.dtype == object:
         try:
             array = array.astype(np.float64)
