@@ -69,6 +69,8 @@ MAX_FACTOR_ENTRIES = 1 << 24
 def node_name(level: int, index: int) -> str:
     """Name of tree node ``index`` at ``level``: ``"h{level}_{index}"``.
 
+    Examples
+    --------
     >>> node_name(3, 0), node_name(0, 5)
     ('h3_0', 'h0_5')
     """
@@ -78,6 +80,8 @@ def node_name(level: int, index: int) -> str:
 def rule_name(level: int, index: int) -> str:
     """Name of the rule-choice variable of internal node ``(level, index)`` in the BN form.
 
+    Examples
+    --------
     >>> rule_name(2, 1)
     'r2_1'
     """
@@ -87,6 +91,8 @@ def rule_name(level: int, index: int) -> str:
 def parse_name(name: str) -> tuple[str, int, int]:
     """Inverse of :func:`node_name` / :func:`rule_name`: ``"h3_0" -> ("h", 3, 0)``.
 
+    Examples
+    --------
     >>> parse_name("r2_1")
     ('r', 2, 1)
     """
@@ -166,10 +172,30 @@ def _dense_factor_entries(rhm: RHM) -> int:
 
 # -- rule tensors --------------------------------------------------------------------------------
 def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
-    """Dense 0/1 rule indicator of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
+    """Dense rule table of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
 
-    ``T[a, b_1, ..., b_s] = 1`` iff ``(a -> b_1..b_s)`` is one of ``a``'s rules.
+    ``T[a, b_1, ..., b_s]`` is the number of ``a``'s rules equal to ``(b_1..b_s)``: 1 iff
+    ``(a -> b_1..b_s)`` is a rule of an RHM, whose rules are distinct.
 
+    Parameters
+    ----------
+    rhm : RHM
+        The model.
+    level : int
+        ``1 <= level <= L``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(card_l,) + (card_{l-1},) * s``.
+
+    Raises
+    ------
+    InputError
+        On a bad level, or more than :data:`MAX_FACTOR_ENTRIES` entries.
+
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> T = rule_tensor(rhm, 2)
@@ -216,6 +242,8 @@ def to_factor_graph(
     The partition function is ``m**(#internal nodes)`` times the evidence probability of
     :func:`hiergrammar.bruteforce.brute_force_marginals` (the rule factors are 0/1, not CPDs).
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> fg = to_factor_graph(rhm, evidence=rhm.sample(1).onehot()[0])
@@ -316,6 +344,8 @@ def to_bayesian_network(
     :func:`bn_tables`. Leaf evidence goes in at query time, e.g.
     ``VariableElimination(bn).query(["h2_0"], virtual_evidence=virtual_evidence_cpds(rhm, ev))``.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> bn = to_bayesian_network(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
     >>> bn.check_model(), len(bn.nodes())   # 7 tree nodes + 3 rule choices
@@ -398,6 +428,8 @@ def tree_graph(rhm: RHM) -> nx.DiGraph:
 
     Node attributes: ``level``, ``index``, ``card``.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> g = tree_graph(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
     >>> g.number_of_nodes(), list(g.successors("h2_0")), g.nodes["h2_0"]["card"]
@@ -457,9 +489,15 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     arrays (``values[l]`` of shape ``(width_l,)``), an :class:`~hiergrammar.rhm.RHMSample`
     (its first datum is drawn) or a dict name -> value.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> ax = draw_tree(rhm, values=rhm.sample(1))
+    >>> len(ax.texts)                 # one label per node
+    7
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(ax.figure)
     """
     import matplotlib.pyplot as plt
     import networkx as nx
