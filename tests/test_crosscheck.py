@@ -461,3 +461,30 @@ def test_every_engine_reads_the_model_through_its_attributes(seed):
             assert mg.shape == (grammar.width(level), grammar.card(level))
     # 2 classes * 3 root rules * (2 rules)**2 at level 1 = 24 trees
     assert n_trees(grammar) == 24
+
+
+@pytest.mark.skipif(not HAVE_PYAGRUM, reason="pyAgrum is an optional extra")
+def test_pyagrum_underflow_is_a_skip_with_the_reason(tiny, monkeypatch):
+    # pyAgrum multiplies likelihoods on a linear scale: from about 1000 leaves (v=3, L=10) it
+    # reports evidence that tree BP (log scale) finds possible as IncompatibleEvidence.
+    import pyagrum
+
+    class Underflowing:
+        def __init__(self, bn):
+            pass
+
+        def setNumberOfThreads(self, n):
+            pass
+
+        def addEvidence(self, name, values):
+            pass
+
+        def makeInference(self):
+            raise pyagrum.IncompatibleEvidence("joint proba = 0")
+
+    rhm, ev = tiny
+    monkeypatch.setattr(pyagrum, "LazyPropagation", Underflowing)
+    results = cc.crosscheck(rhm, ev, engines=["tree_bp", "pyagrum_lazy"])
+    assert results[1].status == "skipped"
+    assert "underflows" in results[1].message and "joint proba = 0" in results[1].message
+    assert cc.overall_verdict(results) == "agree"
