@@ -314,16 +314,25 @@ def _upward(
         message, total = _normalise(raw)
         dead = (total <= 0).any(axis=0)
         if dead.any():
-            raise ZeroEvidenceError(np.flatnonzero(dead))
+            raise ZeroEvidenceError(np.flatnonzero(dead), _zero_reason(level, raw.dtype))
         log_z += np.log(total.astype(np.float64)).sum(axis=0)
         up.append(message)
     root_total = (up[L] * prior).sum(axis=0)[0]
     if np.any(root_total <= 0):
-        raise ZeroEvidenceError(np.flatnonzero(root_total <= 0))
+        raise ZeroEvidenceError(np.flatnonzero(root_total <= 0), _zero_reason(L, prior.dtype))
     log_z += np.log(root_total.astype(np.float64))
     # The 0/1 rule factors count each tree once; the grammar picks each rule with prob 1/m.
     log_z -= _log_rule_choices(model)
     return up, factors, log_z
+
+
+def _zero_reason(level: int, dtype: np.dtype) -> str:
+    """Why the upward pass found a zero: usually no tree fits; in rare cases, underflow."""
+    return (
+        f"the upward pass sums to 0 at level {level}: no tree is consistent with it (or every "
+        f"consistent tree is below {np.finfo(dtype).tiny:.0e} relative to the best partial "
+        f"fit at some node, beyond {np.dtype(dtype).name} messages)"
+    )
 
 
 def _public(a: np.ndarray) -> np.ndarray:
