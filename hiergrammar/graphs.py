@@ -50,6 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hiergrammar import evidence as _evidence
+from hiergrammar.validation import InputError, check_memory
+
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
@@ -66,6 +69,8 @@ MAX_FACTOR_ENTRIES = 1 << 24
 def node_name(level: int, index: int) -> str:
     """Name of tree node ``index`` at ``level``: ``"h{level}_{index}"``.
 
+    Examples
+    --------
     >>> node_name(3, 0), node_name(0, 5)
     ('h3_0', 'h0_5')
     """
@@ -75,6 +80,8 @@ def node_name(level: int, index: int) -> str:
 def rule_name(level: int, index: int) -> str:
     """Name of the rule-choice variable of internal node ``(level, index)`` in the BN form.
 
+    Examples
+    --------
     >>> rule_name(2, 1)
     'r2_1'
     """
@@ -84,12 +91,14 @@ def rule_name(level: int, index: int) -> str:
 def parse_name(name: str) -> tuple[str, int, int]:
     """Inverse of :func:`node_name` / :func:`rule_name`: ``"h3_0" -> ("h", 3, 0)``.
 
+    Examples
+    --------
     >>> parse_name("r2_1")
     ('r', 2, 1)
     """
-    match = _NAME_RE.match(name)
+    match = _NAME_RE.match(name) if isinstance(name, str) else None
     if match is None:
-        raise ValueError(
+        raise InputError(
             f"name={name!r} is not of the form 'h<level>_<index>' or 'r<level>_<index>'"
         )
     return match.group(1), int(match.group(2)), int(match.group(3))
@@ -107,83 +116,119 @@ def variable_names(rhm: RHM) -> list[str]:
 
 # -- input validation ----------------------------------------------------------------------------
 def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.ndarray:
-    """Validate leaf evidence; returns float64 ``(s**L, v)`` (or ``(n, s**L, v)`` if batched).
+    """Validate leaf evidence (:func:`hiergrammar.evidence.check_leaf_evidence`).
 
-    A single evidence set may be given as ``(s**L, v)`` or ``(1, s**L, v)``. Values must be
-    finite and non-negative, and no leaf may have all-zero evidence.
+    Parameters
+    ----------
+    rhm : RHM
+        The model.
+    evidence : array_like
+        One set, ``(s**L, v)`` or ``(1, s**L, v)``; with ``batched``, ``(n, s**L, v)`` or
+        ``(s**L, v)``.
+    batched : bool
+        Accept ``n`` sets.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(s**L, v)``, or ``(n, s**L, v)`` if ``batched``.
+
+    Raises
+    ------
+    InputError
+        On a bad shape or values; ``ZeroEvidenceError`` when a leaf's evidence is all zero.
+
+    Examples
+    --------
+    >>> from hiergrammar.rhm import RHM
+    >>> check_leaf_evidence(RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0), np.ones((1, 2, 3))).shape
+    (2, 3)
     """
-    ev = np.asarray(evidence, dtype=np.float64)
-    shape = (rhm.d, rhm.v)
-    if batched:
-        if ev.ndim == 2:
-            ev = ev[None]
-        if ev.ndim != 3 or ev.shape[1:] != shape:
-            raise ValueError(
-                f"leaf evidence must have shape (n, s**L, v) = (n, {rhm.d}, "
-                f"{rhm.v}), got {ev.shape}"
-            )
-    else:
-        if ev.ndim == 3 and ev.shape[0] == 1:
-            ev = ev[0]
-        if ev.shape != shape:
-            raise ValueError(
-                f"leaf evidence must have shape (s**L, v) = {shape} for one "
-                f"evidence set, got {ev.shape}"
-            )
-    if not np.isfinite(ev).all():
-        raise ValueError("leaf evidence must be finite")
-    if (ev < 0).any():
-        raise ValueError("leaf evidence violates evidence >= 0")
-    if (ev.sum(axis=-1) <= 0).any():
-        raise ValueError("leaf evidence violates sum over values > 0 at every leaf")
-    return ev
+    ev = _evidence.check_leaf_evidence(rhm, evidence, name="evidence", single=not batched)
+    return ev if batched else ev[0]
 
 
 def check_root_prior(rhm: RHM, root_prior: Any) -> np.ndarray:
-    """Validate a root prior; returns it normalised, float64 ``(n_classes,)``; None -> uniform."""
-    if root_prior is None:
-        return np.full(rhm.n_classes, 1.0 / rhm.n_classes)
-    prior = np.asarray(root_prior, dtype=np.float64)
-    if prior.shape != (rhm.n_classes,):
-        raise ValueError(
-            f"root_prior must have shape (n_classes,) = ({rhm.n_classes},), got {prior.shape}"
-        )
-    if not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError("root_prior violates root_prior >= 0 with a positive sum")
-    return prior / prior.sum()
+    """Validate a root prior; return it normalised, float64 ``(n_classes,)``; None -> uniform.
+
+    See :func:`hiergrammar.evidence.check_root_prior`.
+
+    Examples
+    --------
+    >>> from hiergrammar.rhm import RHM
+    >>> check_root_prior(RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0), [2, 6]).tolist()
+    [0.25, 0.75]
+    """
+    return _evidence.check_root_prior(rhm, root_prior)
+
+
+def _dense_factor_entries(rhm: RHM) -> int:
+    """Entries of all dense rule factors of the factor graph (one per internal node)."""
+    return sum(
+        int(rhm.width(l)) * int(rhm.card(l)) * int(rhm.card(l - 1)) ** int(rhm.s)
+        for l in range(1, rhm.L + 1)
+    )
 
 
 # -- rule tensors --------------------------------------------------------------------------------
 def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
-    """Dense 0/1 rule indicator of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
+    """Dense rule table of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
 
-    ``T[a, b_1, ..., b_s] = 1`` iff ``(a -> b_1..b_s)`` is one of ``a``'s rules.
+    ``T[a, b_1, ..., b_s]`` is the number of ``a``'s rules equal to ``(b_1..b_s)``: 1 iff
+    ``(a -> b_1..b_s)`` is a rule of an RHM, whose rules are distinct.
 
+    Parameters
+    ----------
+    rhm : RHM
+        The model.
+    level : int
+        ``1 <= level <= L``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(card_l,) + (card_{l-1},) * s``.
+
+    Raises
+    ------
+    InputError
+        On a bad level, or more than :data:`MAX_FACTOR_ENTRIES` entries.
+
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> T = rule_tensor(rhm, 2)
     >>> T.shape, int(T.sum())         # (n_classes, v, v); n_classes * m rules
     ((2, 3, 3), 4)
     """
+    if isinstance(level, bool) or not isinstance(level, int | np.integer):
+        raise InputError(f"level must be an integer, got {level!r}")
     if not 1 <= level <= rhm.L:
-        raise ValueError(f"level={level} violates 1 <= level <= L = {rhm.L}")
-    card, child = rhm.card(level), rhm.card(level - 1)
+        raise InputError(f"level={level} violates 1 <= level <= L = {rhm.L}")
+    card, child = int(rhm.card(level)), int(rhm.card(level - 1))
     entries = card * child**rhm.s
     if entries > MAX_FACTOR_ENTRIES:
-        raise ValueError(
+        raise InputError(
             f"a dense rule factor of level {level} needs card*v**s = {entries} "
             f"entries, which exceeds MAX_FACTOR_ENTRIES = {MAX_FACTOR_ENTRIES}"
         )
     tensor = np.zeros((card,) + (child,) * rhm.s)
     rules = rhm.rules[level]  # (card, m, s)
-    parents = np.repeat(np.arange(card), rhm.m)
-    tensor[(parents,) + tuple(rules.reshape(-1, rhm.s).T)] = 1.0
+    parents = np.repeat(np.arange(card), rules.shape[1])
+    # Counted, not set: a tuple listed twice among a parent's rules is drawn with twice the
+    # weight (an RHM's rules are distinct, so its entries are 0/1).
+    np.add.at(tensor, (parents,) + tuple(rules.reshape(-1, rhm.s).T), 1.0)
     return tensor
 
 
 # -- pgmpy factor graph --------------------------------------------------------------------------
 def to_factor_graph(
-    rhm: RHM, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
+    rhm: RHM,
+    evidence: np.ndarray | None = None,
+    root_prior: np.ndarray | None = None,
+    *,
+    memory_budget: int | str | None = None,
 ) -> FactorGraph:
     """The RHM as a :class:`pgmpy.models.FactorGraph` (docs/model.md §3).
 
@@ -197,6 +242,8 @@ def to_factor_graph(
     The partition function is ``m**(#internal nodes)`` times the evidence probability of
     :func:`hiergrammar.bruteforce.brute_force_marginals` (the rule factors are 0/1, not CPDs).
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> fg = to_factor_graph(rhm, evidence=rhm.sample(1).onehot()[0])
@@ -208,6 +255,10 @@ def to_factor_graph(
 
     prior = check_root_prior(rhm, root_prior)
     ev = None if evidence is None else check_leaf_evidence(rhm, evidence)
+    # pgmpy holds every rule factor as its own dense float64 table.
+    check_memory(
+        "the factor graph's dense rule factors", 8 * _dense_factor_entries(rhm), memory_budget
+    )
 
     fg = FactorGraph()
     fg.add_nodes_from(variable_names(rhm))
@@ -219,7 +270,7 @@ def to_factor_graph(
         factors.append(phi)
         edges.extend((name, phi) for name in scope)
 
-    add([node_name(rhm.L, 0)], [rhm.n_classes], prior)
+    add([node_name(rhm.L, 0)], [rhm.card(rhm.L)], prior)
     for level in range(rhm.L, 0, -1):
         tensor = rule_tensor(rhm, level)
         cards = list(tensor.shape)
@@ -252,7 +303,9 @@ class CPT:
     values: np.ndarray
 
 
-def bn_tables(rhm: RHM, root_prior: np.ndarray | None = None) -> list[CPT]:
+def bn_tables(
+    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+) -> list[CPT]:
     """The CPTs of the rule-choice Bayesian network, parents before children.
 
     Root ``h{L}_0``: the prior. Rule choice ``r{l}_{i}``: uniform over ``m``. Child
@@ -260,22 +313,30 @@ def bn_tables(rhm: RHM, root_prior: np.ndarray | None = None) -> list[CPT]:
     ``P(b | a, r) = [b == rules[l][a, r, j]]``.
     """
     prior = check_root_prior(rhm, root_prior)
-    tables = [CPT(node_name(rhm.L, 0), rhm.n_classes, (), (), prior[:, None])]
+    entries = sum(
+        rhm.width(l) * rhm.s * rhm.card(l - 1) * rhm.card(l) * rhm.rules[l].shape[1]
+        for l in range(1, rhm.L + 1)
+    )
+    check_memory("the Bayesian network's conditional tables", 8 * int(entries), memory_budget)
+    tables = [CPT(node_name(rhm.L, 0), rhm.card(rhm.L), (), (), prior[:, None])]
     for level in range(rhm.L, 0, -1):
         card, child_card = rhm.card(level), rhm.card(level - 1)
         rules = rhm.rules[level]  # (card, m, s)
+        m = rules.shape[1]
         for i in range(rhm.width(level)):
             parent, choice = node_name(level, i), rule_name(level, i)
-            tables.append(CPT(choice, rhm.m, (), (), np.full((rhm.m, 1), 1.0 / rhm.m)))
+            tables.append(CPT(choice, m, (), (), np.full((m, 1), 1.0 / m)))
             for j, child in enumerate(_child_names(rhm, level, i)):
-                values = np.zeros((child_card, card * rhm.m))
+                values = np.zeros((child_card, card * m))
                 # column index = a * m + r (first parent most significant)
-                values[rules[:, :, j].ravel(), np.arange(card * rhm.m)] = 1.0
-                tables.append(CPT(child, child_card, (parent, choice), (card, rhm.m), values))
+                values[rules[:, :, j].ravel(), np.arange(card * m)] = 1.0
+                tables.append(CPT(child, child_card, (parent, choice), (card, m), values))
     return tables
 
 
-def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> DiscreteBayesianNetwork:
+def to_bayesian_network(
+    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+) -> DiscreteBayesianNetwork:
     """The RHM as a pgmpy ``DiscreteBayesianNetwork`` with rule-choice variables.
 
     Nodes: every ``h{l}_{i}`` and one ``r{l}_{i}`` (uniform over ``0..m-1``) per internal node;
@@ -283,6 +344,8 @@ def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> Discr
     :func:`bn_tables`. Leaf evidence goes in at query time, e.g.
     ``VariableElimination(bn).query(["h2_0"], virtual_evidence=virtual_evidence_cpds(rhm, ev))``.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> bn = to_bayesian_network(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
     >>> bn.check_model(), len(bn.nodes())   # 7 tree nodes + 3 rule choices
@@ -291,7 +354,7 @@ def to_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> Discr
     from pgmpy.factors.discrete import TabularCPD
     from pgmpy.models import DiscreteBayesianNetwork
 
-    tables = bn_tables(rhm, root_prior)
+    tables = bn_tables(rhm, root_prior, memory_budget=memory_budget)
     bn = DiscreteBayesianNetwork()
     bn.add_nodes_from(t.name for t in tables)
     bn.add_edges_from((p, t.name) for t in tables for p in t.parents)
@@ -327,7 +390,9 @@ def virtual_evidence_cpds(rhm: RHM, evidence: np.ndarray) -> list:
     return [TabularCPD(node_name(0, i), rhm.v, ev[i][:, None]) for i in range(rhm.d)]
 
 
-def to_pyagrum_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) -> Any:
+def to_pyagrum_bayesian_network(
+    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+) -> Any:
     """The same rule-choice Bayesian network as a ``pyagrum.BayesNet`` (needs pyAgrum).
 
     Variables keep the names of :func:`to_bayesian_network`. Leaf evidence is then given as
@@ -340,7 +405,7 @@ def to_pyagrum_bayesian_network(rhm: RHM, root_prior: np.ndarray | None = None) 
             "to_pyagrum_bayesian_network needs pyAgrum (pip install 'hiergrammar[engines]')"
         ) from err
 
-    tables = bn_tables(rhm, root_prior)
+    tables = bn_tables(rhm, root_prior, memory_budget=memory_budget)
     bn = gum.BayesNet("RHM")
     for t in tables:
         bn.add(gum.RangeVariable(t.name, t.name, 0, t.card - 1))
@@ -363,6 +428,8 @@ def tree_graph(rhm: RHM) -> nx.DiGraph:
 
     Node attributes: ``level``, ``index``, ``card``.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> g = tree_graph(RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0))
     >>> g.number_of_nodes(), list(g.successors("h2_0")), g.nodes["h2_0"]["card"]
@@ -402,12 +469,12 @@ def _node_labels(rhm: RHM, values: Any) -> dict[str, str]:
     if isinstance(values, dict):
         return {name: f"{name}\n{values[name]}" if name in values else name for name in names}
     if len(values) != rhm.L + 1:
-        raise ValueError(f"values must hold L + 1 = {rhm.L + 1} levels, got {len(values)}")
+        raise InputError(f"values must hold L + 1 = {rhm.L + 1} levels, got {len(values)}")
     labels = {}
     for level in range(rhm.L + 1):
         row = np.asarray(values[level]).reshape(-1)
         if row.shape != (rhm.width(level),):
-            raise ValueError(
+            raise InputError(
                 f"values[{level}] must have shape ({rhm.width(level)},), got {row.shape}"
             )
         for i in range(rhm.width(level)):
@@ -422,13 +489,16 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     arrays (``values[l]`` of shape ``(width_l,)``), an :class:`~hiergrammar.rhm.RHMSample`
     (its first datum is drawn) or a dict name -> value.
 
+    Examples
+    --------
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> ax = draw_tree(rhm, values=rhm.sample(1))
+    >>> len(ax.texts)                 # one label per node
+    7
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(ax.figure)
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import networkx as nx
 
@@ -460,7 +530,7 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     ax.set_yticks(range(rhm.L + 1))
     ax.set_ylabel("level")
     ax.tick_params(left=True, labelleft=True)
-    ax.set_title(f"RHM tree: v={rhm.v}, n_c={rhm.n_classes}, m={rhm.m}, s={rhm.s}, L={rhm.L}")
+    ax.set_title(f"tree of {rhm!r}")
     return ax
 
 
@@ -470,9 +540,6 @@ def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
     Rule factors sit half a level below their parent, the prior factor above the root, and
     (if ``evidence``) one evidence factor below each leaf.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import networkx as nx
 

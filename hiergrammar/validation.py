@@ -81,20 +81,22 @@ class InputError(ValueError):
 class ZeroEvidenceError(InputError):
     """Evidence that no tree of the grammar can produce (zero partition function).
 
-    ``samples`` holds the indices of the offending evidence sets.
+    ``samples`` holds the indices of the offending evidence sets; ``reason``, when given, says
+    what makes them impossible (e.g. a leaf whose evidence is zero for every value).
     """
 
-    def __init__(self, samples: Sequence[int] | np.ndarray):
+    def __init__(self, samples: Sequence[int] | np.ndarray, reason: str | None = None):
         self.samples = np.asarray(samples)
+        self.reason = reason
         shown = self.samples[:10].tolist()
         more = f" and {len(self.samples) - 10} more" if len(self.samples) > 10 else ""
+        why = reason or "no tree is consistent with it (partition function 0)"
         super().__init__(
-            f"the evidence of sample(s) {shown}{more} has zero probability under the grammar: "
-            "no tree is consistent with it (partition function 0)"
+            f"the evidence of sample(s) {shown}{more} has zero probability under the grammar: {why}"
         )
 
     def __reduce__(self):  # keep the exception picklable (multiprocessing, Dask)
-        return (type(self), (self.samples,))
+        return (type(self), (self.samples, self.reason))
 
 
 # -- scalars --------------------------------------------------------------------------------------
@@ -241,7 +243,10 @@ def check_real_array(
     >>> check_real_array("x", [[1, 2]], shape=(None, 2)).shape
     (1, 2)
     """
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged nested lists, unconvertible objects
+        raise InputError(f"{name} must be an array of real numbers ({err})") from None
     if array.dtype == object:
         try:
             array = array.astype(np.float64)

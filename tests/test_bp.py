@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hiergrammar import RHM
+from hiergrammar import RHM, InputError
 from hiergrammar.bp import ZeroEvidenceError, tree_bp, upward_pass
 from hiergrammar.noise import eps_evidence
 
@@ -133,7 +133,7 @@ def test_zero_evidence_names_the_samples():
 def test_bad_evidence_is_a_clear_error(bad, match):
     rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     if bad.shape == (2, 4, 4):
-        match = r"shape \(2, 4, 3\)"
+        match = r"shape \(n, s\*\*L, v\) = \(n, 4, 3\).*got \(2, 4, 4\)"
     with pytest.raises(ValueError, match=match):
         tree_bp(rhm, bad)
 
@@ -159,3 +159,86 @@ def test_upward_pass_is_the_upward_half_of_tree_bp():
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(half.root_marginal, full.marginals[rhm.L], atol=1e-15)
     np.testing.assert_array_equal(half.log_evidence, full.log_evidence)
+
+
+@pytest.mark.parametrize("scale", [1e-46, 1e-50, 1e40, 1e300])
+def test_float32_handles_evidence_of_any_scale(scale):
+    # Scaling every leaf by c multiplies P(evidence) by c**d and changes no marginal. Before
+    # each leaf was rescaled by a power of two, float32 gave NaN above its range (3.4e38) and
+    # ZeroEvidenceError below ~1e-45, where float64 gave a finite log Z.
+    rhm = RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0)
+    x = rhm.sample(6, seed=1).x
+    ev = eps_evidence(x, 0.2, 4)
+    base = tree_bp(rhm, ev)
+    expected = base.log_evidence + rhm.d * np.log(scale)
+    for dtype in (np.float64, np.float32):
+        res = tree_bp(rhm, ev * scale, dtype=dtype)
+        up = upward_pass(rhm, ev * scale, dtype=dtype)
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(res.log_evidence, expected, rtol=tol)
+        np.testing.assert_allclose(up.log_evidence, expected, rtol=tol)
+        for a, b in zip(res.marginals, base.marginals, strict=True):
+            np.testing.assert_allclose(a, b, atol=10 * tol)
+
+
+def test_float32_one_hot_evidence_below_float32_range_matches_closed_form():
+    # One-hot evidence times 1e-46: P = c**d / (n_classes * m**N) for every valid string.
+    rhm = RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0)
+    data = rhm.sample(3, seed=2)
+    closed = rhm.d * np.log(1e-46) - np.log(rhm.n_classes) - rhm.n_internal * np.log(rhm.m)
+    for dtype in (np.float64, np.float32):
+        res = tree_bp(rhm, data.onehot() * 1e-46, dtype=dtype)
+        np.testing.assert_allclose(res.log_evidence, closed, rtol=1e-6)
+        np.testing.assert_array_equal(res.marginals[rhm.L][:, 0].argmax(-1), data.y)
+
+
+def test_node_evidence_of_any_scale_and_its_validation():
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    evidence = eps_evidence(rhm.sample(1, seed=1).x, 0.5, 3)
+    node_ev = {1: np.array([[[0.2, 1.0, 0.5], [1.0, 1.0, 0.1]]])}
+    base = tree_bp(rhm, evidence, node_evidence=node_ev)
+    big = tree_bp(rhm, evidence, node_evidence={1: node_ev[1] * 1e200}, dtype=np.float32)
+    assert big.log_evidence[0] == pytest.approx(base.log_evidence[0] + 2 * np.log(1e200), 1e-6)
+    np.testing.assert_allclose(big.marginals[0], base.marginals[0], atol=1e-6)
+    with pytest.raises(InputError, match=r"node_evidence\[1\] must have shape"):
+        tree_bp(rhm, evidence, node_evidence={1: np.ones((1, 3, 3))})
+    with pytest.raises(InputError, match=r"node_evidence level=3 violates 0 <= "):
+        tree_bp(rhm, evidence, node_evidence={3: np.ones((1, 1, 2))})
+    with pytest.raises(InputError, match=r"node_evidence\[1\] must be non-negative"):
+        tree_bp(rhm, evidence, node_evidence={1: -np.ones((1, 2, 3))})
+    with pytest.raises(InputError, match="must be a dict"):
+        tree_bp(rhm, evidence, node_evidence=[np.ones((1, 2, 3))])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, "banana", None])
+def test_bad_dtype_is_refused(dtype):
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    with pytest.raises(InputError, match="dtype must be np.float32 or np.float64"):
+        tree_bp(rhm, np.ones((2, 3)), dtype=dtype)
+
+
+def test_complex_evidence_is_refused_not_truncated():
+    # numpy would cast complex evidence to float64 with only a ComplexWarning.
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    ev = np.ones((1, 2, 3), dtype=complex)
+    for engine in (tree_bp, upward_pass):
+        with pytest.raises(InputError, match="complex"):
+            engine(rhm, ev)
+
+
+def test_bp_memory_estimate_covers_what_tree_bp_allocates():
+    # The size guard's estimate must not undercount: measure the peak with tracemalloc.
+    import tracemalloc
+
+    from hiergrammar.bp import bp_bytes_per_set
+
+    rhm = RHM(v=16, n_classes=4, m=3, s=2, L=5, seed=0)
+    ev = eps_evidence(rhm.sample(200, seed=0).x, 0.3, 16)
+    for dtype in (np.float64, np.float32):
+        tracemalloc.start()
+        tree_bp(rhm, ev, dtype=dtype)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        estimate = 200 * bp_bytes_per_set(rhm, dtype)
+        assert peak <= estimate, (dtype, peak, estimate)
+        assert estimate <= 4 * peak  # and is not absurdly loose

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hiergrammar.bruteforce import brute_force_marginals, enumerate_trees, n_trees
+from hiergrammar import InputError, ZeroEvidenceError
+from hiergrammar.bruteforce import (
+    brute_force_marginals,
+    describe_tree_count,
+    enumerate_trees,
+    log10_n_trees,
+    n_trees,
+)
 from hiergrammar.rhm import RHM
 
 
@@ -105,3 +112,44 @@ def test_bound_on_tree_count():
         brute_force_marginals(rhm, np.ones((rhm.d, rhm.v)), max_trees=1000)
     with pytest.raises(ValueError, match=r"shape \(n, s\*\*L, v\)"):
         brute_force_marginals(rhm, np.ones((rhm.d, rhm.v + 1)))
+
+
+def test_deep_model_counts_are_written_as_powers_and_refused_quickly():
+    # At L=14 the count 2 * 2**16383 has 4933 digits, beyond Python's int-to-str limit (4300).
+    import time
+
+    rhm = RHM(v=4, n_classes=2, m=2, s=2, L=14, seed=0)
+    assert describe_tree_count(rhm) == "n_classes*m**N = 2*2**16383 = about 10**4932.1 trees"
+    assert log10_n_trees(rhm) == pytest.approx(np.log10(2) * 16384)
+    start = time.perf_counter()
+    with pytest.raises(InputError, match=r"about 10\*\*4932.1 trees violates n_trees <= max_trees"):
+        brute_force_marginals(rhm, np.ones((rhm.d, rhm.v)))
+    with pytest.raises(InputError, match=r"10\*\*"):
+        enumerate_trees(rhm, max_trees=10**6)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
+def test_max_trees_must_be_a_positive_integer(bad):
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    with pytest.raises(InputError, match="max_trees"):
+        brute_force_marginals(rhm, np.ones((rhm.d, rhm.v)), max_trees=bad)
+
+
+def test_enumeration_memory_guard():
+    rhm = RHM(v=4, n_classes=2, m=2, s=2, L=3, seed=0)  # 256 trees
+    with pytest.raises(InputError, match=r"enumerating 256 trees would need .* memory budget"):
+        enumerate_trees(rhm, memory_budget="1KiB")
+    with pytest.raises(InputError, match=r"brute force over 256 trees .* memory budget"):
+        brute_force_marginals(rhm, np.ones((rhm.d, rhm.v)), memory_budget="8KiB")
+    assert brute_force_marginals(rhm, np.ones((rhm.d, rhm.v))).n_trees == 256
+
+
+def test_zero_leaf_is_zero_evidence_but_impossible_strings_are_reported():
+    # A leaf with zero evidence for every value is bad input (as in every engine); evidence that
+    # no tree produces is a result of the ground truth (-inf, NaN), see the test above.
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    ev = np.ones((3, rhm.d, rhm.v))
+    ev[2, 1] = 0.0
+    with pytest.raises(ZeroEvidenceError, match=r"sample\(s\) \[2\]"):
+        brute_force_marginals(rhm, ev)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
+from hiergrammar import InputError
 from hiergrammar.noise import (
     chain_alpha_bar,
     continuous_alpha_bar,
@@ -136,3 +137,133 @@ def test_effective_eps_grows_from_zero_to_no_information():
     assert eps[0] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.diff(eps) > 0)
     assert eps[-1] == pytest.approx(1 - 1 / v, abs=0.005)
+
+
+def _peak_bytes(fn, *args, **kwargs):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn(*args, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return out, peak
+
+
+def test_large_vocabulary_needs_no_v_squared_one_hot():
+    # np.eye(10**6)[x] would ask for 7.28 TiB; indexing allocates the 32 MB result only.
+    v = 10**6
+    x = np.array([[0, 5, v - 1, 5]])
+    ev, peak = _peak_bytes(eps_evidence, x, 0.3, v)
+    assert ev.shape == (1, 4, v) and peak < 2 * ev.nbytes
+    assert ev[0, 2, v - 1] == pytest.approx(0.7) and ev[0, 2, 0] == pytest.approx(0.3 / (v - 1))
+    np.testing.assert_allclose(ev.sum(-1), 1.0)
+    x_t, peak = _peak_bytes(diffuse_onehot, x, v, 0.9, seed=0)
+    assert peak < 2 * x_t.nbytes
+    # only the true coordinate carries the sqrt(abar) shift: its mean over leaves is visible
+    assert x_t[0, np.arange(4), x[0]].mean() > 0.5
+    post, peak = _peak_bytes(leaf_posterior, x_t, 1.0)
+    np.testing.assert_array_equal(post.argmax(-1), x_t.argmax(-1))
+    assert post.sum() == 4 and peak < 2 * post.nbytes
+
+
+def test_outputs_above_the_memory_budget_are_refused_at_once():
+    x = np.zeros((1, 4), dtype=int)
+    for v in (10**12, 2**70):  # 2**70 would overflow an int64 size computation
+        for fn, args in (
+            (eps_evidence, (x, 0.3, v)),
+            (diffuse_onehot, (x, v, 0.5)),
+            (diffusion_evidence, (x, v, 0.5)),
+        ):
+            with pytest.raises(InputError, match="above the memory budget"):
+                fn(*args)
+    with pytest.raises(InputError, match="above the memory budget of 1.00 KiB"):
+        eps_evidence(np.zeros((10, 10), dtype=int), 0.1, 8, memory_budget="1KiB")
+    with pytest.raises(InputError, match="above the memory budget"):
+        effective_eps(8, 0.5, n_samples=10**12)
+
+
+def test_effective_eps_refuses_no_samples():
+    # n_samples = 0 used to return NaN (the mean of nothing)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InputError, match="n_samples"):
+            effective_eps(8, 0.5, n_samples=bad)
+    with pytest.raises(InputError, match="0 <= alpha_bar <= 1"):
+        effective_eps(8, np.array([0.5, 1.5]))
+    with pytest.raises(InputError, match="finite"):
+        effective_eps(8, np.nan)
+
+
+@pytest.mark.parametrize("t", [True, False, np.bool_(True), 1.5, 3.0, np.array([1.0, 2.0]), "3"])
+def test_chain_alpha_bar_refuses_booleans_and_non_integers(t):
+    # chain_alpha_bar(True) used to return the whole chain (boolean mask indexing)
+    with pytest.raises(InputError, match="integer chain index"):
+        chain_alpha_bar(t)
+
+
+def test_chain_alpha_bar_range_and_arrays():
+    for t in (-1, 251, np.array([0, 251])):
+        with pytest.raises(InputError, match=r"0 <= t <= num_steps = 250"):
+            chain_alpha_bar(t)
+    chain = np.concatenate([[1.0], respace(ddpm_alpha_bar(), 250)])
+    np.testing.assert_array_equal(
+        chain_alpha_bar(np.array([[0, 7], [250, 3]])), chain[[[0, 7], [250, 3]]]
+    )
+    assert chain_alpha_bar(np.int64(7)) == chain[7]
+    with pytest.raises(InputError, match="num_steps"):
+        chain_alpha_bar(1, num_steps=2000)
+
+
+def test_leaf_posterior_refuses_nan_inf_complex_and_overflow():
+    good = diffuse_onehot(np.array([[0, 1]]), 3, 0.5, seed=0)
+    for value, match in ((np.nan, "finite"), (np.inf, "finite")):
+        bad = good.copy()
+        bad[0, 1, 2] = value
+        with pytest.raises(InputError, match=match):
+            leaf_posterior(bad, 0.5)
+    with pytest.raises(InputError, match="complex"):
+        leaf_posterior(good + 0j, 0.5)
+    with pytest.raises(InputError, match="overflows"):
+        leaf_posterior(good * 1e305, 0.9999)
+    with pytest.raises(InputError, match=r"shape \(n, d, v\)"):
+        leaf_posterior(good[0], 0.5)
+    for alpha_bar in (np.nan, 1.5, -0.1, "0.5", 1j):
+        with pytest.raises(InputError, match="alpha_bar"):
+            leaf_posterior(good, alpha_bar)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True, [1, 2]])
+def test_every_seed_is_validated_with_its_name(seed):
+    x = np.array([[0, 1]])
+    for fn in (
+        lambda: diffuse_onehot(x, 3, 0.5, seed=seed),
+        lambda: diffusion_evidence(x, 3, 0.5, seed=seed),
+        lambda: effective_eps(3, 0.5, n_samples=4, seed=seed),
+    ):
+        with pytest.raises(InputError, match=r"^seed"):
+            fn()
+    # a Generator is accepted where the API takes one, and used as is
+    a = diffuse_onehot(x, 3, 0.5, seed=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, diffuse_onehot(x, 3, 0.5, seed=5))
+
+
+def test_schedule_arguments_are_checked():
+    for kwargs, match in (
+        (dict(num_train_steps=0), "num_train_steps"),
+        (dict(num_train_steps=10.0), "num_train_steps"),
+        (dict(beta_start=0.0), "betas violate"),
+        (dict(beta_end=np.nan), "beta_end"),
+    ):
+        with pytest.raises(InputError, match=match):
+            ddpm_alpha_bar(**kwargs)
+    with pytest.raises(InputError, match="num_steps"):
+        respaced_timesteps(1000, 2.5)
+    with pytest.raises(InputError, match="0 <= t"):
+        continuous_alpha_bar(np.array([0.1, -1.0]))
+    with pytest.raises(InputError, match="complex"):
+        continuous_alpha_bar(1j)
+    with pytest.raises(InputError, match=r"eps must be finite"):
+        eps_evidence(np.array([[0, 1]]), np.nan, 3)
+    with pytest.raises(InputError, match="integer symbols"):
+        eps_evidence(np.array([[True, False]]), 0.1, 3)

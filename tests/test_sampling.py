@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency, chisquare
 
-from hiergrammar import RHM
+from hiergrammar import RHM, InputError
 from hiergrammar.bruteforce import enumerate_trees
 from hiergrammar.noise import eps_evidence
 from hiergrammar.sampling import posterior_sample, posterior_sample_reference
@@ -77,3 +77,44 @@ def test_seed_determinism():
     ev = eps_evidence(rhm.sample(10, seed=0).x, 0.5, 8)
     a, b = posterior_sample(rhm, ev, seed=4), posterior_sample(rhm, ev, seed=4)
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_seeds_are_validated_with_the_argument_name(seed):
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    ev = np.ones((2, rhm.d, rhm.v))
+    for sampler in (posterior_sample, posterior_sample_reference):
+        with pytest.raises(InputError, match=r"^seed"):
+            sampler(rhm, ev, seed=seed)
+
+
+def test_a_generator_seed_is_used_as_is():
+    rhm = RHM(v=8, n_classes=4, m=3, s=2, L=3, seed=1)
+    ev = eps_evidence(rhm.sample(10, seed=0).x, 0.5, 8)
+    a = posterior_sample(rhm, ev, seed=np.random.default_rng(4))
+    assert np.array_equal(a.x, posterior_sample(rhm, ev, seed=4).x)
+
+
+def test_float32_sampler_on_evidence_beyond_float32_range_matches_exact_probabilities(setup):
+    # Evidence times 1e60 overflows float32; each leaf is rescaled before the cast, so the
+    # float32 sampler still draws from the exact posterior (chi-square, p > 1e-3).
+    rhm, evidence, prior = setup
+    n = 20000
+    draws = posterior_sample(
+        rhm, np.repeat(evidence * 1e60, n, axis=0), prior, seed=5, dtype=np.float32
+    )
+    exact = exact_tree_posterior(rhm, evidence[0], prior)
+    counts = Counter(tree_keys(draws))
+    assert set(counts) <= set(exact)
+    keys = sorted(exact)
+    observed = np.array([counts[k] for k in keys])
+    expected = np.array([exact[k] for k in keys]) * n
+    assert chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_sampler_memory_guard():
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    ev = np.ones((100, rhm.d, rhm.v))
+    for sampler in (posterior_sample, posterior_sample_reference):
+        with pytest.raises(InputError, match=r"^posterior_sample.* above the memory budget"):
+            sampler(rhm, ev, memory_budget="4KiB")

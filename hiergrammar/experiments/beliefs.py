@@ -7,8 +7,8 @@ several independent RHMs, noise them, run exact BP and record, per level, the up
 and marginal beliefs in the true symbol and whether the marginal's argmax is the true symbol
 ("P(correct symbol)"), with standard errors across rule draws.
 
-Example
--------
+Examples
+--------
 >>> bp = bp_profile(8, 4, 2, 2, 2, eps=[0.1, 0.5], n_samples=40, n_rules=2, seed=0)
 >>> bp.accuracy.shape      # (len(eps), L + 1)
 (2, 3)
@@ -24,7 +24,8 @@ import numpy as np
 from hiergrammar.artifacts import progress
 from hiergrammar.bp import BPResult, tree_bp
 from hiergrammar.noise import diffusion_evidence, eps_evidence
-from hiergrammar.rhm import RHM, check_int, check_parameters
+from hiergrammar.rhm import RHM, check_parameters
+from hiergrammar.validation import InputError, check_int, check_real_array, check_seed
 
 ArrayLike = float | Sequence[float] | np.ndarray
 
@@ -32,14 +33,50 @@ ArrayLike = float | Sequence[float] | np.ndarray
 def true_beliefs(result: BPResult, levels: Sequence[np.ndarray]) -> dict[str, list[np.ndarray]]:
     """BP beliefs in the true symbol of every node.
 
-    ``result``: a :class:`hiergrammar.bp.BPResult`; ``levels``: the true symbols per level
-    (``RHMSample.levels``, ``(n, width_l)`` each). Returns ``{"u", "d", "p"}`` -> lists over
-    levels of ``(n, width_l)`` arrays, plus ``"correct"``: whether the marginal's argmax is the
-    true symbol, ``(n, width_l)`` booleans.
+    Parameters
+    ----------
+    result : BPResult
+        What :func:`hiergrammar.bp.tree_bp` returned for ``n`` evidence sets.
+    levels : sequence of numpy.ndarray
+        The true symbols per level (``RHMSample.levels``), ``(n, width_l)`` integers each.
+
+    Returns
+    -------
+    dict
+        ``{"u", "d", "p"}`` -> lists over levels of ``(n, width_l)`` arrays (upward, downward
+        and marginal belief in the true symbol), plus ``"correct"``: whether the marginal's
+        argmax is the true symbol, ``(n, width_l)`` booleans.
+
+    Raises
+    ------
+    InputError
+        When ``levels`` does not match ``result`` (number of levels, shapes, symbol range).
+
+    Examples
+    --------
+    >>> from hiergrammar.noise import eps_evidence
+    >>> rhm = RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0)
+    >>> data = rhm.sample(3, seed=1)
+    >>> beliefs = true_beliefs(tree_bp(rhm, eps_evidence(data.x, 0.0, 4)), data.levels)
+    >>> [float(p.min()) for p in beliefs["p"]]       # noiseless: certain of every symbol
+    [1.0, 1.0, 1.0]
     """
+    if len(levels) != len(result.marginals):
+        raise InputError(
+            f"levels must hold one array per level, {len(result.marginals)}, got {len(levels)}"
+        )
     out: dict[str, list[np.ndarray]] = {"u": [], "d": [], "p": [], "correct": []}
     for level, truth in enumerate(levels):
-        idx = np.asarray(truth)[..., None]
+        truth = np.asarray(truth)
+        n, width, card = result.marginals[level].shape
+        if truth.shape != (n, width) or not np.issubdtype(truth.dtype, np.integer):
+            raise InputError(
+                f"levels[{level}] must be integers of shape (n, width_l) = ({n}, {width}), "
+                f"got {truth.dtype} {truth.shape}"
+            )
+        if truth.size and (truth.min() < 0 or truth.max() >= card):
+            raise InputError(f"levels[{level}] values must lie in [0, {card})")
+        idx = truth[..., None]
         out["u"].append(np.take_along_axis(result.up[level], idx, axis=-1)[..., 0])
         out["d"].append(np.take_along_axis(result.down[level], idx, axis=-1)[..., 0])
         out["p"].append(np.take_along_axis(result.marginals[level], idx, axis=-1)[..., 0])
@@ -89,6 +126,7 @@ def _bp_profile(
 ) -> BPProfile:
     """Shared loop: for each rule draw, sample data, build evidence per condition, run BP."""
     check_parameters(v, n_classes, m, s, L)
+    seed = check_seed("seed", seed, allow_generator=False)
     n_rules = check_int("n_rules", n_rules, 1)
     per_rule = max(1, check_int("n_samples", n_samples, 1) // n_rules)
     # About 64k leaves per BP call keeps the (batch, width, v) message arrays cache-friendly.
@@ -153,22 +191,51 @@ def bp_profile(
     batch: int | None = None,
     dtype: type = np.float64,
 ) -> BPProfile:
-    """Exact-BP counterpart of :func:`profile` under the epsilon-process.
+    """Exact-BP beliefs under the epsilon-process (the measured counterpart of the mean-field
+    profile of :mod:`hiergrammar.theory.meanfield`).
 
     For each of ``n_rules`` independent rule draws and each eps, ``n_samples // n_rules`` data
     are drawn, their leaves get the evidence of eqs. 9-10, and exact BP gives the beliefs in
     the true symbol of every node; these are averaged over nodes of a level, samples and rule
-    draws. Returns a :class:`BPProfile` whose arrays have shape ``(len(eps), L+1)``.
-    ``dtype=np.float32`` halves the BP cost (error ~1e-6, far below the sampling noise);
-    ``batch`` is the number of samples per BP call (default: about 64k leaves).
+    draws.
 
+    Parameters
+    ----------
+    v, n_classes, m, s, L : int
+        The RHM's parameters.
+    eps : float or sequence of float
+        Noise levels in ``[0, 1]``, a scalar or 1-d.
+    n_samples : int
+        Samples per eps over all rule draws, ``>= 1``.
+    n_rules : int
+        Independent rule draws, ``>= 1``.
+    seed : int or None
+        Seed of the rule draws, data and noise.
+    batch : int, optional
+        Samples per BP call (default: about 64k leaves).
+    dtype : type
+        BP message dtype; ``np.float32`` halves the BP cost (error ~1e-6, far below the
+        sampling noise).
+
+    Returns
+    -------
+    BPProfile
+        Arrays of shape ``(len(eps), L+1)``.
+
+    Raises
+    ------
+    InputError
+        On bad parameters, noise levels or seed.
+
+    Examples
+    --------
     >>> bp = bp_profile(8, 4, 2, 2, 2, eps=[0.1, 0.5], n_samples=40, n_rules=2, seed=0)
     >>> bp.p.shape
     (2, 3)
     """
-    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    eps = np.atleast_1d(check_real_array("eps", eps))
     if eps.ndim != 1 or not np.all((eps >= 0) & (eps <= 1)):
-        raise ValueError(f"eps={eps} violates 0 <= eps <= 1 (a scalar or 1-d array)")
+        raise InputError(f"eps={eps} violates 0 <= eps <= 1 (a scalar or 1-d array)")
 
     def make(x: np.ndarray, c: int, _seed: int) -> np.ndarray:
         return eps_evidence(x, float(eps[c]), v)
@@ -207,12 +274,37 @@ def bp_profile_diffusion(
     """Exact-BP beliefs when the leaves are diffused one-hot vectors (eqs. 1-4).
 
     Like :func:`bp_profile`, with the leaf evidence ``P(x_0 | x_t)`` of a forward diffusion to
-    each ``alpha_bar`` (1-d). ``1 - u[:, 0]`` is then the effective eps (eq. 63) of that noise
-    level, measured on the same leaves. Arrays of shape ``(len(alpha_bar), L+1)``.
+    each ``alpha_bar``. ``1 - u[:, 0]`` is then the effective eps (eq. 63) of that noise
+    level, measured on the same leaves.
+
+    Parameters
+    ----------
+    v, n_classes, m, s, L : int
+        The RHM's parameters.
+    alpha_bar : float or sequence of float
+        Noise levels in ``[0, 1]``, a scalar or 1-d.
+    n_samples, n_rules, seed, batch, dtype
+        As for :func:`bp_profile`.
+
+    Returns
+    -------
+    BPProfile
+        Arrays of shape ``(len(alpha_bar), L+1)``.
+
+    Raises
+    ------
+    InputError
+        On bad parameters, noise levels or seed.
+
+    Examples
+    --------
+    >>> bp = bp_profile_diffusion(8, 4, 2, 2, 2, alpha_bar=[1.0, 0.1], n_samples=20, n_rules=1)
+    >>> bp.accuracy.shape, float(bp.accuracy[0].min())   # alpha_bar = 1: no noise, all right
+    ((2, 3), 1.0)
     """
-    alpha_bar = np.atleast_1d(np.asarray(alpha_bar, dtype=np.float64))
+    alpha_bar = np.atleast_1d(check_real_array("alpha_bar", alpha_bar))
     if alpha_bar.ndim != 1 or np.any((alpha_bar < 0) | (alpha_bar > 1)):
-        raise ValueError("alpha_bar violates 0 <= alpha_bar <= 1 (a scalar or 1-d array)")
+        raise InputError("alpha_bar violates 0 <= alpha_bar <= 1 (a scalar or 1-d array)")
 
     def make(x: np.ndarray, c: int, noise_seed: int) -> np.ndarray:
         return diffusion_evidence(x, v, float(alpha_bar[c]), seed=noise_seed)
