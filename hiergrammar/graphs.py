@@ -426,9 +426,6 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> ax = draw_tree(rhm, values=rhm.sample(1))
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import networkx as nx
 
@@ -470,9 +467,6 @@ def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
     Rule factors sit half a level below their parent, the prior factor above the root, and
     (if ``evidence``) one evidence factor below each leaf.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import networkx as nx
 
