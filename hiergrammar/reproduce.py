@@ -62,8 +62,10 @@ def missing_requirements(module: ModuleType) -> list[str]:
 
 def _install_hint(module: ModuleType) -> str:
     extra = getattr(module, "EXTRA", None)
-    return f"pip install 'hiergrammar[{extra}]'" if extra else "pip install " + " ".join(
-        getattr(module, "REQUIRES", ())
+    return (
+        f"pip install 'hiergrammar[{extra}]'"
+        if extra
+        else "pip install " + " ".join(getattr(module, "REQUIRES", ()))
     )
 
 
