@@ -516,7 +516,9 @@ def run_folder(
 
     * at the start, orphaned temporary files are removed and ``run.in-progress.json`` marks the
       folder as being written (it lists the files written so far); it is removed only after
-      ``run.json`` is written, so an interrupted run leaves the marker behind;
+      ``run.json`` is written, so a run interrupted after writing a file leaves the marker
+      behind (one that fails before writing anything leaves the folder as it found it, less
+      the outputs it replaced);
     * if the folder holds a run (``run.json``, or the marker of an interrupted run) of the same
       command, parameters and seed, its files are deleted first and the run replaces it;
     * if it holds a run of another command, other parameters or another seed, an
@@ -557,6 +559,7 @@ def run_folder(
     folder = Path(os.path.abspath(check_output_dir(name, path)))
     run = RunFolder(folder, command, dict(parameters), seed)
     identity = run._identity()
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     remove_temporary_files(folder)
     manifest = _read_json(folder / MANIFEST_NAME)
@@ -616,6 +619,14 @@ def run_folder(
         _ACTIVE_RUNS.append(run)
     try:
         yield run
+    except BaseException:
+        if not run.files:  # nothing written: nothing to mark as partial
+            with contextlib.suppress(FileNotFoundError):
+                (folder / IN_PROGRESS_NAME).unlink()
+            if created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_RUNS.remove(run)

@@ -285,3 +285,16 @@ def test_a_manifest_never_makes_a_run_delete_outside_its_folder(tmp_path):
     )
     _run(folder, seed=0, n=1)
     assert outside.read_text() == "keep"
+
+
+def test_a_run_that_fails_before_writing_leaves_no_marker(tmp_path):
+    folder = tmp_path / "new"
+    with pytest.raises(InputError):
+        with run_folder(folder, command="demo", parameters={}, seed=0):
+            raise InputError("a step refused its input")
+    assert not folder.exists()
+    _run(folder, n=1)
+    with pytest.raises(RuntimeError):
+        with run_folder(folder, command="demo", parameters={"n": 2}, seed=0, force=True):
+            raise RuntimeError("before any file")
+    assert sorted(p.name for p in folder.iterdir()) == []  # the old set was replaced
