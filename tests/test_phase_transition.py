@@ -68,7 +68,7 @@ def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
     for L, value in crossings.items():
         if value is None:
             assert summary["non_finite_values"][f"/class_accuracy_half_crossing_eps/{L}"] == "NaN"
-            assert "n/a (no crossing on this grid)" in section.text
+            assert f"not on this grid (L = {L})" in section.text
 
 
 def test_first_crossing_interpolates_and_flags_missing_crossings():

@@ -268,29 +268,45 @@ def describe_phase_transition(result: PhaseTransitionResult) -> str:
     crossing = sm["class_accuracy_half_crossing_eps"]
     width = sm["class_accuracy_drop_width_eps_0.8_to_0.2"]
     low = sm["input_accuracy_where_class_is_half"]
+    t_half = sm["class_accuracy_half_crossing_t"]
 
-    def num(x: float, fmt: str = ".3f") -> str:
-        return "n/a (no crossing on this grid)" if x is None or not np.isfinite(x) else f"{x:{fmt}}"
+    def finite(x: float | None) -> bool:
+        return x is not None and bool(np.isfinite(x))
 
-    return (
+    def per_depth(values: dict[int, float]) -> str:
+        return ", ".join(
+            (f"{values[L]:.3f}" if finite(values[L]) else "not on this grid") + f" (L = {L})"
+            for L in depths
+        )
+
+    star = (
+        f"; mean-field eps* = {result.eps_star:.3f} (hiergrammar.theory)"
+        if result.eps_star is not None
+        else "; no mean-field transition at these parameters"
+    )
+    parts = [
         f"Exact BP on RHMs with {result.label}, depths L = {depths}, {z.n} samples for each of "
         f"{z.n_rules} rule draws per point (error bars: standard error across rule draws). "
-        "Class accuracy falls through 1/2 at eps ≈ "
-        + ", ".join(f"{num(crossing[L])} (L = {L})" for L in depths)
-        + (
-            f"; mean-field eps* = {result.eps_star:.3f} (hiergrammar.theory)"
-            if result.eps_star is not None
-            else "; no mean-field transition at these parameters"
+        f"Class accuracy falls through 1/2 at eps ≈ {per_depth(crossing)}{star}. Width of the "
+        f"drop from 0.8 to 0.2: {per_depth(width)}."
+    ]
+    if finite(crossing[deepest]):
+        parts.append(
+            f"At L = {deepest}, where the class accuracy is 1/2 the input symbols are still "
+            f"recovered with accuracy {low['eps']:.2f}."
         )
-        + ". Width of the drop from 0.8 to 0.2: "
-        + ", ".join(f"{num(width[L])} (L = {L})" for L in depths)
-        + f". At L = {deepest}, where the class accuracy is 1/2 the input symbols are still "
-        f"recovered with accuracy {num(low['eps'], '.2f')}. The second figure repeats this for "
-        f"the diffusion of one-hot inputs (the paper's Fig. 5): at L = {deepest} the class "
-        f"accuracy is 1/2 at t ≈ {num(sm['class_accuracy_half_crossing_t'])}, where the input "
-        f"accuracy is {num(low['diffusion'], '.2f')}; low levels decay smoothly, the class curve "
-        "sharpens with L and crosses them."
+    diffusion = (
+        f"at L = {deepest} the class accuracy is 1/2 at t ≈ {t_half:.3f}, where the input "
+        f"accuracy is {low['diffusion']:.2f}"
+        if finite(t_half)
+        else f"at L = {deepest} the class accuracy stays above 1/2 on this grid"
     )
+    parts.append(
+        "The second figure repeats this for the diffusion of one-hot inputs (the paper's "
+        f"Fig. 5): {diffusion}; low levels decay smoothly, the class curve sharpens with L and "
+        "crosses them."
+    )
+    return " ".join(parts)
 
 
 def reproduce_step(
