@@ -14,6 +14,10 @@ CNN's sample complexity (~ n_c m**L = 768) low enough to reach 100% test accurac
 cores. Other sizes: ``dataclasses.replace(FULL, v=16, n_classes=16, m=4, L=4, width=256,
 n_train=60000)``.
 
+One torch thread: these convolutions are small, and on a busy two-core machine a second
+intra-op thread made the quick training 15 to 30 times slower (measured: 3-7 s with one
+thread, 87-114 s with two, at a load average of 10), while on an idle machine it gains little.
+
 Examples
 --------
 >>> QUICK.L, FULL.L, FULL.budget_seconds >= QUICK.budget_seconds
@@ -49,8 +53,9 @@ class CNNProbeSizes:
     The RHM ``v, n_classes, m, s, L``; the CNN's ``width`` and its training (``n_train``,
     ``n_test`` samples, ``epochs``, ``batch_size``, Adam's ``lr``); the probe (``n_probe``
     held-out inputs, ``n_eps`` noise values from 0 to ``1 - 1/v``); ``exact_theory``: eps* from
-    sympy (seconds) rather than numerically; ``budget_seconds``: the step's time budget on two
-    CPU cores.
+    sympy (seconds) rather than numerically; ``threads``: torch's CPU threads for training and
+    probing (the result is deterministic for a given seed and thread count);
+    ``budget_seconds``: the step's time budget on two CPU cores.
     """
 
     v: int
@@ -67,6 +72,7 @@ class CNNProbeSizes:
     n_probe: int
     n_eps: int
     exact_theory: bool
+    threads: int
     budget_seconds: float
 
 
@@ -85,6 +91,7 @@ FULL = CNNProbeSizes(
     n_probe=2000,
     n_eps=25,
     exact_theory=True,
+    threads=1,
     budget_seconds=180,
 )
 
@@ -104,6 +111,7 @@ QUICK = CNNProbeSizes(
     n_probe=200,
     n_eps=6,
     exact_theory=False,
+    threads=1,
     budget_seconds=20,
 )
 
@@ -183,11 +191,12 @@ def compute_cnn_probe(sizes: CNNProbeSizes, seed: int = 0) -> CNNProbeResult:
         batch_size=z.batch_size,
         lr=z.lr,
         seed=int(seeds[1]),
+        num_threads=z.threads,
     )
     start = time.perf_counter()
     eps_grid = np.linspace(0.0, 1.0 - 1.0 / rhm.v, z.n_eps)
     held_out = rhm.sample(z.n_probe, seed=int(seeds[2])).x
-    with torch_threads(None):
+    with torch_threads(z.threads):
         probe = probe_eps_grid(trained.model, rhm, held_out, eps_grid, seed=int(seeds[3]))
     probe_seconds = time.perf_counter() - start
     eps_star, eps_source = critical_eps(rhm.v, rhm.m, rhm.s, exact=z.exact_theory)
