@@ -152,7 +152,7 @@ def test_errors_and_skips_are_reported_not_raised(monkeypatch):
 
 
 def _cli(argv):
-    from hiergrammar import crosscheck_cli
+    from hiergrammar.cli import crosscheck as crosscheck_cli
 
     parser = argparse.ArgumentParser(prog="hiergrammar")
     crosscheck_cli.register(parser.add_subparsers(dest="command"))
@@ -165,6 +165,8 @@ def test_cli_table_json_and_exit_code(capsys, monkeypatch):
         [
             "--v",
             "3",
+            "--n-classes",
+            "2",
             "--m",
             "2",
             "--L",
@@ -182,7 +184,8 @@ def test_cli_table_json_and_exit_code(capsys, monkeypatch):
     assert "pgmpy_bp_mp" in out and "all engines agree" in out
 
     code = _cli(
-        ["--v", "3", "--L", "2", "--json", "--marginals", "--engines", "tree_bp", "brute_force"]
+        ["--v", "3", "--n-classes", "2", "--m", "2", "--L", "2", "--json", "--marginals"]
+        + ["--engines", "tree_bp", "brute_force"]
     )
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and payload["agree"] is True
@@ -199,7 +202,10 @@ def test_cli_table_json_and_exit_code(capsys, monkeypatch):
         return marginals, log_ev
 
     monkeypatch.setitem(cc.RUNNERS, "pgmpy_bp_mp", off)
-    code = _cli(["--v", "3", "--L", "2", "--eps", "0.2", "--engines", "pgmpy_bp_mp", "brute_force"])
+    code = _cli(
+        ["--v", "3", "--n-classes", "2", "--m", "2", "--L", "2", "--eps", "0.2"]
+        + ["--engines", "pgmpy_bp_mp", "brute_force"]
+    )
     assert code == 1
     assert "DISAGREE" in capsys.readouterr().out
 

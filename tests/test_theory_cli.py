@@ -1,6 +1,5 @@
-"""Tests of ``hiergrammar theory …`` (hiergrammar.theory.cli), on a parser of our own and through
-the
-main ``hiergrammar`` parser.
+"""Tests of ``hiergrammar theory …`` (hiergrammar.cli.theory), on a parser of our own and through
+the main ``hiergrammar`` parser.
 
 Independent evidence: eps* for s = 2 against (v - 2m + 1)/(v - m) computed here with
 fractions, F'(1) against s m (v-1)/(v^s-1), the derivation text against
@@ -14,8 +13,10 @@ import json
 from fractions import Fraction
 
 import pytest
-from hiergrammar.theory import cli as theory_cli
 from hiergrammar.theory.latex import render
+
+from hiergrammar.cli import theory as theory_cli
+from hiergrammar.validation import InputError
 
 
 def _run(argv: list[str]) -> int:
@@ -41,13 +42,11 @@ def test_critical_prints_exact_and_float(capsys, v, m):
 
 def test_critical_json_is_one_object(capsys):
     assert _run(["theory", "critical", "--v", "32", "--m", "8", "--s", "2", "--json"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    data = json.loads(out)
+    data = json.loads(capsys.readouterr().out)  # one JSON document, nothing else
     assert data["eps_star"] == "17/24"
     assert data["eps_star_float"] == pytest.approx(17 / 24, rel=1e-15)
     assert data["fprime_1"] == "16/33" and data["transition"] is True
-    assert data["u_star"] == "7/24" and data["n_classes"] is None
+    assert data["u_star"] == "7/24" and data["n_classes"] == 32  # the shared RHM default
 
 
 def test_critical_without_transition_explains_why(capsys):
@@ -67,11 +66,22 @@ def test_critical_general_s_and_n_classes(capsys):
     assert data["n_classes"] == 10 and 0 < data["eps_star_float"] < 1 - 1 / 8
 
 
+def test_critical_defaults_are_the_shared_rhm_defaults(capsys):
+    from hiergrammar.cli.args import RHM_DEFAULTS
+
+    assert _run(["theory", "critical", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    v, m = RHM_DEFAULTS["v"], RHM_DEFAULTS["m"]
+    assert RHM_DEFAULTS["s"] == 2  # so that the s = 2 closed form applies
+    eps = Fraction(v - 2 * m + 1, v - m)
+    assert data["eps_star"] == f"{eps.numerator}/{eps.denominator}"
+
+
 def test_critical_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="m=9 violates 1 <= m <= v"):
+    with pytest.raises(InputError, match="m=9 violates 1 <= m <= v"):
         _run(["theory", "critical", "--v", "8", "--m", "9", "--s", "2"])
-    with pytest.raises(SystemExit):  # argparse: --s is required
-        _run(["theory", "critical", "--v", "8", "--m", "2"])
+    with pytest.raises(SystemExit):  # argparse: --s takes an integer
+        _run(["theory", "critical", "--v", "8", "--m", "2", "--s", "two"])
 
 
 def test_derive_prints_or_writes_atomically(tmp_path, capsys):
@@ -97,3 +107,36 @@ def test_through_main_hiergrammar_parser(capsys):
     assert main(["theory", "critical", "--v", "1", "--m", "1", "--s", "2"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "hiergrammar theory: error: v=1 violates v >= 2"
+
+
+def test_derive_out_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """``theory derive --out DIR``: a one-line error, exit 2, and the derivation never runs."""
+    import hiergrammar.theory.latex as latex
+
+    from hiergrammar.cli import main
+
+    def boom(*args, **kwargs):
+        raise AssertionError("render ran although --out was refused")
+
+    monkeypatch.setattr(latex, "render", boom)
+    assert main(["theory", "derive", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder; give a file path" in err
+
+
+def test_validate_quick_prints_a_passing_table_and_writes_a_manifest(tmp_path, capsys):
+    """Mean field vs exact BP at the paper's model: deviations below the 0.02 tolerance."""
+    from hiergrammar.artifacts import read_manifest, verify_run_folder
+    from hiergrammar.cli import main
+
+    out = tmp_path / "val"
+    code = main(["theory", "validate", "--quick", "--rules", "4", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "PASS" in text
+    data = json.loads((out / "validate_meanfield.json").read_text())
+    assert data["max_dev"] <= 0.02 and sorted(data["depths"]) == ["3", "4"]
+    assert verify_run_folder(out) == []
+    assert read_manifest(out)["command"] == "hiergrammar theory validate"
+    # --json prints the same numbers to stdout; a tolerance below the deviation exits 1
+    code = main(["theory", "validate", "--quick", "--rules", "4", "--json", "--tol", "1e-9"])
+    assert code == 1 and json.loads(capsys.readouterr().out)["max_dev"] == data["max_dev"]

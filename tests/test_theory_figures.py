@@ -1,5 +1,5 @@
-"""Tests of the theory figures (hiergrammar.theory.figures): data builders and the quick reproduce
-step."""
+"""Tests of the theory figure step (hiergrammar.figures.theory): data builders and the quick
+reproduce step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from hiergrammar.theory.figures import (
+from hiergrammar.theory.meanfield import critical_eps, profile
+
+from hiergrammar.artifacts import ReportSection
+from hiergrammar.figures.theory import (
+    QUICK,
     _around,
     diffusion_data,
     phase_diagram_data,
@@ -15,9 +19,6 @@ from hiergrammar.theory.figures import (
     reproduce_step,
     spread_data,
 )
-from hiergrammar.theory.meanfield import critical_eps, profile
-
-from hiergrammar.artifacts import ReportSection
 from hiergrammar.noise import continuous_alpha_bar, effective_eps
 
 
@@ -82,7 +83,7 @@ def test_around():
 def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
     import matplotlib.image
 
-    section = reproduce_step(tmp_path, seed=0, quick=True)
+    section = reproduce_step(tmp_path, seed=0, sizes=QUICK)
     assert isinstance(section, ReportSection)
     stems = {
         "fig06_phase_diagram",

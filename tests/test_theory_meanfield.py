@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hiergrammar.theory.meanfield import (
-    bp_profile,
     critical_eps,
     critical_line,
     downward_map,
@@ -24,6 +23,7 @@ from hiergrammar.theory.meanfield import (
 )
 
 from hiergrammar.bp import tree_bp
+from hiergrammar.experiments.beliefs import bp_profile
 from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM
 

@@ -23,7 +23,7 @@ from hiergrammar.vision.rhm_cnn import (
     leaf_values,
     train_tree_cnn,
 )
-from hiergrammar.vision.rhm_probe import critical_eps, eps_resample, probe_eps_grid, reproduce_step
+from hiergrammar.vision.rhm_probe import critical_eps, eps_resample, probe_eps_grid
 
 from hiergrammar import RHM
 
@@ -254,10 +254,12 @@ def test_critical_eps_closed_form():
         assert value == pytest.approx((v - 2 * m + 1) / (v - m), abs=1e-9), source
 
 
-# -- the reproduce step ----------------------------------------------------------------------
+# -- the figure step (hiergrammar.figures.cnn_probe) ----------------------------------------
 @pytest.mark.slow
 def test_reproduce_step_quick(tmp_path):
-    section = reproduce_step(tmp_path, seed=0, quick=True)
+    from hiergrammar.figures.cnn_probe import QUICK, reproduce_step
+
+    section = reproduce_step(tmp_path, seed=0, sizes=QUICK)
     for name in ("cnn_probe.png", "cnn_probe.npz", "cnn_probe.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "cnn_probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

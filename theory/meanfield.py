@@ -16,9 +16,10 @@ The closed forms are typed in here; :mod:`hiergrammar.theory.symbolic` derives t
 The phase transition sits at the repulsive fixed point ``u*`` of ``F`` (:func:`upward_fixed_point`,
 :func:`critical_eps`, :func:`critical_line`).
 
-:func:`bp_profile` and :func:`bp_profile_diffusion` measure the same three quantities (and the
-argmax accuracy) with exact BP, averaged over samples, nodes and several rule draws, with
-standard errors, so that the theory can be checked against them.
+:func:`hiergrammar.experiments.beliefs.bp_profile` and ``bp_profile_diffusion`` (in the core)
+measure the same three quantities (and the argmax accuracy) with exact BP, averaged over
+samples, nodes and several rule draws, with standard errors, so that the theory can be checked
+against them.
 
 Example
 -------
@@ -38,13 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The exact-BP measurements live in the core; re-exported here beside the theory they check.
-from hiergrammar.experiments.beliefs import (  # noqa: F401
-    BPProfile,
-    bp_profile,
-    bp_profile_diffusion,
-    true_beliefs,
-)
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 

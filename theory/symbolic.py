@@ -54,6 +54,7 @@ import sympy as sp
 
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
+from hiergrammar.validation import InputError
 
 
 class Sym:
@@ -771,13 +772,13 @@ EXACT_MAX_S = 16
 
 
 def check_parameters(v: int, m: int, s: int, n_classes: int | None = None) -> None:
-    """Raise ValueError naming the violated bound unless ``v >= 2``, ``s >= 2``,
+    """Raise InputError naming the violated bound unless ``v >= 2``, ``s >= 2``,
     ``1 <= m <= v**(s-1)`` and, if given, ``1 <= n_classes`` with ``n_classes*m <= v**s``
     (:func:`hiergrammar.rhm.check_parameters`; only the message for ``m`` out of range
     differs: it names the two-sided range that ``hiergrammar theory critical --m`` documents)."""
     v, s = check_int("v", v, 2), check_int("s", s, 2)
     if isinstance(m, numbers.Integral) and not 1 <= m <= v ** (s - 1):
-        raise ValueError(f"m={m} violates 1 <= m <= v**(s-1) = {v ** (s - 1)}")
+        raise InputError(f"m={m} violates 1 <= m <= v**(s-1) = {v ** (s - 1)}")
     _check_rhm_parameters(v, 1 if n_classes is None else n_classes, m, s)
 
 

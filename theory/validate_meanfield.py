@@ -1,33 +1,36 @@
 """Check the mean-field profile against exact BP on a grid of depths and noise levels.
 
-For each depth ``L`` and noise ``eps``, :func:`hiergrammar.theory.meanfield.bp_profile` averages
-the exact
-BP beliefs in the true symbol over samples, nodes and several rule draws, and the marginal
-``p_l`` is compared with the mean-field :func:`hiergrammar.theory.meanfield.profile`. The report
-gives, per
-``L`` and per level, the largest ``|p_MF - p_BP|`` over eps, the eps where it occurs, the
-standard error of the BP mean there (rule-to-rule spread) and the deviation in standard errors.
+For each depth ``L`` and noise ``eps``, :func:`hiergrammar.experiments.beliefs.bp_profile`
+averages the exact BP beliefs in the true symbol over samples, nodes and several rule draws,
+and the marginal ``p_l`` is compared with the mean-field
+:func:`hiergrammar.theory.meanfield.profile`. The report gives, per ``L`` and per level, the
+largest ``|p_MF - p_BP|`` over eps, the eps where it occurs, the standard error of the BP mean
+there (rule-to-rule spread) and the deviation in standard errors.
 
-Run::
+From the command line::
 
-    python -m hiergrammar.theory.validate_meanfield            # v=32, n_c=32, m=8, s=2, L=3..8
-    python -m hiergrammar.theory.validate_meanfield --quick    # seconds: L=3..4, fewer samples
+    hiergrammar theory validate            # v=32, n_c=32, m=8, s=2, L=3..8
+    hiergrammar theory validate --quick    # seconds: L=3..4, fewer samples
 
-It prints a table and writes the numbers as JSON (``--json``). The exit code is 1 when some
-deviation exceeds ``--tol`` (0.02 by default).
+Examples
+--------
+>>> result = run_validation(v=8, n_classes=8, m=2, s=2, depths=(2,), eps=(0.3,), n_samples=40,
+...                         n_rules=2, seed=0)
+>>> result["depths"][2]["p_bp"].shape      # (len(eps), L + 1)
+(1, 3)
+>>> print(format_report(result).splitlines()[-1])  # doctest: +ELLIPSIS
+overall max |p_MF - p_BP| = ...
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from hiergrammar.theory.meanfield import bp_profile, critical_eps, profile
+from hiergrammar.theory.meanfield import critical_eps, profile
 
-from hiergrammar.artifacts import save_json
+from hiergrammar.experiments.beliefs import bp_profile
 
 
 def run_validation(
@@ -160,64 +163,3 @@ def format_report(result: dict, tol: float = 0.02) -> str:
         f"overall max |p_MF - p_BP| = {result['max_dev']:.4f}  (target <= {tol}): {verdict}"
     )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hiergrammar.theory.validate_meanfield", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="L=3,4, eps 0.3/0.6/0.9, 400 samples (a few seconds)"
-    )
-    parser.add_argument("--depths", type=int, nargs="+", default=None, help="default 3..8")
-    parser.add_argument(
-        "--eps", type=float, nargs="+", default=None, help="default 0.3 0.4 ... 0.9"
-    )
-    parser.add_argument(
-        "--samples", type=int, default=None, help="samples per (L, eps), default 2400"
-    )
-    parser.add_argument("--rules", type=int, default=8, help="independent rule draws")
-    parser.add_argument("--v", type=int, default=32)
-    parser.add_argument("--n-classes", type=int, default=32)
-    parser.add_argument("--m", type=int, default=8)
-    parser.add_argument("--s", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tol", type=float, default=0.02)
-    parser.add_argument(
-        "--float32", action="store_true", help="float32 BP messages: twice as fast, error ~1e-6"
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=Path("results/validate_meanfield.json"),
-        help="where to write the numbers",
-    )
-    args = parser.parse_args(argv)
-    depths = args.depths or ([3, 4] if args.quick else [3, 4, 5, 6, 7, 8])
-    eps = args.eps or ([0.3, 0.6, 0.9] if args.quick else [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    samples = args.samples or (400 if args.quick else 2400)
-    try:
-        result = run_validation(
-            args.v,
-            args.n_classes,
-            args.m,
-            args.s,
-            tuple(depths),
-            tuple(eps),
-            samples,
-            args.rules,
-            args.seed,
-            np.float32 if args.float32 else np.float64,
-        )
-    except ValueError as err:
-        print(f"validate_meanfield: error: {err}", file=sys.stderr)
-        return 2
-    result["tol"] = args.tol
-    save_json(args.json, result)
-    print(format_report(result, args.tol))
-    print(f"numbers written to {args.json}")
-    return 0 if result["max_dev"] <= args.tol else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

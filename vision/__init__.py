@@ -22,8 +22,8 @@ use.
   (``hiergrammar.vision.plots``);
 * :class:`TreeCNN`, :func:`train_tree_cnn`, :func:`encode`, :func:`decode` — the tree-matched
   CNN and one-hot RHM images (``hiergrammar.vision.rhm_cnn``); :func:`probe_rhm`,
-  :func:`run_cnn_probe` —
-  the paper's Fig. 8 (``hiergrammar.vision.rhm_probe``).
+  :func:`probe_eps_grid` — the measurements of the paper's Fig. 8
+  (``hiergrammar.vision.rhm_probe``; its figure step is ``hiergrammar.figures.cnn_probe``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ _LAZY: dict[str, str] = {
     "eps_resample": "hiergrammar.vision.rhm_probe",
     "probe_rhm": "hiergrammar.vision.rhm_probe",
     "probe_eps_grid": "hiergrammar.vision.rhm_probe",
-    "run_cnn_probe": "hiergrammar.vision.rhm_probe",
 }
 
 __all__ = sorted(_LAZY)

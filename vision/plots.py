@@ -93,11 +93,8 @@ def plot_probe(
     """Similarity vs ``t`` per layer (coloured by depth), one panel per data dict.
 
     ``band``: ``"none"``, ``"sem"`` or ``"std"`` -- a shaded band of that width around every
-    curve. Returns the matplotlib ``Figure`` (Agg backend).
+    curve. Returns the matplotlib ``Figure``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize

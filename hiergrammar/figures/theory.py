@@ -1,4 +1,4 @@
-"""Figures of the mean-field theory against exact BP (the paper's Figs. 6, 7, 11-15).
+"""Figure step ``theory``: the mean-field theory against exact BP (the paper's Figs. 6, 7, 11-15).
 
 * Fig. 6, :func:`phase_diagram_data`: class reconstruction by exact BP in the ``(f, eps)``
   plane for ``s = 2`` and ``s = 3`` at increasing depth, with the mean-field critical line
@@ -10,11 +10,16 @@
 * Fig. 15, :func:`diffusion_data`: the effective eps of the diffusion vs time, and the BP
   beliefs of the diffused inputs vs ``eps_eff`` over the epsilon-process curves.
 
-:func:`reproduce_step` runs all of them for ``hiergrammar reproduce`` and writes each PNG with
-its data (NPZ and JSON) beside it.
+:func:`compute_theory` runs all four at the sizes of a :class:`TheorySizes` (:data:`FULL` or
+:data:`QUICK`), the ``plot_*`` functions draw them (each returns a matplotlib ``Figure``),
+:func:`describe_theory` writes the report text, and :func:`reproduce_step` writes each PNG with
+its data (NPZ and JSON) into ``theory/`` of the output folder.
 
-Example
--------
+The measurements come from :mod:`hiergrammar.experiments.beliefs` (exact BP) and
+:mod:`hiergrammar.theory.meanfield` (the theory).
+
+Examples
+--------
 >>> data = profiles_data(v=8, n_classes=8, m=2, s=2, L=2, eps=[0.2, 0.6], n_samples=20,
 ...                      n_rules=1, seed=0)
 >>> data["bp_p"].shape, data["mf_p"].shape      # (len(eps), L+1), (len(eps_dense), L+1)
@@ -24,32 +29,32 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hiergrammar.theory.meanfield import (
-    bp_profile,
-    bp_profile_diffusion,
-    critical_eps,
-    critical_line,
-    profile,
-    true_beliefs,
-)
 
 from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
+from hiergrammar.experiments.beliefs import bp_profile, bp_profile_diffusion, true_beliefs
 from hiergrammar.experiments.curves import first_crossing
+from hiergrammar.theory.meanfield import critical_eps, critical_line, profile
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+REQUIRES: tuple[str, ...] = ()
+EXTRA: str | None = None
 
 # float32 BP: about twice as fast, and its ~1e-6 error is far below every sampling error here.
 _DTYPE = np.float32
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs: Any) -> Figure:
+    """A matplotlib Figure of its own: no pyplot state, no backend switch."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _level_colors(L: int) -> list:
@@ -131,19 +136,13 @@ def _edges(x: np.ndarray) -> np.ndarray:
     return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
 
 
-def plot_phase_diagram(panels: Sequence[dict[str, np.ndarray]], curve_m: Sequence[int]):
+def plot_phase_diagram(panels: Sequence[dict[str, np.ndarray]], curve_m: Sequence[int]) -> Figure:
     """One row per ``s``: heat maps of the BP marginal of the true class per depth, then that
     marginal (solid) and the argmax accuracy (dashed) vs eps at the fixed
     ``f = curve_m[row] / v**(s-1)`` for every depth."""
-    plt = _pyplot()
     ncols = max(len(p["depths"]) for p in panels) + 1
-    fig, axes = plt.subplots(
-        len(panels),
-        ncols,
-        figsize=(3.6 * ncols, 3.4 * len(panels)),
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig = _figure(figsize=(3.6 * ncols, 3.4 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), ncols, squeeze=False)
     for row, (data, m_fixed) in enumerate(zip(panels, curve_m, strict=True)):
         s, v = int(data["s"]), int(data["v"])
         fe, ee = _edges(data["f"]), _edges(data["eps"])
@@ -248,14 +247,14 @@ def profiles_data(
     return out
 
 
-def plot_profiles(data: dict[str, np.ndarray]):
+def plot_profiles(data: dict[str, np.ndarray]) -> Figure:
     """Four panels: upward ``u``, downward ``d``, marginal ``p`` (MF lines, BP points) and the
     argmax accuracy of BP (the eps-process keeps the true symbol the most likely one at every
     leaf, so low levels stay at 1 until eps = 1 - 1/v; the theory has no argmax analogue)."""
-    plt = _pyplot()
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     colors = _level_colors(L)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2), constrained_layout=True)
+    fig = _figure(figsize=(17, 4.2), layout="constrained")
+    axes = fig.subplots(1, 4)
     panels = [
         ("u", "upward belief in the true symbol", "mf_u", "bp_u"),
         ("d", "downward belief in the true symbol", "mf_d", "bp_d"),
@@ -338,19 +337,12 @@ def spread_data(
     return out
 
 
-def plot_spread(data: dict[str, np.ndarray]):
+def plot_spread(data: dict[str, np.ndarray]) -> Figure:
     """Violin plots per level of the BP upward and downward beliefs, MF values as red bars."""
-    plt = _pyplot()
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     eps = data["eps"]
-    fig, axes = plt.subplots(
-        2,
-        len(eps),
-        figsize=(4.2 * len(eps), 6.6),
-        squeeze=False,
-        constrained_layout=True,
-        sharey=True,
-    )
+    fig = _figure(figsize=(4.2 * len(eps), 6.6), layout="constrained")
+    axes = fig.subplots(2, len(eps), squeeze=False, sharey=True)
     for row, (q, name) in enumerate([("u", "upward"), ("d", "downward")]):
         for i, e in enumerate(eps):
             ax = axes[row, i]
@@ -456,13 +448,13 @@ def diffusion_data(
     }
 
 
-def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray]):
+def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray]) -> Figure:
     """Left: ``eps_eff(t)``. Middle: marginal belief vs ``eps_eff`` (diffusion points) over the
     epsilon-process (BP dashed, MF solid). Right: the same for the argmax accuracy (BP only)."""
-    plt = _pyplot()
     v, n_classes, m, s, L = (int(x) for x in diff["params"])
     colors = _level_colors(L)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
+    fig = _figure(figsize=(15, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     ax.plot(
         diff["t_dense"],
@@ -526,22 +518,108 @@ def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray])
     return fig
 
 
-# -- the reproduce step ---------------------------------------------------------------------------
-def _save(
-    out_dir: Path,
-    stem: str,
-    fig,
-    data: dict[str, np.ndarray],
-    summary: dict,
-    figures: list[Path],
-    files: list[Path],
-    dpi: int,
-) -> None:
-    figures.append(save_figure(fig, out_dir / f"{stem}.png", dpi=dpi))
-    files.append(save_npz(out_dir / f"{stem}.npz", **data))
-    files.append(save_json(out_dir / f"{stem}.json", summary))
+# -- sizes -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhaseDiagramPanel:
+    """One row of Fig. 6: branching ``s``, ``v = n_classes``, the ``m`` values of the ``f``
+    axis, the depths, and the ``m`` of the fixed-``f`` curves (one of ``ms``)."""
+
+    s: int
+    v: int
+    ms: tuple[int, ...]
+    depths: tuple[int, ...]
+    fixed_m: int
 
 
+@dataclass(frozen=True)
+class TheorySizes:
+    """Sizes of the ``theory`` step.
+
+    The model of Figs. 7, 11-15 is ``v = n_classes``, ``m``, ``s``, ``L``.
+    ``profile_eps`` / ``profile_samples``: Figs. 7, 12-14, over ``n_rules`` rule draws.
+    ``spread_eps`` / ``spread_samples``: Fig. 11 (one rule draw).
+    ``diffusion_eps_eff``: Fig. 15's times, chosen so that the effective eps hits these values
+    (:func:`times_for_eps_eff`), or ``diffusion_t``: the times themselves;
+    ``diffusion_samples``, ``diffusion_leaves`` (Monte-Carlo leaves of ``eps_eff(t)``).
+    ``panels``, ``phase_eps``, ``phase_samples``, ``phase_rules``: Fig. 6.
+    ``dpi`` of the PNGs; ``budget_seconds``: the step's time budget on two CPU cores.
+    """
+
+    v: int
+    m: int
+    s: int
+    L: int
+    n_rules: int
+    profile_eps: tuple[float, ...]
+    profile_samples: int
+    spread_eps: tuple[float, ...]
+    spread_samples: int
+    diffusion_eps_eff: tuple[float, ...] | None
+    diffusion_t: tuple[float, ...] | None
+    diffusion_samples: int
+    diffusion_leaves: int
+    panels: tuple[PhaseDiagramPanel, ...]
+    phase_eps: tuple[float, ...]
+    phase_samples: int
+    phase_rules: int
+    dpi: int
+    budget_seconds: float
+
+
+FULL = TheorySizes(
+    v=32,
+    m=8,
+    s=2,
+    L=5,
+    n_rules=4,
+    profile_eps=tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist()),
+    profile_samples=480,
+    spread_eps=(0.3, 0.6, 0.75),
+    spread_samples=100,
+    # Times spread evenly in eps_eff, with extra points around the class transition.
+    diffusion_eps_eff=(0.05, 0.15, 0.25, 0.33, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9),
+    diffusion_t=None,
+    diffusion_samples=400,
+    diffusion_leaves=4000,
+    panels=(
+        PhaseDiagramPanel(2, 16, (1, 2, 3, 4, 5, 6, 7, 8, 10, 12), (2, 4, 6), 4),
+        PhaseDiagramPanel(3, 8, (1, 2, 4, 8, 12, 16, 20, 24, 32), (2, 3, 4), 8),
+    ),
+    phase_eps=tuple(np.round(np.arange(0.0, 0.91, 0.075), 3).tolist()),
+    phase_samples=80,
+    phase_rules=2,
+    dpi=130,
+    budget_seconds=120,
+)
+
+#: Tiny sizes for ``--quick``: small, fast PNGs too.
+QUICK = TheorySizes(
+    v=32,
+    m=8,
+    s=2,
+    L=3,
+    n_rules=2,
+    profile_eps=(0.3, 0.6, 0.8),
+    profile_samples=40,
+    spread_eps=(0.3, 0.6, 0.75),
+    spread_samples=10,
+    diffusion_eps_eff=None,
+    diffusion_t=(0.03, 0.1),
+    diffusion_samples=20,
+    diffusion_leaves=500,
+    panels=(
+        PhaseDiagramPanel(2, 8, (1, 2, 4), (2, 3), 2),
+        PhaseDiagramPanel(3, 4, (1, 4), (2,), 1),
+    ),
+    phase_eps=(0.2, 0.5, 0.8),
+    phase_samples=8,
+    phase_rules=1,
+    dpi=72,
+    budget_seconds=15,
+)
+
+
+# -- compute, describe, reproduce -----------------------------------------------------------------
 def _around(
     eps: np.ndarray, values: np.ndarray, eps_star: float, gap: float = 0.05
 ) -> tuple[float, float, float, float]:
@@ -557,39 +635,52 @@ def _around(
     )
 
 
-def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> ReportSection:
-    """Figs. 6, 7/12-14, 11 and 15 of the mean-field theory against exact BP.
+@dataclass
+class TheoryResult:
+    """What :func:`compute_theory` measured: per figure its data arrays (``*_data``, saved as
+    NPZ) and the numbers the report quotes (``*_summary``, saved as JSON)."""
 
-    Default sizes take about a minute and a half on 2 cores; ``quick=True`` a few seconds.
+    sizes: TheorySizes
+    seed: int
+    profiles_data: dict[str, np.ndarray]
+    profiles_summary: dict[str, Any]
+    spread_data: dict[str, np.ndarray]
+    spread_summary: dict[str, Any]
+    diffusion_data: dict[str, np.ndarray]
+    diffusion_summary: dict[str, Any]
+    phase_panels: list[dict[str, np.ndarray]]
+    phase_summary: dict[str, Any]
+
+    @property
+    def phase_data(self) -> dict[str, np.ndarray]:
+        """The Fig. 6 panels as one flat dict ``s{s}_{key}``."""
+        return {f"s{p['s']}_{k}": val for p in self.phase_panels for k, val in p.items()}
+
+
+def compute_theory(sizes: TheorySizes, seed: int = 0) -> TheoryResult:
+    """Run the measurements of Figs. 7/12-14, 11, 15 and 6 at ``sizes``.
+
+    Parameters
+    ----------
+    sizes : TheorySizes
+        :data:`FULL`, :data:`QUICK` or your own.
+    seed : int
+        Seed of every rule draw, sample and noise.
+
+    Returns
+    -------
+    TheoryResult
     """
-    out_dir = Path(out_dir) / "theory"
-    figures: list[Path] = []
-    files: list[Path] = []
-    v, m, s = 32, 8, 2
-    dpi = 72 if quick else 130  # quick mode is for tests: small, fast PNGs
-    if quick:
-        L, prof_eps, prof_n, rules = 3, np.array([0.3, 0.6, 0.8]), 40, 2
-        pd_sizes = [(2, 8, [1, 2, 4], [2, 3], 2), (3, 4, [1, 4], [2], 1)]
-        pd_eps, pd_n, spread_n = np.array([0.2, 0.5, 0.8]), 8, 10
-        diff_t, diff_n = np.array([0.03, 0.1]), 20
-    else:
-        L, prof_eps, prof_n, rules = 5, np.round(np.arange(0.05, 0.96, 0.05), 2), 480, 4
-        # (s, v, m values, depths, m of the fixed-f curves)
-        pd_sizes = [
-            (2, 16, [1, 2, 3, 4, 5, 6, 7, 8, 10, 12], [2, 4, 6], 4),
-            (3, 8, [1, 2, 4, 8, 12, 16, 20, 24, 32], [2, 3, 4], 8),
-        ]
-        pd_eps, pd_n, spread_n = np.round(np.arange(0.0, 0.91, 0.075), 3), 80, 100
-        # Times spread evenly in eps_eff, with extra points around the class transition.
-        diff_t = times_for_eps_eff(
-            v, [0.05, 0.15, 0.25, 0.33, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9], seed=seed
-        )
-        diff_n = 400
+    z = sizes
+    v, m, s, L, rules = z.v, z.m, z.s, z.L, z.n_rules
 
     # Figs. 7, 12-14
-    prof = profiles_data(v, v, m, s, L, prof_eps, n_samples=prof_n, n_rules=rules, seed=seed)
+    prof_eps = np.asarray(z.profile_eps, dtype=np.float64)
+    prof = profiles_data(
+        v, v, m, s, L, prof_eps, n_samples=z.profile_samples, n_rules=rules, seed=seed
+    )
+    dev = np.abs(prof["mf_at_bp_p"] - prof["bp_p"])
     mf_at_bp = profile(v, v, m, s, L, prof_eps)
-    dev = np.abs(mf_at_bp.p - prof["bp_p"])
     worst = np.unravel_index(dev.argmax(), dev.shape)
     prof_summary = {
         "params": {
@@ -598,7 +689,7 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
             "m": m,
             "s": s,
             "L": L,
-            "n_samples": prof_n,
+            "n_samples": z.profile_samples,
             "n_rules": rules,
         },
         "eps_star": critical_eps(v, m, s),
@@ -609,20 +700,10 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         "max_abs_u_mf_minus_bp": float(np.abs(mf_at_bp.u - prof["bp_u"]).max()),
         "max_abs_d_mf_minus_bp": float(np.abs(mf_at_bp.d - prof["bp_d"]).max()),
     }
-    _save(
-        out_dir,
-        "fig07_beliefs_per_level",
-        plot_profiles(prof),
-        prof,
-        prof_summary,
-        figures,
-        files,
-        dpi,
-    )
 
     # Fig. 11
-    spread_eps = np.array([0.3, 0.6, 0.75])
-    spread = spread_data(v, v, m, s, L, spread_eps, n_samples=spread_n, seed=seed)
+    spread_eps = np.asarray(z.spread_eps, dtype=np.float64)
+    spread = spread_data(v, v, m, s, L, spread_eps, n_samples=z.spread_samples, seed=seed)
     spread_summary = {
         "eps": spread_eps,
         "levels": L + 1,
@@ -638,18 +719,12 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
             for i, e in enumerate(spread_eps)
         },
     }
-    _save(
-        out_dir,
-        "fig11_message_spread",
-        plot_spread(spread),
-        spread,
-        spread_summary,
-        figures,
-        files,
-        dpi,
-    )
 
     # Fig. 15
+    if z.diffusion_t is not None:
+        diff_t = np.asarray(z.diffusion_t, dtype=np.float64)
+    else:
+        diff_t = times_for_eps_eff(v, z.diffusion_eps_eff, seed=seed)
     diff = diffusion_data(
         v,
         v,
@@ -657,10 +732,10 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         s,
         L,
         diff_t,
-        n_samples=diff_n,
+        n_samples=z.diffusion_samples,
         n_rules=rules,
         seed=seed,
-        n_leaves=500 if quick else 4000,
+        n_leaves=z.diffusion_leaves,
     )
     # Where the class (l = L) and input (l = 0) marginals fall through 1/2: diffusion (vs
     # eps_eff), eps-process BP and mean field (vs eps).
@@ -687,35 +762,32 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
         else None,
         "max_abs_p_diffusion_minus_mf_at_eps_eff": float(np.abs(diff["mf_p"] - diff["bp_p"]).max()),
     }
-    _save(
-        out_dir,
-        "fig15_diffusion_effective_eps",
-        plot_diffusion(diff, prof),
-        diff,
-        diff_summary,
-        figures,
-        files,
-        dpi,
-    )
 
     # Fig. 6
-    panels, curve_m, pd_summary = [], [], {}
-    for ps, pv, pms, pdepths, pm in pd_sizes:
+    pd_eps = np.asarray(z.phase_eps, dtype=np.float64)
+    panels, pd_summary = [], {}
+    for panel in z.panels:
         data = phase_diagram_data(
-            ps, pv, pms, pd_eps, pdepths, n_samples=pd_n, n_rules=1 if quick else 2, seed=seed
+            panel.s,
+            panel.v,
+            panel.ms,
+            pd_eps,
+            panel.depths,
+            n_samples=z.phase_samples,
+            n_rules=z.phase_rules,
+            seed=seed,
         )
         panels.append(data)
-        curve_m.append(pm)
-        j = pms.index(pm)
+        j = panel.ms.index(panel.fixed_m)
         star = float(data["eps_star"][j])
-        norm = (data["belief"][:, j] - 1.0 / pv) / (1.0 - 1.0 / pv)
-        pd_summary[f"s={ps}"] = {
-            "v": pv,
-            "m": pms,
-            "depths": pdepths,
-            "n_samples": pd_n,
-            "fixed_m": pm,
-            "fixed_f": pm / pv ** (ps - 1),
+        norm = (data["belief"][:, j] - 1.0 / panel.v) / (1.0 - 1.0 / panel.v)
+        pd_summary[f"s={panel.s}"] = {
+            "v": panel.v,
+            "m": list(panel.ms),
+            "depths": list(panel.depths),
+            "n_samples": z.phase_samples,
+            "fixed_m": panel.fixed_m,
+            "fixed_f": panel.fixed_m / panel.v ** (panel.s - 1),
             "eps_star_at_fixed_f": star,
             "class_marginal_around_eps_star": {
                 int(L_): dict(
@@ -725,29 +797,40 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
                         strict=True,
                     )
                 )
-                for i, L_ in enumerate(pdepths)
+                for i, L_ in enumerate(panel.depths)
             },
             "half_crossing_of_normalised_class_marginal": {
-                int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(pdepths)
+                int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(panel.depths)
             },
         }
-    pd_data = {f"s{p['s']}_{k}": val for p in panels for k, val in p.items()}
-    _save(
-        out_dir,
-        "fig06_phase_diagram",
-        plot_phase_diagram(panels, curve_m),
-        pd_data,
+    return TheoryResult(
+        sizes,
+        seed,
+        prof,
+        prof_summary,
+        spread,
+        spread_summary,
+        diff,
+        diff_summary,
+        panels,
         pd_summary,
-        figures,
-        files,
-        dpi,
     )
 
-    def fmt(x: float) -> str:
+
+def describe_theory(result: TheoryResult) -> str:
+    """The report's Markdown, computed from the measured numbers."""
+    z = result.sizes
+    prof_summary, diff, half = (
+        result.profiles_summary,
+        result.diffusion_data,
+        result.diffusion_summary["marginal_half_crossing"],
+    )
+
+    def fmt(x: float | None) -> str:
         return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"
 
     pd_lines = []
-    for key, sm in pd_summary.items():
+    for key, sm in result.phase_summary.items():
         around = sm["class_marginal_around_eps_star"]
         first = next(iter(around.values()))
         cells = ", ".join(
@@ -759,14 +842,15 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, quick: bool = False) -> Repo
             f"{fmt(first['eps_below'])} / {fmt(first['eps_above'])}: {cells}"
         )
     pd_text = "\n".join(pd_lines)
-    text = f"""
-Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of docs/model.md §6) against
-exact BP (`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {v}, m = {m}, s = {s}, L = {L}.
-BP values are beliefs in the true symbol averaged over the nodes of a level, {prof_n} samples
-per noise value and {rules} independent rule draws; error bars are the spread of the per-draw
-means over sqrt({rules}).
+    rules, t = z.n_rules, diff["t"]
+    return f"""
+Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of docs/model.md) against
+exact BP (`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {z.v}, m = {z.m},
+s = {z.s}, L = {z.L}. BP values are beliefs in the true symbol averaged over the nodes of a
+level, {z.profile_samples} samples per noise value and {rules} independent rule draws; error
+bars are the spread of the per-draw means over sqrt({rules}).
 
-* **Figs. 7, 12-14** (`fig07_beliefs_per_level`): over {len(prof_eps)} eps values and all
+* **Figs. 7, 12-14** (`fig07_beliefs_per_level`): over {len(z.profile_eps)} eps values and all
   levels, max |p_MF - p_BP| = {prof_summary["max_abs_p_mf_minus_bp"]:.4f} (at eps =
   {prof_summary["at_eps"]}, level {prof_summary["at_level"]}, BP standard error
   {prof_summary["se_there"]:.4f}). Upward beliefs agree to
@@ -775,12 +859,12 @@ means over sqrt({rules}).
   small eps, as the paper notes). MF threshold eps* = {prof_summary["eps_star"]:.4f}. The
   argmax accuracy stays 1 at low levels up to eps close to 1 - 1/v: under the eps-process
   the true symbol is always the most likely one at each leaf.
-* **Fig. 11** (`fig11_message_spread`): single-node BP beliefs (one rule draw, {spread_n}
-  samples, eps = {spread_eps.tolist()}) spread around the mean-field value; the upward
-  ones are centred on it, the downward ones are broad and bimodal at low eps.
-* **Fig. 15** (`fig15_diffusion_effective_eps`): eps_eff(t) (abar = exp(-2t), v = {v}) goes
-  from {diff["eps_eff"][0]:.3f} at t = {diff_t[0]:.3g} to {diff["eps_eff"][-1]:.3f} at
-  t = {diff_t[-1]:.3g}. Against eps_eff the diffusion's curves have the eps-process shape
+* **Fig. 11** (`fig11_message_spread`): single-node BP beliefs (one rule draw,
+  {z.spread_samples} samples, eps = {list(z.spread_eps)}) spread around the mean-field value;
+  the upward ones are centred on it, the downward ones are broad and bimodal at low eps.
+* **Fig. 15** (`fig15_diffusion_effective_eps`): eps_eff(t) (abar = exp(-2t), v = {z.v}) goes
+  from {diff["eps_eff"][0]:.3f} at t = {t[0]:.3g} to {diff["eps_eff"][-1]:.3f} at
+  t = {t[-1]:.3g}. Against eps_eff the diffusion's curves have the eps-process shape
   (class sharpest, low levels smoothest) but are shifted to lower noise: the class marginal
   falls through 1/2 at eps_eff =
   {fmt(half["class"]["diffusion_bp"])} (diffusion) vs eps = {fmt(half["class"]["eps_process_bp"])}
@@ -793,9 +877,47 @@ means over sqrt({rules}).
   fixed f the class transition sharpens with L (values just below / above eps* +- 0.05):
 {pd_text}
 """
+
+
+def reproduce_step(out_dir: Path, *, seed: int = 0, sizes: TheorySizes = FULL) -> ReportSection:
+    """Compute, plot and describe Figs. 6, 7/12-14, 11 and 15; write each figure's PNG, NPZ
+    and JSON into ``out_dir / "theory"``."""
+    out_dir = Path(out_dir) / "theory"
+    result = compute_theory(sizes, seed=seed)
+    figures: list[Path] = []
+    files: list[Path] = []
+    for stem, fig, data, summary in (
+        (
+            "fig07_beliefs_per_level",
+            plot_profiles(result.profiles_data),
+            result.profiles_data,
+            result.profiles_summary,
+        ),
+        (
+            "fig11_message_spread",
+            plot_spread(result.spread_data),
+            result.spread_data,
+            result.spread_summary,
+        ),
+        (
+            "fig15_diffusion_effective_eps",
+            plot_diffusion(result.diffusion_data, result.profiles_data),
+            result.diffusion_data,
+            result.diffusion_summary,
+        ),
+        (
+            "fig06_phase_diagram",
+            plot_phase_diagram(result.phase_panels, [p.fixed_m for p in sizes.panels]),
+            result.phase_data,
+            result.phase_summary,
+        ),
+    ):
+        figures.append(save_figure(fig, out_dir / f"{stem}.png", dpi=sizes.dpi))
+        files.append(save_npz(out_dir / f"{stem}.npz", **data))
+        files.append(save_json(out_dir / f"{stem}.json", summary))
     return ReportSection(
         title="Mean-field theory vs exact BP (Figs. 6, 7, 11-15)",
-        text=text,
+        text=describe_theory(result),
         figures=figures,
         data=files,
     )

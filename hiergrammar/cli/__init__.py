@@ -1,0 +1,53 @@
+"""The ``hiergrammar`` command.
+
+Each sub-command lives in a thin module of this package exposing ``register(subparsers)``
+(``hiergrammar.cli.reproduce``, ``.crosscheck``, ``.theory``); the ``vision`` group registers
+itself from :mod:`hiergrammar.vision.cli`. Shared flags and their checks are in
+:mod:`hiergrammar.cli.args`. Command modules import their heavy dependencies (sympy, torch)
+inside the handlers, so that building the parser stays fast.
+
+Errors: an :class:`~hiergrammar.validation.InputError` (bad input, detected before any work
+where possible) is printed as one line and exits with code 2; any other exception is a bug and
+shows its traceback. ``Ctrl-C`` exits with code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hiergrammar import __version__
+from hiergrammar.cli import crosscheck, reproduce, theory
+from hiergrammar.validation import InputError
+from hiergrammar.vision import cli as vision_cli
+
+#: The sub-command modules, in help order.
+COMMANDS = (reproduce, crosscheck, theory, vision_cli)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hiergrammar`` parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="hiergrammar",
+        description="Random Hierarchy Models, exact tree BP, and the diffusion phase transition.",
+    )
+    parser.add_argument("--version", action="version", version=f"hiergrammar {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``hiergrammar`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"hiergrammar {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hiergrammar {args.command}: interrupted", file=sys.stderr)
+        return 130

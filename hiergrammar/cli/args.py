@@ -1,0 +1,174 @@
+"""Argument helpers shared by every ``hiergrammar`` command: one declaration, one meaning.
+
+* The RHM flags ``--v --n-classes --m --s --L`` are declared here once, with one set of
+  defaults (:data:`RHM_DEFAULTS`, the paper's model ``v = n_classes = 32, m = 8, s = 2`` at a
+  depth ``L = 2`` small enough for brute force); their bounds are checked by the library.
+* ``--seed`` is a non-negative integer (:func:`hiergrammar.validation.check_seed`).
+* ``--out`` is always a path, checked before any work (:func:`add_out_argument`): a folder
+  that is an existing file, a file that is an existing folder, or an unwritable location is
+  refused at once.
+* ``--json`` always means "print JSON to stdout" (strict JSON, see
+  :func:`hiergrammar.artifacts.dumps_json`).
+* ``--force`` lets a command replace the outputs of another run in its ``--out`` folder.
+
+Checks that need more than a type run after parsing and before the command's work: a helper
+registers them on the parser and :func:`set_handler` runs them; a violation is an
+:class:`~hiergrammar.validation.InputError`, which :func:`hiergrammar.cli.main` prints as one
+line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hiergrammar.artifacts import check_output_dir, check_output_file, dumps_json
+from hiergrammar.validation import check_float, check_int, check_seed
+
+Check = Callable[[argparse.Namespace], None]
+Handler = Callable[[argparse.Namespace], int | None]
+
+#: The one set of defaults of the RHM flags.
+RHM_DEFAULTS: dict[str, int] = {"v": 32, "n_classes": 32, "m": 8, "s": 2, "L": 2}
+
+_RHM_HELP = {
+    "v": "vocabulary size, v >= 2",
+    "n_classes": "number of classes, 2 <= n_classes and n_classes * m <= v**s",
+    "m": "rules per symbol, 1 <= m <= v**(s-1)",
+    "s": "branching factor, s >= 2",
+    "L": "depth, L >= 1 (the root is level L, the leaves level 0)",
+}
+_RHM_FLAGS = {"v": "--v", "n_classes": "--n-classes", "m": "--m", "s": "--s", "L": "--L"}
+
+
+def add_check(parser: argparse.ArgumentParser, check: Check) -> None:
+    """Run ``check(args)`` after parsing, before the command's work (see :func:`set_handler`)."""
+    checks = list(parser.get_default("_checks") or [])
+    checks.append(check)
+    parser.set_defaults(_checks=checks)
+
+
+def run_checks(args: argparse.Namespace) -> None:
+    """Run the checks registered on the parser that produced ``args``."""
+    for check in getattr(args, "_checks", None) or []:
+        check(args)
+
+
+def set_handler(parser: argparse.ArgumentParser, handler: Handler) -> None:
+    """Make ``handler(args)`` the command of ``parser``: ``args.func`` runs the registered
+    checks first, then the handler, and returns its exit code."""
+
+    def func(args: argparse.Namespace) -> int:
+        run_checks(args)
+        return int(handler(args) or 0)
+
+    func.__name__ = func.__qualname__ = getattr(handler, "__name__", "handler")
+    parser.set_defaults(func=func)
+
+
+def add_rhm_arguments(
+    parser: argparse.ArgumentParser, names: Sequence[str] = ("v", "n_classes", "m", "s", "L")
+) -> None:
+    """Add the RHM flags ``names`` (from ``v, n_classes, m, s, L``) with :data:`RHM_DEFAULTS`.
+
+    The values land in ``args.v``, ``args.n_classes``, ``args.m``, ``args.s`` and ``args.L``;
+    the library checks their bounds (an :class:`~hiergrammar.validation.InputError`).
+    """
+    for name in names:
+        parser.add_argument(
+            _RHM_FLAGS[name],
+            dest=name,
+            type=int,
+            default=RHM_DEFAULTS[name],
+            metavar=name.upper() if name != "L" else "L",
+            help=f"{_RHM_HELP[name]} (default {RHM_DEFAULTS[name]})",
+        )
+
+
+def add_seed_argument(
+    parser: argparse.ArgumentParser, default: int = 0, help: str = "seed of every random draw"
+) -> None:
+    """Add ``--seed``: a non-negative integer (default ``default``)."""
+    parser.add_argument(
+        "--seed", type=int, default=default, metavar="N", help=f"{help} (default {default})"
+    )
+    add_check(parser, lambda args: check_seed("--seed", args.seed, allow_generator=False))
+
+
+def add_out_argument(
+    parser: argparse.ArgumentParser,
+    kind: str,
+    default: str | None = None,
+    help: str = "",
+) -> None:
+    """Add ``--out PATH``; ``kind`` is ``"folder"`` or ``"file"``. The path is checked before
+    any work (:func:`hiergrammar.artifacts.check_output_dir` / ``check_output_file``)."""
+    if kind not in ("folder", "file"):
+        raise ValueError(f"kind={kind!r} is not 'folder' or 'file'")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None if default is None else Path(default),
+        metavar="DIR" if kind == "folder" else "FILE",
+        help=help + (f" (default {default})" if default is not None else ""),
+    )
+    checker = check_output_dir if kind == "folder" else check_output_file
+
+    def check(args: argparse.Namespace) -> None:
+        if args.out is not None:
+            checker("--out", args.out)
+
+    add_check(parser, check)
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--force``: delete the outputs of another run in ``--out`` first."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="if --out holds the outputs of a run with other parameters, delete them first",
+    )
+
+
+def add_json_argument(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    """Add ``--json``: print ``what`` as JSON to stdout instead of text."""
+    parser.add_argument(
+        "--json", action="store_true", help=f"print {what} as JSON to stdout instead of text"
+    )
+
+
+def add_int_check(parser: argparse.ArgumentParser, dest: str, flag: str, low: int) -> None:
+    """Check after parsing that ``args.<dest>`` (if not None) is an integer ``>= low``."""
+
+    def check(args: argparse.Namespace) -> None:
+        value = getattr(args, dest)
+        if value is not None:
+            check_int(flag, value, low=low)
+
+    add_check(parser, check)
+
+
+def add_float_check(
+    parser: argparse.ArgumentParser,
+    dest: str,
+    flag: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+) -> None:
+    """Check after parsing that ``args.<dest>`` (if not None) is a finite number in bounds."""
+
+    def check(args: argparse.Namespace) -> None:
+        value = getattr(args, dest)
+        if value is not None:
+            check_float(flag, value, low, high, low_open=low_open)
+
+    add_check(parser, check)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as strict JSON (one indented document) to stdout."""
+    print(dumps_json(data))

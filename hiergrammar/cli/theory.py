@@ -1,0 +1,174 @@
+"""``hiergrammar theory …``: the mean-field theory from the command line.
+
+* ``hiergrammar theory critical [--v 32 --m 8 --s 2] [--n-classes N] [--json]``: the critical
+  noise ``eps*`` of the deep-tree transition, exactly (``17/24`` there) and as a float, with
+  ``F'(1)``, ``F'(1/v)``, ``u*`` and whether a transition exists (and why not, if not).
+* ``hiergrammar theory derive [--out FILE] [--format latex|markdown]``: the whole symbolic
+  derivation, printed or written atomically to one file (the format defaults to LaTeX for a
+  ``.tex`` path, Markdown otherwise).
+* ``hiergrammar theory validate [--quick] [--json] [--out DIR]``: the mean-field profile
+  against exact BP on a grid of depths and noise levels
+  (:mod:`hiergrammar.theory.validate_meanfield`); prints a table (or JSON), optionally writes
+  ``validate_meanfield.json`` into an output folder with its manifest ``run.json``; exit code 1
+  when a deviation exceeds ``--tol``.
+
+sympy is imported inside the handlers, so building the ``hiergrammar`` parser stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hiergrammar.cli.args import (
+    add_float_check,
+    add_force_argument,
+    add_int_check,
+    add_json_argument,
+    add_out_argument,
+    add_rhm_arguments,
+    add_seed_argument,
+    print_json,
+    set_handler,
+)
+
+
+def critical(args: argparse.Namespace) -> int:
+    from hiergrammar.theory.symbolic import critical_point
+
+    point = critical_point(args.v, args.m, args.s, n_classes=args.n_classes)
+    if args.json:
+        print_json(point.to_dict())
+    else:
+        print(point.summary())
+    return 0
+
+
+def derive(args: argparse.Namespace) -> int:
+    from hiergrammar.artifacts import save_text
+    from hiergrammar.theory.latex import render
+
+    fmt = args.format
+    if fmt is None:
+        fmt = "latex" if args.out is not None and args.out.suffix == ".tex" else "markdown"
+    text = render(fmt)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        save_text(args.out, text)
+        print(f"wrote {args.out} ({fmt})")
+    return 0
+
+
+#: ``validate`` grids: the default run and ``--quick``.
+VALIDATE_GRIDS = {
+    "full": {
+        "depths": (3, 4, 5, 6, 7, 8),
+        "eps": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+        "samples": 2400,
+    },
+    "quick": {"depths": (3, 4), "eps": (0.3, 0.6, 0.9), "samples": 400},
+}
+
+
+def validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hiergrammar.artifacts import run_folder, save_json
+    from hiergrammar.theory.validate_meanfield import format_report, run_validation
+
+    grid = VALIDATE_GRIDS["quick" if args.quick else "full"]
+    params = {
+        "v": args.v,
+        "n_classes": args.n_classes,
+        "m": args.m,
+        "s": args.s,
+        "depths": tuple(args.depths or grid["depths"]),
+        "eps": tuple(args.eps or grid["eps"]),
+        "n_samples": args.samples or grid["samples"],
+        "n_rules": args.rules,
+        "seed": args.seed,
+        "dtype": np.float32 if args.float32 else np.float64,
+    }
+    result = run_validation(**params)
+    result["tol"] = args.tol
+    if args.out is not None:
+        recorded = {k: v for k, v in params.items() if k not in ("seed", "dtype")}
+        recorded["float32"] = args.float32
+        with run_folder(
+            args.out,
+            command="hiergrammar theory validate",
+            parameters=recorded,
+            seed=args.seed,
+            force=args.force,
+        ) as run:
+            save_json(run.path / "validate_meanfield.json", result)
+    if args.json:
+        print_json(result)
+    else:
+        print(format_report(result, args.tol))
+        if args.out is not None:
+            print(f"numbers written to {args.out / 'validate_meanfield.json'}")
+    return 0 if result["max_dev"] <= args.tol else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``theory`` command and its sub-commands to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "theory",
+        help="mean-field theory: exact critical noise, symbolic derivation, check against BP",
+        description="The annealed mean-field theory of BP on the RHM, derived with sympy.",
+    )
+    sub = parser.add_subparsers(dest="theory_command", metavar="THEORY_COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "critical",
+        help="critical noise eps* of the class-recovery transition",
+        description="Exact and float eps* = 1 - u* (u* the repulsive fixed point of the "
+        "upward map F), F'(1) and whether a transition exists. --n-classes is only "
+        "validated: it enters the root level of the map, not the fixed point.",
+    )
+    add_rhm_arguments(p, ("v", "n_classes", "m", "s"))
+    add_json_argument(p)
+    set_handler(p, critical)
+
+    p = sub.add_parser(
+        "derive",
+        help="print or write the symbolic derivation (LaTeX or Markdown)",
+        description="The step-by-step sympy derivation of F, G, p, the fixed points and eps*.",
+    )
+    add_out_argument(p, "file", help="write to this file (atomically) instead of printing")
+    p.add_argument(
+        "--format",
+        choices=("latex", "markdown"),
+        default=None,
+        help="output format (default: latex for a .tex --out, else markdown)",
+    )
+    set_handler(p, derive)
+
+    p = sub.add_parser(
+        "validate",
+        help="mean-field profile against exact BP on a grid of depths and noise levels",
+        description="For each depth L and noise eps, average exact-BP beliefs in the true "
+        "symbol over samples, nodes and rule draws and compare the marginal with the "
+        "mean-field profile. Exit code 1 when some deviation exceeds --tol.",
+    )
+    add_rhm_arguments(p, ("v", "n_classes", "m", "s"))
+    p.add_argument("--quick", action="store_true", help="L = 3, 4; eps 0.3, 0.6, 0.9; 400 samples")
+    p.add_argument("--depths", type=int, nargs="+", default=None, help="default 3 .. 8")
+    p.add_argument("--eps", type=float, nargs="+", default=None, help="default 0.3 0.4 ... 0.9")
+    p.add_argument("--samples", type=int, default=None, help="samples per (L, eps), default 2400")
+    add_int_check(p, "samples", "--samples", 1)
+    p.add_argument("--rules", type=int, default=8, help="independent rule draws (default 8)")
+    add_int_check(p, "rules", "--rules", 1)
+    add_seed_argument(p)
+    p.add_argument("--tol", type=float, default=0.02, help="largest accepted |p_MF - p_BP|")
+    add_float_check(p, "tol", "--tol", 0.0)
+    p.add_argument(
+        "--float32", action="store_true", help="float32 BP messages: twice as fast, error ~1e-6"
+    )
+    add_json_argument(p, "the numbers")
+    add_out_argument(p, "folder", help="also write validate_meanfield.json (and run.json) here")
+    add_force_argument(p)
+    set_handler(p, validate)
