@@ -51,7 +51,6 @@ import os
 import pickle
 import re
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,15 +152,18 @@ def _torch_load(path: Path, what: str) -> Any:
         ) from None
     except EOFError:
         raise InputError(f"{what} {path} ends too early: the file is truncated") from None
-    except (RuntimeError, zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as err:
-        # torch reports a damaged zip archive as RuntimeError, a non-pickle as KeyError
+    except Exception as err:  # noqa: BLE001 - any failure to decode the file is the file's fault
+        # torch reports a damaged zip archive as RuntimeError, a non-pickle as KeyError, a cut
+        # pickle as struct.error...
         raise InputError(
             f"{what} {path} is neither safetensors nor a readable PyTorch state dict "
             f"(damaged, truncated or another format: {type(err).__name__})"
         ) from None
 
 
-def load_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike, what: str = "weights file", *, safetensors_only: bool = False
+) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, ``{name: tensor}`` on the CPU, without unpickling objects.
 
     Parameters
@@ -169,6 +171,7 @@ def load_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict
     path : a safetensors file, or a state dict saved with ``torch.save`` (read with
         ``weights_only=True``).
     what : what the file is, for the messages (``"weights file"``, ``"ADM checkpoint"``...).
+    safetensors_only : refuse anything but safetensors (module folders).
 
     Returns
     -------
@@ -200,6 +203,16 @@ def load_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict
             state: Any = load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError) as err:
             raise InputError(f"{what} {path} is not a valid safetensors file ({err})") from None
+    elif safetensors_only:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        pickled = head[:1] == b"\x80" or head == b"PK"  # a pickle, or torch's zip of one
+        kind = (
+            "a PyTorch pickle (Python objects), which is never loaded here"
+            if pickled
+            else ("another format")
+        )
+        raise InputError(f"{what} {path} is not a safetensors file: it is {kind}")
     else:
         state = _torch_load(path, what)
     if not isinstance(state, Mapping):
@@ -475,6 +488,6 @@ def load_module(
         )
     model = _build(config["architecture"], config["arguments"], where)
     weights = Path(folder) / WEIGHTS_NAME
-    state = load_state_dict(weights, "weights file")
+    state = load_state_dict(weights, "weights file", safetensors_only=True)
     load_weights(model, state, weights, config["architecture"])
     return model.to(target).eval()
