@@ -58,13 +58,51 @@ PAYLOAD_KINDS = ["torch_zip", "pickle_p2", "pickle_p5"]
 @pytest.mark.parametrize("kind", PAYLOAD_KINDS)
 def test_the_payload_is_live(tmp_path, kind):
     # Control: an ordinary unpickler runs the payload, so the tests below can fail.
+    import io
+    import zipfile
+
     marker = tmp_path / "ran"
     path = _plant(tmp_path / "evil.pt", marker, kind)
-    if kind == "torch_zip":
-        torch.load(path, weights_only=False)
+    if kind == "torch_zip":  # the pickle inside torch's archive; tensors stubbed out
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+            unpickler = pickle.Unpickler(io.BytesIO(archive.read(name)))
+        unpickler.persistent_load = lambda pid: None
+        with pytest.raises(AttributeError):  # the stubbed tensor fails, after the payload ran
+            unpickler.load()
     else:
         pickle.loads(path.read_bytes())
     assert marker.exists()
+
+
+def test_no_unsafe_load_in_the_vision_code():
+    """Static guard: every torch.load passes weights_only=True, every np.load
+    allow_pickle=False, and nothing calls pickle's loaders."""
+    import ast
+    from pathlib import Path
+
+    import hiergrammar.vision
+
+    def keyword(call, name):
+        return next((k.value for k in call.keywords if k.arg == name), None)
+
+    torch_loads = 0
+    for path in sorted(Path(hiergrammar.vision.__path__[0]).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            owner = node.func.value
+            owner = owner.id if isinstance(owner, ast.Name) else None
+            where = f"{path.name}:{node.lineno}"
+            if (owner, node.func.attr) == ("torch", "load"):
+                torch_loads += 1
+                flag = keyword(node, "weights_only")
+                assert isinstance(flag, ast.Constant) and flag.value is True, where
+            if (owner, node.func.attr) == ("np", "load"):
+                flag = keyword(node, "allow_pickle")
+                assert isinstance(flag, ast.Constant) and flag.value is False, where
+            assert owner not in ("pickle", "dill", "joblib", "cloudpickle"), where
+    assert torch_loads == 1  # the one in checkpoints.load_state_dict
 
 
 def _assert_refused(err, path, marker):
@@ -335,3 +373,69 @@ def test_probe_cli_runs_a_saved_tree_cnn(tmp_path):
     assert data["layers"] == ["relu1", "relu2", "readout"] and data["t"] == [5.0]
     ref = probe_similarity(model, start, [other], data["layers"])
     np.testing.assert_allclose(data["similarity_mean"], ref.similarity_mean(), rtol=1e-6)
+
+
+def _tiny_unet_folder(folder):
+    diffusers = pytest.importorskip("diffusers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DModel(
+        sample_size=8,
+        block_out_channels=(32, 32),
+        norm_num_groups=8,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+    )
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
+    return unet
+
+
+def test_diffusers_folders_read_safetensors_and_check_class_names(tmp_path):
+    from hiergrammar.vision.models import load_diffusion
+
+    unet = _tiny_unet_folder(tmp_path / "pipe")
+    weights = tmp_path / "pipe" / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights.is_file()
+    # a planted .bin beside the safetensors is never read
+    marker = tmp_path / "ran"
+    _plant(tmp_path / "pipe" / "unet" / "diffusion_pytorch_model.bin", marker, "torch_zip")
+    loaded = load_diffusion(tmp_path / "pipe")
+    assert not marker.exists()
+    for (k1, v1), (k2, v2) in zip(
+        unet.state_dict().items(), loaded.model.state_dict().items(), strict=True
+    ):
+        assert k1 == k2 and torch.equal(v1, v2)
+    # a scheduler config naming a class that is not a scheduler is refused before it is built
+    config_path = tmp_path / "pipe" / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "_class_name": "DiffusionPipeline"}))
+    with pytest.raises(InputError, match="'DiffusionPipeline', which is not a diffusers scheduler"):
+        load_diffusion(tmp_path / "pipe")
+    config_path.write_text(json.dumps(config))
+    # damaged safetensors: named, one line
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"pipe/unet: cannot load the UNet2DModel weights") as err:
+        load_diffusion(tmp_path / "pipe")
+    assert len(str(err.value).splitlines()) == 1
+    weights.unlink()
+    (tmp_path / "pipe" / "unet" / "diffusion_pytorch_model.bin").unlink()
+    with pytest.raises(InputError, match="has no UNet2DModel weights"):
+        load_diffusion(tmp_path / "pipe")
+    with pytest.raises(FileNotFoundError, match="is not a folder nor a hub id"):
+        load_diffusion(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="scheduler='euler' is not one of"):
+        load_diffusion(tmp_path / "pipe", scheduler="euler")
+
+
+def test_diffusers_bin_holding_only_tensors_still_loads(tmp_path):
+    """A .bin-only component (older exports) is checked to hold tensors and then loaded."""
+    from hiergrammar.vision.models import load_diffusion
+
+    unet = _tiny_unet_folder(tmp_path / "pipe")
+    folder = tmp_path / "pipe" / "unet"
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    torch.save(unet.state_dict(), folder / "diffusion_pytorch_model.bin")
+    loaded = load_diffusion(tmp_path / "pipe")
+    x = torch.zeros(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x, 5).sample, unet.eval()(x, 5).sample)
