@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from hiergrammar import InputError
 from tests.adm_reference import RespacedDiffusion, build_reference, tiny_flags
 
 diffusers = pytest.importorskip("diffusers")
@@ -645,3 +648,120 @@ def test_benchmark_tiny_cpu(tmp_path):
     unet, sched, cfg = bench.build(tiny=False, device="meta")
     assert sum(p.numel() for p in unet.parameters()) > 5.5e8
     assert sched.config.variance_type == "learned_range" and cfg["image_size"] == 256
+
+
+def _sample_argv(model, images, out, *extra):
+    return [
+        "vision",
+        "sample",
+        "--model",
+        str(model),
+        "--images",
+        str(images),
+        "--per-class",
+        "2",
+        "--t",
+        "0",
+        "3",
+        "--num-steps",
+        str(N_STEPS),
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _pngs(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def test_resume_refuses_other_parameters_and_continues_the_same(saved_adm, tmp_path, monkeypatch):
+    """An interrupted seed-0 DDPM run is not resumed as seed 7 with DDIM (the fields are
+    named, nothing is written); resumed with its own parameters it ends with the very images
+    of an uninterrupted run."""
+    from hiergrammar.vision.distributed import REQUEST_NAME
+    from hiergrammar.vision.models import DiffusionModel
+
+    from tests.test_vision_data import make_image_folder
+
+    make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=2, size=8)
+    out = tmp_path / "out"
+    calls = {"n": 0}
+    original = DiffusionModel.forward_backward
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # batch 0 done for t = 0 and 3, then the run dies
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionModel, "forward_backward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _vision_cli(_sample_argv(saved_adm, tmp_path / "imgs", out, "--seed", "0"))
+    monkeypatch.setattr(DiffusionModel, "forward_backward", original)
+    before = _pngs(out)
+    assert len(before) == 4 and (out / REQUEST_NAME).is_file()
+    assert not (out / "t003" / "metadata.json").exists()
+
+    argv = _sample_argv(saved_adm, tmp_path / "imgs", out, "--resume")
+    with pytest.raises(InputError) as err:
+        _vision_cli([*argv, "--seed", "7", "--scheduler", "ddim"])
+    message = str(err.value)
+    assert "seed: 0 saved, 7 requested" in message
+    assert "scheduler.class: 'DDPMScheduler' saved, 'DDIMScheduler' requested" in message
+    assert _pngs(out) == before and not (out / "t003" / "metadata.json").exists()
+    # without --resume, into the same folder with other parameters: refused as well
+    with pytest.raises(InputError, match="num_steps: 10 saved, 9 requested"):
+        bad = _sample_argv(saved_adm, tmp_path / "imgs", out, "--seed", "0")
+        bad[bad.index("--num-steps") + 1] = "9"
+        _vision_cli(bad)
+    # the image folder changed since: refused (indices, hence seeds, would shift)
+    make_image_folder(tmp_path / "imgs", classes=("c",), per_class=1, size=8)
+    with pytest.raises(InputError, match="images.n_images: 4 saved, 5 requested"):
+        _vision_cli([*argv, "--seed", "0"])
+    import shutil
+
+    shutil.rmtree(tmp_path / "imgs" / "c")
+
+    assert _vision_cli([*argv, "--seed", "0"]) == 0
+    fresh = tmp_path / "fresh"
+    assert _vision_cli(_sample_argv(saved_adm, tmp_path / "imgs", fresh, "--seed", "0")) == 0
+    resumed = _pngs(out)
+    assert len(resumed) == 8 and resumed == _pngs(fresh)
+    assert {k: v for k, v in resumed.items() if k in before} == before  # kept, not rewritten
+    meta = json.loads((out / "t003" / "metadata.json").read_text())
+    assert [m["seed"] for m in meta["images"]] == [0, 1, 2, 3]
+
+
+def test_a_folder_of_unknown_images_is_not_resumed(saved_adm, tmp_path):
+    from hiergrammar.vision.distributed import REQUEST_NAME
+
+    from tests.test_vision_data import make_image_folder
+
+    make_image_folder(tmp_path / "imgs", classes=("a",), per_class=2, size=8)
+    out = tmp_path / "out"
+    argv = _sample_argv(saved_adm, tmp_path / "imgs", out)
+    assert _vision_cli(argv) == 0
+    (out / REQUEST_NAME).unlink()  # e.g. images written by another tool or an older version
+    for extra in ([], ["--resume"]):
+        with pytest.raises(InputError, match=f"holds images but no {REQUEST_NAME}"):
+            _vision_cli([*argv, *extra])
+
+
+def test_sample_refuses_unreadable_images_before_writing(saved_adm, tmp_path):
+    from tests.test_vision_data import make_image_folder
+
+    make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=2, size=8)
+    # named to sort first, so that --per-class 2 selects them
+    (tmp_path / "imgs" / "b" / "0_x.png").write_text("not a png")
+    good = next((tmp_path / "imgs" / "a").glob("*.png"))
+    (tmp_path / "imgs" / "a" / "0_cut.png").write_bytes(good.read_bytes()[:-30])
+    with pytest.raises(InputError) as err:
+        _vision_cli(_sample_argv(saved_adm, tmp_path / "imgs", tmp_path / "out"))
+    message = str(err.value)
+    assert "2 of 4 images" in message
+    assert "0_cut.png (the file is truncated" in message and "0_x.png (not an image" in message
+    assert not (tmp_path / "out").exists()

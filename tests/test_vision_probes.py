@@ -53,6 +53,15 @@ class TinyCNN(torch.nn.Module):
 LAYERS = ["inp", "features.0", "features.1", "pool", "fc"]
 
 
+def save_tiny(net, folder):
+    """Save ``net`` as a module folder of the architecture ``test_tiny_cnn`` (registered here:
+    a folder can only name architectures that code registered)."""
+    from hiergrammar.vision.checkpoints import register_architecture, save_module
+
+    register_architecture("test_tiny_cnn", TinyCNN)
+    return save_module(net, folder, "test_tiny_cnn", {"channels": 3, "n_classes": 5})
+
+
 def _images(n, seed, shape=(3, 12, 12)):
     return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
 
@@ -262,8 +271,7 @@ def _parser():
 @pytest.mark.slow
 def test_cli_probe_and_plot_end_to_end(tmp_path):
     net = TinyCNN().eval()
-    model_path = tmp_path / "tiny.pt"
-    torch.save(net, model_path)
+    model_path = save_tiny(net, tmp_path / "tiny")
     g = torch.Generator().manual_seed(0)
     start = torch.randint(0, 256, (24, 3, 12, 12), dtype=torch.uint8, generator=g)
     noisy = (start.float() + 40 * torch.randn(start.shape, generator=g)).clamp(0, 255)
@@ -410,13 +418,13 @@ def test_cli_probe_reads_the_samplers_output(tmp_path):
     )
 
     net = TinyCNN().eval()
-    torch.save(net, tmp_path / "tiny.pt")
+    save_tiny(net, tmp_path / "tiny")
     gen = sorted(str(p) for p in (tmp_path / "fb").glob("t*"))
     args = _parser().parse_args(
         [
             "probe",
             "--classifier",
-            str(tmp_path / "tiny.pt"),
+            str(tmp_path / "tiny"),
             "--start",
             str(tmp_path / "fb" / "t000"),
             "--generated",

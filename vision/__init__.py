@@ -20,10 +20,15 @@ use.
 * :func:`probe_similarity`, :class:`LayerRecorder`, :func:`activation_stats` — activation probes
   on any ``nn.Module`` (``hiergrammar.vision.probes``), :func:`plot_probe`
   (``hiergrammar.vision.plots``);
-* :class:`TreeCNN`, :func:`train_tree_cnn`, :func:`encode`, :func:`decode` — the tree-matched
-  CNN and one-hot RHM images (``hiergrammar.vision.rhm_cnn``); :func:`probe_rhm`,
-  :func:`probe_eps_grid` — the measurements of the paper's Fig. 8
-  (``hiergrammar.vision.rhm_probe``; its figure step is ``hiergrammar.figures.cnn_probe``).
+* :class:`TreeCNN`, :func:`train_tree_cnn`, :func:`encode`, :func:`decode`,
+  :func:`save_tree_cnn`, :func:`load_tree_cnn` — the tree-matched CNN and one-hot RHM images
+  (``hiergrammar.vision.rhm_cnn``); :func:`probe_rhm`, :func:`probe_eps_grid` — the
+  measurements of the paper's Fig. 8 (``hiergrammar.vision.rhm_probe``; its figure step is
+  ``hiergrammar.figures.cnn_probe``);
+* :func:`load_state_dict`, :func:`save_module`, :func:`load_module`,
+  :func:`register_architecture` — weights and module folders loaded without unpickling
+  anything (``hiergrammar.vision.checkpoints``); :func:`resolve_device` — one check of a
+  ``device`` argument (``hiergrammar.vision.device``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ _LAZY: dict[str, str] = {
     "classifier_layers": "hiergrammar.vision.classifiers",
     "classifier_names": "hiergrammar.vision.classifiers",
     "load_classifier": "hiergrammar.vision.classifiers",
+    "load_module_folder": "hiergrammar.vision.classifiers",
+    "load_state_dict": "hiergrammar.vision.checkpoints",
+    "load_module": "hiergrammar.vision.checkpoints",
+    "save_module": "hiergrammar.vision.checkpoints",
+    "register_architecture": "hiergrammar.vision.checkpoints",
+    "resolve_device": "hiergrammar.vision.device",
     "LayerRecorder": "hiergrammar.vision.probes",
     "activation_stats": "hiergrammar.vision.probes",
     "cosine_similarity": "hiergrammar.vision.probes",
@@ -62,6 +73,8 @@ _LAZY: dict[str, str] = {
     "plot_probe": "hiergrammar.vision.plots",
     "TreeCNN": "hiergrammar.vision.rhm_cnn",
     "train_tree_cnn": "hiergrammar.vision.rhm_cnn",
+    "save_tree_cnn": "hiergrammar.vision.rhm_cnn",
+    "load_tree_cnn": "hiergrammar.vision.rhm_cnn",
     "encode": "hiergrammar.vision.rhm_cnn",
     "decode": "hiergrammar.vision.rhm_cnn",
     "leaf_values": "hiergrammar.vision.rhm_cnn",

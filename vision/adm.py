@@ -22,12 +22,13 @@ ADM (Dhariwal & Nichol 2021, ``guided_diffusion/unet.py:UNetModel``) and diffuse
   ``variance_type="learned_range"``; guided-diffusion's respacing ``"N"`` is
   ``timestep_spacing="linspace"`` and ``"ddimN"`` is ``"leading"``.
 
-What does not map (``unet2d_config_from_adm`` raises ``ValueError``): ``channel_mult[0] != 1``
-(the 512x512 models' 0.5): diffusers ties the sinusoid width to ``block_out_channels[0]``
-whereas ADM uses ``model_channels``; a fixed ``num_heads`` (``num_head_channels=-1``) whose
-head width differs between attention levels (the 128x128 model): diffusers has one
-``attention_head_dim``; ``num_heads_upsample != num_heads``; ``conv_resample=False`` without
-``resblock_updown``. The tests check the mapping numerically against a port of the original.
+What does not map (``unet2d_config_from_adm`` raises :class:`~hiergrammar.InputError`):
+``channel_mult[0] != 1`` (the 512x512 models' 0.5): diffusers ties the sinusoid width to
+``block_out_channels[0]`` whereas ADM uses ``model_channels``; a fixed ``num_heads``
+(``num_head_channels=-1``) whose head width differs between attention levels (the 128x128
+model): diffusers has one ``attention_head_dim``; ``num_heads_upsample != num_heads``;
+``conv_resample=False`` without ``resblock_updown``. The tests check the mapping numerically
+against a port of the original.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from hiergrammar.validation import InputError, check_choice, check_float, check_int
 
 __all__ = [
     "ADM_PRESETS",
@@ -146,11 +149,21 @@ def adm_config(preset: str | None = None, **flags: Any) -> dict[str, Any]:
     ((1, 1, 2, 2, 4, 4), (8, 16, 32), 6)
     """
     if preset is not None and preset not in ADM_PRESETS:
-        raise ValueError(f"preset={preset!r} is not one of {sorted(ADM_PRESETS)}")
+        raise InputError(f"preset={preset!r} is not one of {sorted(ADM_PRESETS)}")
     unknown = sorted(set(flags) - set(_ADM_DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown ADM flag(s) {unknown}; known: {sorted(_ADM_DEFAULTS)}")
+        raise InputError(f"unknown ADM flag(s) {unknown}; known: {sorted(_ADM_DEFAULTS)}")
     f = {**_ADM_DEFAULTS, **(ADM_PRESETS[preset] if preset else {}), **flags}
+    for key in ("image_size", "num_channels", "num_res_blocks", "diffusion_steps", "in_channels"):
+        check_int(key, f[key], low=1)
+    check_int("num_heads", f["num_heads"], low=1)
+    for key in ("num_heads_upsample", "num_head_channels"):  # -1: not set
+        if check_int(key, f[key], low=-1) == 0:
+            raise InputError(f"{key}=0 violates {key} >= 1 (or -1 for unset)")
+    check_float("dropout", f["dropout"], 0.0, 1.0, high_open=True)
+    for key in _BOOL_FLAGS:
+        if not isinstance(f[key], bool):
+            raise InputError(f"{key}={f[key]!r} must be true or false")
     size = int(f["image_size"])
     if f["channel_mult"] in ("", None):
         by_size = {
@@ -160,18 +173,19 @@ def adm_config(preset: str | None = None, **flags: Any) -> dict[str, Any]:
             64: (1, 2, 3, 4),
         }
         if size not in by_size:
-            raise ValueError(f"image_size={size} has no default channel_mult; pass channel_mult")
+            raise InputError(f"image_size={size} has no default channel_mult; pass channel_mult")
         mult = by_size[size]
-    elif isinstance(f["channel_mult"], str):
-        mult = tuple(float(m) if "." in m else int(m) for m in f["channel_mult"].split(","))
     else:
-        mult = tuple(f["channel_mult"])
-    res = f["attention_resolutions"]
-    res = [int(r) for r in res.split(",") if r] if isinstance(res, str) else [int(r) for r in res]
+        mult = _number_list("channel_mult", f["channel_mult"])
+        if not mult or any(m <= 0 for m in mult):
+            raise InputError(f"channel_mult={f['channel_mult']!r} must be positive numbers")
+    res = _number_list("attention_resolutions", f["attention_resolutions"])
+    if any(not float(r).is_integer() for r in res):
+        raise InputError(f"attention_resolutions={res} must be integers")
+    res = [int(r) for r in res]
     if any(r <= 0 or size % r for r in res):
-        raise ValueError(f"attention_resolutions={res} must divide image_size={size}")
-    if f["noise_schedule"] not in ("linear", "cosine"):
-        raise ValueError(f"noise_schedule={f['noise_schedule']!r} is not 'linear' or 'cosine'")
+        raise InputError(f"attention_resolutions={res} must divide image_size={size}")
+    check_choice("noise_schedule", f["noise_schedule"], ("linear", "cosine"))
     in_ch = int(f["in_channels"])
     return dict(
         image_size=size,
@@ -196,6 +210,25 @@ def adm_config(preset: str | None = None, **flags: Any) -> dict[str, Any]:
     )
 
 
+_BOOL_FLAGS = (
+    "class_cond",
+    "use_scale_shift_norm",
+    "resblock_updown",
+    "use_new_attention_order",
+    "learn_sigma",
+)
+
+
+def _number_list(name: str, value: Any) -> tuple[int | float, ...]:
+    """``"1,1,2"`` or a sequence of numbers as a tuple of ints (floats where fractional)."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = [float(x) for x in items if not isinstance(x, str) or x.strip()]
+    except (TypeError, ValueError):
+        raise InputError(f"{name}={value!r} must be comma-separated numbers") from None
+    return tuple(int(x) if x.is_integer() else x for x in numbers)
+
+
 def _level_channels(cfg: dict[str, Any]) -> list[int]:
     return [int(m * cfg["model_channels"]) for m in cfg["channel_mult"]]
 
@@ -203,7 +236,7 @@ def _level_channels(cfg: dict[str, Any]) -> list[int]:
 def _heads(cfg: dict[str, Any], channels: int, upsample: bool = False) -> int:
     if cfg["num_head_channels"] != -1:
         if channels % cfg["num_head_channels"]:
-            raise ValueError(
+            raise InputError(
                 f"num_head_channels={cfg['num_head_channels']} does not divide "
                 f"the {channels} channels of an attention layer"
             )
@@ -224,18 +257,18 @@ def unet2d_config_from_adm(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     mult = cfg["channel_mult"]
     if mult[0] != 1:
-        raise ValueError(
+        raise InputError(
             f"channel_mult[0]={mult[0]} violates channel_mult[0] == 1: UNet2DModel sizes the "
             "sinusoidal timestep embedding by block_out_channels[0], ADM by model_channels"
         )
     if not cfg["conv_resample"] and not cfg["resblock_updown"]:
-        raise ValueError(
+        raise InputError(
             "conv_resample=False without resblock_updown has no UNet2DModel "
             "equivalent (its Downsample2D/Upsample2D always convolve)"
         )
     chans = _level_channels(cfg)
     if any(c % 32 for c in chans):
-        raise ValueError(f"level channels {chans} must be multiples of 32 (GroupNorm(32))")
+        raise InputError(f"level channels {chans} must be multiples of 32 (GroupNorm(32))")
     attn = _attention_levels(cfg)
     # every attention layer of the model, with its heads: down/up at attention levels, the mid
     head_dims = set()
@@ -245,7 +278,7 @@ def unet2d_config_from_adm(cfg: dict[str, Any]) -> dict[str, Any]:
                 head_dims.add(ch / _heads(cfg, ch, up))
     head_dims.add(chans[-1] / _heads(cfg, chans[-1]))  # the mid block uses num_heads
     if len(head_dims) != 1 or not float(next(iter(head_dims))).is_integer():
-        raise ValueError(
+        raise InputError(
             f"attention head widths {sorted(head_dims)} differ between layers (num_heads="
             f"{cfg['num_heads']}, num_heads_upsample={cfg['num_heads_upsample']}, "
             f"num_head_channels={cfg['num_head_channels']}): UNet2DModel has a single "
@@ -351,7 +384,8 @@ _RES_PARTS = {
 def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     """Rename/reshape an ADM ``UNetModel`` state dict into ``UNet2DModel``'s (float32).
 
-    Every ADM key must be used exactly once; unknown or missing keys raise ``ValueError``.
+    Every ADM key must be used exactly once; unknown or missing keys raise
+    :class:`~hiergrammar.InputError`.
     """
     import torch
 
@@ -362,7 +396,7 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
 
     def take(key: str) -> Any:
         if key not in sd:
-            raise ValueError(f"ADM state dict lacks {key!r} (does the config match?)")
+            raise InputError(f"ADM state dict lacks {key!r} (does the config match?)")
         used.add(key)
         return sd[key].detach().to(torch.float32)
 
@@ -381,6 +415,11 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
             w = take(f"{src}.qkv.weight")[..., 0]  # (3C, C) from a 1x1 Conv1d
             b = take(f"{src}.qkv.bias")
             c = w.shape[1]
+            if tuple(w.shape) != (3 * c, c) or c % head_dim or tuple(b.shape) != (3 * c,):
+                raise InputError(
+                    f"{src}.qkv has shape {tuple(w.shape)}, not (3C, C) with C a multiple of "
+                    f"the head width {head_dim} (does the config match?)"
+                )
             heads = c // head_dim
             if cfg["use_new_attention_order"]:
                 w4, b3 = w.reshape(3, heads, head_dim, c), b.reshape(3, heads, head_dim)
@@ -394,7 +433,7 @@ def convert_adm_state_dict(state_dict: dict[str, Any], cfg: dict[str, Any]) -> d
             out[f"{dst}.to_out.0.bias"] = take(f"{src}.proj_out.bias")
     left = sorted(set(sd) - used)
     if left:
-        raise ValueError(f"ADM state dict has {len(left)} unmapped keys, e.g. {left[:5]}")
+        raise InputError(f"ADM state dict has {len(left)} unmapped keys, e.g. {left[:5]}")
     return out
 
 
@@ -408,13 +447,13 @@ def adm_to_diffusers(state_dict: dict[str, Any], cfg: dict[str, Any]):
     missing = sorted(set(expected) - set(converted))
     extra = sorted(set(converted) - set(expected))
     if missing or extra:
-        raise ValueError(
+        raise InputError(
             f"converted keys do not match UNet2DModel: missing {missing[:5]}, "
             f"unexpected {extra[:5]}"
         )
     for k, v in converted.items():
         if tuple(v.shape) != tuple(expected[k].shape):
-            raise ValueError(f"{k}: shape {tuple(v.shape)} != {tuple(expected[k].shape)}")
+            raise InputError(f"{k}: shape {tuple(v.shape)} != {tuple(expected[k].shape)}")
     model.load_state_dict(converted, strict=True)
     return model.eval()
 
@@ -448,7 +487,7 @@ def adm_scheduler(cfg: dict[str, Any], kind: str = "ddpm"):
         return DDPMScheduler(variance_type=var, timestep_spacing="linspace", **common)
     if kind == "ddim":
         return DDIMScheduler(set_alpha_to_one=True, timestep_spacing="leading", **common)
-    raise ValueError(f"kind={kind!r} is not 'ddpm' or 'ddim'")
+    raise InputError(f"kind={kind!r} is not 'ddpm' or 'ddim'")
 
 
 def convert_adm_checkpoint(
@@ -464,19 +503,37 @@ def convert_adm_checkpoint(
     ADM configuration), and returns ``out_dir``. Load it with
     :func:`hiergrammar.vision.models.load_diffusion` or ``DDPMPipeline.from_pretrained``.
 
-    Example: ``convert_adm_checkpoint("256x256_diffusion_uncond.pt", "models/adm256u")``.
+    The checkpoint is read without unpickling Python objects (a state dict read with
+    ``torch.load(weights_only=True)``, or safetensors); a file that holds anything else, is
+    corrupt, or does not match the configuration raises :class:`~hiergrammar.InputError`
+    naming it, before anything is written.
+
+    Examples
+    --------
+    ``convert_adm_checkpoint("256x256_diffusion_uncond.pt", "models/adm256u")`` converts the
+    paper's model. A missing file is refused at once:
+
+    >>> try:
+    ...     convert_adm_checkpoint("/nowhere/adm.pt", "/tmp/never-written")
+    ... except FileNotFoundError as err:
+    ...     print(err)
+    ADM checkpoint /nowhere/adm.pt does not exist
     """
-    import torch
     from diffusers import DDPMPipeline
+    from hiergrammar.vision.checkpoints import check_input_file, load_state_dict
 
     from hiergrammar.artifacts import save_json
 
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"ADM checkpoint {checkpoint} does not exist")
+    checkpoint = check_input_file(checkpoint, "ADM checkpoint")
     cfg = adm_config(preset, **flags)
-    state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    unet = adm_to_diffusers(state_dict, cfg)
+    state_dict = load_state_dict(checkpoint, "ADM checkpoint")
+    try:
+        unet = adm_to_diffusers(state_dict, cfg)
+    except InputError as err:
+        raise InputError(
+            f"ADM checkpoint {checkpoint} does not fit the configuration (preset={preset!r}, "
+            f"flags {flags}): {err}"
+        ) from None
     out_dir = Path(out_dir)
     DDPMPipeline(unet=unet, scheduler=adm_scheduler(cfg, "ddpm")).save_pretrained(out_dir)
     save_json(out_dir / "adm_config.json", {"source": checkpoint.name, "preset": preset, **cfg})
@@ -484,8 +541,23 @@ def convert_adm_checkpoint(
 
 
 def load_adm_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read back the ``adm_config.json`` written by :func:`convert_adm_checkpoint`."""
-    cfg = json.loads(Path(path).read_text())
-    cfg["channel_mult"] = tuple(cfg["channel_mult"])
-    cfg["attention_resolutions"] = tuple(cfg["attention_resolutions"])
+    """Read back the ``adm_config.json`` written by :func:`convert_adm_checkpoint`.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> path = tempfile.mkdtemp() + "/adm_config.json"
+    >>> _ = open(path, "w").write(json.dumps(adm_config("256x256_diffusion_uncond")))
+    >>> load_adm_config(path)["channel_mult"]
+    (1, 1, 2, 2, 4, 4)
+    """
+    from hiergrammar.vision.checkpoints import check_input_file
+
+    path = check_input_file(path, "ADM config")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg["channel_mult"] = tuple(cfg["channel_mult"])
+        cfg["attention_resolutions"] = tuple(cfg["attention_resolutions"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{path} is not an ADM config written by convert-adm ({err!r})") from None
     return cfg

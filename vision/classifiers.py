@@ -18,12 +18,18 @@ weights are the torchvision ones whose ImageNet top-5 accuracies the paper quote
 Preprocessing follows the paper: generated images in ``[-1, 1]`` are mapped to ``uint8`` and then
 go through the weights' own transforms (``weights.transforms()``: resize, centre crop, normalise).
 
-Example (no weights needed to inspect the layers)::
+Weights files are read without unpickling Python objects (safetensors, or a state dict read
+with ``torch.load(weights_only=True)``; see :mod:`hiergrammar.vision.checkpoints`). Other
+classifiers, such as the RHM CNN, are module folders (an architecture name plus safetensors
+weights) loaded with :func:`load_module_folder`; a whole pickled module is never loaded.
 
-    >>> from hiergrammar.vision.classifiers import classifier_layers
-    >>> layers = classifier_layers("convnext_base")
-    >>> len(layers), layers[:3], layers[-1]
-    (41, ['features.0', 'features.1.0', 'features.1.1'], 'classifier')
+Examples
+--------
+No weights are needed to inspect the layers:
+
+>>> layers = classifier_layers("convnext_base")
+>>> len(layers), layers[:3], layers[-1]
+(41, ['features.0', 'features.1.0', 'features.1.1'], 'classifier')
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hiergrammar.validation import InputError
 
 if TYPE_CHECKING:  # torch is imported lazily so that importing the layer lists stays cheap
     import torch
@@ -66,13 +74,19 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
 
 
 def classifier_names() -> list[str]:
-    """Names of the paper's classifiers, e.g. ``['convnext_base', 'resnet50', ...]``."""
+    """Names of the paper's classifiers.
+
+    Examples
+    --------
+    >>> classifier_names()
+    ['convnext_base', 'resnet50', 'wide_resnet50_2', 'resnet152']
+    """
     return list(CLASSIFIERS)
 
 
 def _spec(name: str) -> ClassifierSpec:
-    if name not in CLASSIFIERS:
-        raise ValueError(f"classifier={name!r} is not one of {classifier_names()}")
+    if not isinstance(name, str) or name not in CLASSIFIERS:
+        raise InputError(f"classifier={name!r} is not one of {classifier_names()}")
     return CLASSIFIERS[name]
 
 
@@ -105,12 +119,24 @@ def classifier_layers(name: str) -> list[str]:
 
 
 def logits_layer(name: str) -> str:
-    """The layer whose output is the logits (``classifier`` or ``fc``)."""
+    """The layer whose output is the logits (``classifier`` or ``fc``).
+
+    Examples
+    --------
+    >>> logits_layer("convnext_base"), logits_layer("resnet152")
+    ('classifier', 'fc')
+    """
     return classifier_layers(name)[-1]
 
 
 def classifier_weights(name: str) -> Any:
-    """The torchvision ``Weights`` enum member the paper used for ``name``."""
+    """The torchvision ``Weights`` enum member the paper used for ``name``.
+
+    Examples
+    --------
+    >>> classifier_weights("resnet50").name
+    'IMAGENET1K_V2'
+    """
     import torchvision.models as tvm
 
     spec = _spec(name)
@@ -118,12 +144,24 @@ def classifier_weights(name: str) -> Any:
 
 
 def weights_url(name: str) -> str:
-    """Where torchvision downloads the weights of ``name`` from (for the error message)."""
+    """Where torchvision downloads the weights of ``name`` from (for the error message).
+
+    Examples
+    --------
+    >>> weights_url("resnet50")
+    'https://download.pytorch.org/models/resnet50-11ad3fa6.pth'
+    """
     return classifier_weights(name).url
 
 
 def default_weights_path(name: str) -> Path:
-    """``torch.hub.get_dir()/checkpoints/<file name of the url>``, torchvision's cache file."""
+    """``torch.hub.get_dir()/checkpoints/<file name of the url>``, torchvision's cache file.
+
+    Examples
+    --------
+    >>> default_weights_path("resnet50").name
+    'resnet50-11ad3fa6.pth'
+    """
     import torch.hub
 
     file_name = os.path.basename(weights_url(name))
@@ -131,7 +169,13 @@ def default_weights_path(name: str) -> Path:
 
 
 def build_classifier(name: str) -> torch.nn.Module:
-    """The torchvision architecture ``name``, random weights (``weights=None``), eval mode."""
+    """The torchvision architecture ``name``, random weights (``weights=None``), eval mode.
+
+    Examples
+    --------
+    >>> build_classifier("resnet50").fc.out_features
+    1000
+    """
     import torchvision.models as tvm
 
     model = getattr(tvm, _spec(name).builder)(weights=None)
@@ -143,6 +187,13 @@ def imagenet_preprocess(weights: Any) -> Callable[[torch.Tensor], torch.Tensor]:
 
     The returned callable takes a batch ``(n, 3, H, W)`` (float in ``[-1, 1]`` or uint8) and
     returns the normalised float batch ``(n, 3, 224, 224)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> preprocess = imagenet_preprocess(classifier_weights("resnet50"))
+    >>> tuple(preprocess(torch.zeros(2, 3, 64, 64)).shape)
+    (2, 3, 224, 224)
     """
     transform = weights.transforms()
 
@@ -155,54 +206,95 @@ def imagenet_preprocess(weights: Any) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def load_classifier(
-    name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    name: str,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = "cpu",
 ) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
     """Load a paper classifier from a local weights file; return ``(model, preprocess)``.
 
-    ``weights`` is a path to the torchvision state dict; ``None`` looks in torchvision's cache
-    (:func:`default_weights_path`). Nothing is downloaded: a missing file raises
-    :class:`FileNotFoundError` naming the file, where to put it and the URL it comes from.
-    The model is in eval mode on ``device``.
-    """
-    import torch
+    Parameters
+    ----------
+    name : one of :func:`classifier_names`.
+    weights : the torchvision state dict (``.pth``, read with ``weights_only=True``) or a
+        safetensors file; ``None`` looks in torchvision's cache (:func:`default_weights_path`).
+    device : where to put the model (``None``: CUDA if available, else CPU).
 
+    Returns
+    -------
+    ``(model, preprocess)``: the model in eval mode on ``device``, and the callable mapping
+    ``(n, 3, H, W)`` images in ``[-1, 1]`` to its ``(n, 3, 224, 224)`` input.
+
+    Raises
+    ------
+    InputError
+        Nothing is downloaded: a missing file raises :class:`MissingFileError` (an
+        ``InputError`` and a ``FileNotFoundError``) naming the file, where to put it and the URL
+        it comes from. A file that is not a state dict of this architecture (corrupt, holding
+        Python objects, other tensor names or shapes) raises ``InputError`` naming it.
+
+    Examples
+    --------
+    >>> try:
+    ...     load_classifier("resnet50", "/nowhere/resnet50.pth")
+    ... except FileNotFoundError as err:  # nothing is downloaded
+    ...     print(str(err)[:55])
+    weights for resnet50 not found at /nowhere/resnet50.pth
+    """
+    from hiergrammar.vision.checkpoints import (
+        MissingFileError,
+        load_state_dict,
+        load_weights,
+    )
+    from hiergrammar.vision.device import resolve_device
+
+    target = resolve_device(device)
     spec_weights = classifier_weights(name)
     path = Path(weights) if weights is not None else default_weights_path(name)
-    if not path.is_file():
+    if not path.exists():
         cache = default_weights_path(name)
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"weights for {name} not found at {path}: download {spec_weights.url} "
             f"and put the file at {cache} (torchvision's cache, used by default), "
             f"or pass its location with --weights PATH"
         )
-    model = build_classifier(name)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.to(device).eval(), imagenet_preprocess(spec_weights)
+    state = load_state_dict(path, f"weights file of {name}")
+    model = load_weights(build_classifier(name), state, path, name)
+    return model.to(target).eval(), imagenet_preprocess(spec_weights)
 
 
-def load_module_file(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+def load_module_folder(
+    folder: str | os.PathLike, device: str | torch.device | None = "cpu"
 ) -> torch.nn.Module:
-    """Load a whole ``torch.nn.Module`` saved with ``torch.save(model, path)``.
+    """A custom classifier from a module folder (architecture name + safetensors weights).
 
-    This is how a small custom classifier (a test model, the RHM CNN) goes through the probe
-    CLI. Unpickling runs code from the file, so only load files you made yourself.
+    This is how a small classifier (the RHM CNN saved with
+    :func:`hiergrammar.vision.rhm_cnn.save_tree_cnn`, or any model saved with
+    :func:`hiergrammar.vision.checkpoints.save_module`) goes through the probe CLI. The model is
+    rebuilt from its architecture's code; nothing is unpickled. Eval mode, on ``device``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from hiergrammar.vision.rhm_cnn import TreeCNN, save_tree_cnn
+    >>> folder = save_tree_cnn(TreeCNN(4, 2, 2, 2, width=8), tempfile.mkdtemp() + "/cnn")
+    >>> type(load_module_folder(folder)).__name__
+    'TreeCNN'
     """
-    import torch
+    from hiergrammar.vision.checkpoints import load_module
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"module file {path} does not exist")
-    model = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a torch.nn.Module")
-    return model.to(device).eval()
+    return load_module(folder, device=device)
 
 
 def default_layers(model: torch.nn.Module) -> list[str]:
-    """Layers of a custom module when none are given: its direct children, in order."""
+    """Layers of a custom module when none are given: its direct children, in order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> default_layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    ['0', '1']
+    """
     names = [name for name, _ in model.named_children()]
     if not names:
-        raise ValueError("the module has no named children; pass the layers to hook explicitly")
+        raise InputError("the module has no named children; pass the layers to hook explicitly")
     return names

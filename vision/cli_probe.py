@@ -1,9 +1,11 @@
 """``hiergrammar vision probe`` and ``hiergrammar vision plot``: the paper's Fig. 2 (right) / 16.
 
-``probe`` loads a classifier (a paper model with local weights, or a whole module saved with
-``torch.save``), the start images and one folder of generated images per inversion time ``t``,
-and writes ``probe_<classifier>.json`` and ``.npz``: per layer mean / std / sem of the cosine
-similarity per ``t``, top-1 agreement per ``t``, and (NPZ) every per-image value.
+``probe`` loads a classifier (a paper model with local weights, or a module folder -- an
+architecture name plus safetensors weights, such as the RHM CNN saved by
+:func:`hiergrammar.vision.rhm_cnn.save_tree_cnn`; nothing is unpickled), the start images
+and one folder of generated images per inversion time ``t``, and writes
+``probe_<classifier>.json`` and ``.npz``: per layer mean / std / sem of the cosine similarity
+per ``t``, top-1 agreement per ``t``, and (NPZ) every per-image value.
 
 ``plot`` turns one or several such files into the figure (one panel per file).
 
@@ -14,16 +16,30 @@ label; ``t000`` holds the start images as the sampler saw them), any other folde
 ``(n, H, W, 3)``/``(n, 3, H, W)``, uint8 or float in ``[-1, 1]``. Generated images pair with
 start images by file name when both sets have the same names, else by order. The inversion
 time of a set is taken from ``--t``, else from ``t`` in its ``metadata.json`` (or the NPZ's
-``t`` array), else the set's position.
+``t`` array), else the set's position. Every image of a folder is checked before the probe
+starts (:func:`hiergrammar.vision.data.check_image`): a file that is not an image or is
+truncated is refused with its path, and nothing is written.
 
-Example (paper Fig. 2, right)::
+Examples
+--------
+Paper Fig. 2, right:
+
+.. code-block:: shell
 
     hiergrammar vision probe --classifier convnext_base --start results/fb/t000 \\
         --generated results/fb/t* --out results/probe
     hiergrammar vision plot --data results/probe/probe_convnext_base.json \\
         --out results/probe/fig2_right.png
 
-No torch at module level: the parser builds without it.
+No torch at module level: the parser builds without it. An image set in Python:
+
+>>> import tempfile
+>>> from PIL import Image
+>>> folder = Path(tempfile.mkdtemp())
+>>> Image.new("RGB", (4, 4), (255, 0, 0)).save(folder / "a.png")
+>>> images = ImageSet(folder, progress=False)
+>>> len(images), tuple(images[0].shape), images.keys
+(1, (3, 4, 4), ['a.png'])
 """
 
 from __future__ import annotations
@@ -36,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hiergrammar.validation import InputError, check_float, check_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 METADATA_NAMES = ("metadata.json", "meta.json")
@@ -55,7 +73,9 @@ class ImageSet:
     used to pair a generated set with the start set.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, verify: bool = True, progress: bool = True):
+        from hiergrammar.vision.checkpoints import MissingFileError
+
         self.path = Path(path)
         self.metadata: dict[str, Any] = {}
         self._files: list[Path] | None = None
@@ -64,17 +84,22 @@ class ImageSet:
         if self.path.is_dir():
             for name in METADATA_NAMES:
                 if (self.path / name).is_file():
-                    with open(self.path / name) as handle:
-                        self.metadata = json.load(handle)
+                    self.metadata = _read_metadata(self.path / name)
                     break
             listed = self.metadata.get("images")
-            if isinstance(listed, list) and listed and all("file" in r for r in listed):
-                self._files = [self.path / r["file"] for r in listed]
+            if (
+                isinstance(listed, list)
+                and listed
+                and all(isinstance(r, dict) and "file" in r for r in listed)
+            ):
+                self._files = [self._listed_file(r["file"]) for r in listed]
                 if all("label" in r for r in listed):
-                    self.labels = np.array([int(r["label"]) for r in listed])
+                    self.labels = np.array(
+                        [check_int("label", r["label"], low=0) for r in listed], dtype=np.int64
+                    )
                 absent = [f for f in self._files if not f.is_file()]
                 if absent:
-                    raise FileNotFoundError(
+                    raise MissingFileError(
                         f"{len(absent)} images listed in {self.path}'s "
                         f"metadata are missing, e.g. {absent[0]}"
                     )
@@ -85,24 +110,51 @@ class ImageSet:
                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                 )
             if not self._files:
-                raise ValueError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
+                raise InputError(f"image folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)}")
+            if verify:
+                from hiergrammar.vision.data import find_unreadable_images, refuse_unreadable
+
+                bad = find_unreadable_images(
+                    self._files, desc=f"checking {self.path.name}", progress=progress
+                )
+                refuse_unreadable(bad, len(self._files), f"the image set {self.path}")
             self.keys = [str(f.relative_to(self.path)) for f in self._files]
         elif self.path.is_file() and self.path.suffix == ".npz":
+            self._read_npz()
+            self.keys = [str(i) for i in range(len(self._array))]
+        elif not self.path.exists():
+            raise MissingFileError(f"image set {self.path} does not exist")
+        else:
+            raise InputError(f"image set {self.path} must be a folder of images or an .npz file")
+        self._order: list[int] | None = None
+
+    def _listed_file(self, name: Any) -> Path:
+        """A file named by the metadata, which must lie inside the set's folder."""
+        if not isinstance(name, str) or not name:
+            raise InputError(f"{self.path}'s metadata lists a file {name!r} that is not a path")
+        file = self.path / name
+        if not file.resolve().is_relative_to(self.path.resolve()):
+            raise InputError(f"{self.path}'s metadata lists {name!r}, outside the folder")
+        return file
+
+    def _read_npz(self) -> None:
+        import zipfile
+
+        try:
             with np.load(self.path, allow_pickle=False) as npz:
                 if "images" not in npz.files:
-                    raise ValueError(f"{self.path} has no 'images' array (keys: {npz.files})")
+                    raise InputError(f"{self.path} has no 'images' array (keys: {npz.files})")
                 self._array = _channels_first(npz["images"], str(self.path))
                 self.metadata = {
                     k: npz[k].tolist() for k in npz.files if k != "images" and npz[k].size < 1000
                 }
                 if "label" in npz.files and len(npz["label"]) == len(self._array):
                     self.labels = np.asarray(npz["label"], dtype=np.int64)
-            self.keys = [str(i) for i in range(len(self._array))]
-        elif not self.path.exists():
-            raise FileNotFoundError(f"image set {self.path} does not exist")
-        else:
-            raise ValueError(f"image set {self.path} must be a folder of images or an .npz file")
-        self._order: list[int] | None = None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            if isinstance(err, InputError):
+                raise
+            # e.g. object arrays, which would need unpickling, or a damaged archive
+            raise InputError(f"{self.path} is not a readable .npz of arrays ({err})") from None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -114,10 +166,9 @@ class ImageSet:
             i = self._order[i]
         if self._array is not None:
             return torch.from_numpy(np.ascontiguousarray(self._array[i]))
-        from PIL import Image  # torchvision.io's decoders are deprecated since 0.29
+        from hiergrammar.vision.data import read_rgb  # names the file if it cannot be read
 
-        with Image.open(self._files[i]) as image:
-            array = np.asarray(image.convert("RGB"))
+        array = read_rgb(self._files[i])
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
     def pair_with(self, start: ImageSet) -> None:
@@ -134,7 +185,7 @@ class ImageSet:
             self.keys = list(start.keys)
             return
         if len(self) != len(start):
-            raise ValueError(
+            raise InputError(
                 f"{self.path} has {len(self)} images but {start.path} has "
                 f"{len(start)}; each generated image must pair with a start image"
             )
@@ -148,6 +199,16 @@ class ImageSet:
 
     def subset(self, limit: int | None) -> ImageSet | _Subset:
         return self if limit is None or limit >= len(self) else _Subset(self, limit)
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 class _Subset:
@@ -166,8 +227,10 @@ class _Subset:
 def _channels_first(images: np.ndarray, where: str) -> np.ndarray:
     if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
         images = np.moveaxis(images, -1, 1)
+    if images.ndim < 2:
+        raise InputError(f"{where}: images must have shape (n, ...), got {images.shape}")
     if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{where}: images must be uint8 or float in [-1, 1], got {images.dtype}")
+        raise InputError(f"{where}: images must be uint8 or float in [-1, 1], got {images.dtype}")
     return images
 
 
@@ -216,7 +279,7 @@ def run_probe(
     from hiergrammar.artifacts import save_json, save_npz
 
     if len(t) != len(generated):
-        raise ValueError(f"{len(t)} values of t for {len(generated)} generated sets")
+        raise InputError(f"{len(t)} values of t for {len(generated)} generated sets")
     stats_images = start if stats_images is None else stats_images
     stats = activation_stats(
         model,
@@ -246,7 +309,7 @@ def run_probe(
     if labels is not None and result.top1_start is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(start),):
-            raise ValueError(f"labels has shape {labels.shape}, expected ({len(start)},)")
+            raise InputError(f"labels has shape {labels.shape}, expected ({len(start)},)")
         acc_start = float(np.mean(result.top1_start == labels))
         acc_generated = np.mean(result.top1_generated == labels[None, :], axis=1)
     data = {
@@ -306,14 +369,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classifier",
         default="convnext_base",
-        help="convnext_base, resnet50, wide_resnet50_2, resnet152, or the path of a "
-        "module saved with torch.save(model, PATH) (default: convnext_base)",
+        help="convnext_base, resnet50, wide_resnet50_2, resnet152, or a module folder "
+        "(config.json naming the architecture + model.safetensors, e.g. written by "
+        "hiergrammar.vision.rhm_cnn.save_tree_cnn) (default: convnext_base)",
     )
     p.add_argument(
         "--weights",
         default=None,
-        help="state-dict file of the torchvision classifier (default: torchvision's "
-        "cache, torch.hub.get_dir()/checkpoints/<file>); never downloaded",
+        help="state dict (.pth, read with weights_only=True) or safetensors file of the "
+        "torchvision classifier (default: torchvision's cache, "
+        "torch.hub.get_dir()/checkpoints/<file>); never downloaded",
     )
     p.add_argument("--start", required=True, help="folder (or .npz) of the start images")
     p.add_argument(
@@ -373,7 +438,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "0 decodes in the main process)",
     )
     p.add_argument("--limit", type=int, default=None, help="use only the first N image pairs")
-    p.add_argument("--device", default=None, help="cuda, cpu, … (default: cuda if available)")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N, mps (default: cuda if available)"
+    )
     p.set_defaults(func=_probe_handler)
 
     q = sub.add_parser(
@@ -399,7 +466,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _resolve_t(args: argparse.Namespace, sets: Sequence[ImageSet]) -> list[float]:
     if args.t is not None:
         if len(args.t) != len(sets):
-            raise ValueError(f"--t has {len(args.t)} values for {len(sets)} --generated sets")
+            raise InputError(f"--t has {len(args.t)} values for {len(sets)} --generated sets")
         return list(args.t)
     from_meta = [s.t for s in sets]
     if all(x is not None for x in from_meta):
@@ -407,36 +474,49 @@ def _resolve_t(args: argparse.Namespace, sets: Sequence[ImageSet]) -> list[float
     return [float(k) for k in range(len(sets))]
 
 
+def _check_probe_args(args: argparse.Namespace) -> Any:
+    """Check the arguments that need no file; return the device. Runs before any loading."""
+    from hiergrammar.vision.device import resolve_device
+
+    device = resolve_device(args.device, "--device")
+    check_int("--batch-size", args.batch_size, low=1)
+    check_int("--workers", args.workers, low=0)
+    if args.limit is not None:
+        check_int("--limit", args.limit, low=2)
+    check_float("--min-rel-std", args.min_rel_std, 0.0, 1.0, high_open=True)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    return device
+
+
 def _probe_handler(args: argparse.Namespace) -> int:
-    import torch
     from hiergrammar.vision import classifiers as clf
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size={args.batch_size} violates batch_size >= 1")
-    if args.workers < 0:
-        raise ValueError(f"--workers={args.workers} violates workers >= 0")
-    if args.limit is not None and args.limit < 2:
-        raise ValueError(f"--limit={args.limit} violates limit >= 2")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _check_probe_args(args)
     if args.classifier in clf.CLASSIFIERS:
         model, preprocess = clf.load_classifier(args.classifier, args.weights, device)
         name = args.classifier
         layers = clf.classifier_layers(name)
     else:
         path = Path(args.classifier)
-        if not path.is_file():
-            raise ValueError(
+        if not path.exists():
+            raise InputError(
                 f"--classifier={args.classifier!r} is neither one of "
-                f"{clf.classifier_names()} nor an existing module file"
+                f"{clf.classifier_names()} nor an existing module folder"
             )
-        model, preprocess = clf.load_module_file(path, device), _float_pm1
-        name = path.stem
-        layers = clf.default_layers(model)
+        if args.weights is not None:
+            raise InputError(
+                "--weights applies to the paper classifiers; a module folder holds its own weights"
+            )
+        model, preprocess = clf.load_module_folder(path, device), _float_pm1
+        name = path.name
+        layers = getattr(model, "probe_layers", None) or clf.default_layers(model)
     if args.layers:
         layers = [x.strip() for x in args.layers.split(",") if x.strip()]
     logits = args.logits_layer or layers[-1]
     if logits not in layers:
-        raise ValueError(f"--logits-layer={logits!r} is not among the hooked layers")
+        raise InputError(f"--logits-layer={logits!r} is not among the hooked layers")
 
     start = ImageSet(args.start)
     generated = [ImageSet(g) for g in args.generated]

@@ -13,6 +13,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from hiergrammar.validation import InputError
 
 #: ``--dtype`` choices: names of torch dtypes (strings, so that torch is not imported here)
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -63,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="skip images whose PNGs exist already (continue an interrupted run)",
+        help="skip images whose PNGs exist already (continue an interrupted run); refused "
+        "if the folder's sample_request.json names other parameters",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_sample)
@@ -108,8 +112,8 @@ def _convert(args: argparse.Namespace) -> int:
     flags = {}
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} is not FLAG=VALUE")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r} is not FLAG=VALUE")
         flags[key.strip()] = _parse_value(value.strip())
     from hiergrammar.vision.adm import convert_adm_checkpoint
 
@@ -130,6 +134,15 @@ def _sample(args: argparse.Namespace) -> int:
 
     # fail before every process loads the weights
     _check_sample_args(args.t, args.num_steps, args.per_class, args.batch_size, args.seed)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    images = Path(args.images)
+    if not images.is_dir():
+        from hiergrammar.vision.checkpoints import MissingFileError
+
+        error = MissingFileError if not images.exists() else InputError
+        raise error(f"--images {images} is not a folder of class folders")
     state = process_state()
     diffusion = load_diffusion(args.model, scheduler=args.scheduler, device=state.device)
     summary = sample_image_folder(

@@ -5,6 +5,30 @@ The order is deterministic: classes sorted by folder name, files sorted by name 
 Each image is converted to RGB, resized so that its shorter side is ``size`` (bicubic,
 antialiased), centre-cropped to ``size x size`` and mapped to ``[-1, 1]``, i.e. ``(n, 3, size,
 size)`` batches ready for :func:`hiergrammar.vision.forward_backward`.
+
+Files are listed by extension (torchvision's ``ImageFolder``: ``.png``, ``.jpg``, ``.jpeg``, ...;
+others are ignored). Every selected file is checked when the dataset is built
+(:func:`check_image`): a file that is not an image or is truncated is refused with
+its path, before any result is written, rather than failing halfway through a run. Nothing is
+skipped silently, since skipping would shift the image indices and with them the seeds.
+
+Examples
+--------
+>>> import tempfile
+>>> from PIL import Image
+>>> root = Path(tempfile.mkdtemp())
+>>> (root / "cat").mkdir()
+>>> Image.new("RGB", (12, 10), (255, 0, 0)).save(root / "cat" / "a.png")
+>>> images, records = load_image_folder(root, size=8)
+>>> tuple(images.shape), records[0].class_name, images.max().item()
+((1, 3, 8, 8), 'cat', 1.0)
+>>> _ = (root / "cat" / "b.png").write_text("not an image")
+>>> try:
+...     load_image_folder(root, size=8)
+... except InputError as err:
+...     print(str(err).replace(str(root), "ROOT"))  # doctest: +NORMALIZE_WHITESPACE
+1 of 2 images under the image folder ROOT cannot be read: ROOT/cat/b.png (not an image: no image
+format recognises its content). Remove or replace them; nothing was written
 """
 
 from __future__ import annotations
@@ -14,11 +38,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from hiergrammar.validation import InputError, check_int
 
 __all__ = [
     "ImageRecord",
+    "check_image",
+    "find_unreadable_images",
     "image_folder_dataset",
+    "read_rgb",
+    "refuse_unreadable",
     "iter_batches",
     "load_image_folder",
     "save_png",
@@ -56,6 +87,127 @@ def _transform(size: int):
     )
 
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to an RGB ``(H, W, 3)`` uint8 array.
+
+    Raises :class:`~hiergrammar.InputError` naming the file when it is not an image, is
+    truncated or otherwise cannot be decoded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = tempfile.mkdtemp() + "/grey.png"
+    >>> Image.new("L", (3, 2), 51).save(path)
+    >>> read_rgb(path).shape, int(read_rgb(path)[0, 0, 2])
+    ((2, 3, 3), 51)
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        from hiergrammar.vision.checkpoints import MissingFileError
+
+        raise MissingFileError(f"image {path} does not exist") from None
+    except Exception as err:  # any decoder failure means the file is not a readable image
+        raise InputError(f"image {path} cannot be read: {_reason(err)}") from None
+
+
+def _reason(err: Exception) -> str:
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image: no image format recognises its content"
+    text = str(err).split("\n")[0]
+    if "truncated" in text.lower() or isinstance(err, (EOFError, SyntaxError)):
+        return f"the file is truncated or damaged ({type(err).__name__}: {text})"
+    return f"{type(err).__name__}: {text}"
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """Raise :class:`~hiergrammar.InputError` naming ``path`` unless it is a readable image.
+
+    PNG files are checked chunk by chunk (structure and checksums, which catches truncation and
+    damage at a tenth of the cost of decoding); other formats are decoded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "x.png"
+    >>> Image.new("RGB", (64, 64), (1, 2, 3)).save(path)
+    >>> check_image(path)
+    >>> _ = path.write_bytes(path.read_bytes()[:-20])
+    >>> check_image(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: image .../x.png cannot be read: the file is truncated ...
+    """
+    from PIL import Image
+
+    path = Path(path)
+    with open(path, "rb") as handle:
+        is_png = handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    if not is_png:
+        read_rgb(path)
+        return
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as err:  # any decoder failure means the file is not a readable image
+        raise InputError(f"image {path} cannot be read: {_reason(err)}") from None
+
+
+def find_unreadable_images(
+    paths: list[str] | list[Path], desc: str = "checking images", progress: bool = True
+) -> list[tuple[str, str]]:
+    """Check every file of ``paths`` (:func:`check_image`); return ``(path, reason)`` for those
+    that fail.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.png"
+    >>> _ = path.write_text("hello")
+    >>> [reason for _, reason in find_unreadable_images([path], progress=False)]
+    ['not an image: no image format recognises its content']
+    """
+    from hiergrammar.artifacts import progress as progress_bar
+
+    bad = []
+    for path in progress_bar(
+        paths, desc=desc, total=len(paths), disable=None if progress else True
+    ):
+        try:
+            check_image(path)
+        except InputError as err:
+            bad.append((str(path), str(err).split(": ", 1)[-1]))
+    return bad
+
+
+def refuse_unreadable(bad: list[tuple[str, str]], n_total: int, where: str) -> None:
+    """Raise one :class:`~hiergrammar.InputError` listing unreadable images (if any).
+
+    Examples
+    --------
+    >>> refuse_unreadable([], 3, "folder a")
+    >>> refuse_unreadable([("a/x.png", "truncated")], 3, "folder a")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: 1 of 3 images under folder a cannot be read: a/x.png ...
+    """
+    if not bad:
+        return
+    shown = "; ".join(f"{path} ({reason})" for path, reason in bad[:5])
+    more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+    raise InputError(
+        f"{len(bad)} of {n_total} images under {where} cannot be read: {shown}{more}. "
+        "Remove or replace them; nothing was written"
+    )
+
+
 class _Selected(torch.utils.data.Dataset):
     """``ImageFolder`` restricted to the selected records; items are ``(image, index)``."""
 
@@ -68,30 +220,52 @@ class _Selected(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, i: int):
-        image, _ = self.folder[self.positions[i]]
+        from PIL import Image
+
+        # decoded here (not by ImageFolder's loader) so that a failure names the file
+        array = read_rgb(self.records[i].path)
+        image = self.folder.transform(Image.fromarray(array))
         return image.clamp(-1, 1), self.records[i].index
 
 
 def _check_per_class(per_class: int | None) -> None:
-    """Raise ``ValueError`` unless ``per_class`` is ``None`` (every image) or an int >= 1."""
-    if per_class is not None and (not isinstance(per_class, int) or per_class < 1):
-        raise ValueError(f"per_class={per_class!r} violates per_class >= 1")
+    """Raise :class:`InputError` unless ``per_class`` is ``None`` (every image) or an int >= 1."""
+    if per_class is not None:
+        check_int("per_class", per_class, low=1)
 
 
-def image_folder_dataset(root: str | os.PathLike, size: int, per_class: int | None = None):
+def image_folder_dataset(
+    root: str | os.PathLike,
+    size: int,
+    per_class: int | None = None,
+    *,
+    verify: bool = True,
+    progress: bool = True,
+):
     """A torch ``Dataset`` of the selected images; ``.records`` lists them (see module doc).
 
-    ``dataset[i]`` is ``(image (3, size, size) in [-1, 1], global index i)``.
+    ``dataset[i]`` is ``(image (3, size, size) in [-1, 1], global index i)``. With ``verify``
+    (default) every selected file is checked first (:func:`check_image`), and unreadable files
+    (not images, truncated) are refused in one :class:`~hiergrammar.InputError` listing them.
+
+    Examples
+    --------
+    See the module docstring.
     """
+    from hiergrammar.vision.checkpoints import MissingFileError
     from torchvision.datasets import ImageFolder
 
     root = Path(root)
+    if not root.exists():
+        raise MissingFileError(f"image folder {root} does not exist")
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size={size!r} violates size >= 1")
+        raise InputError(f"image folder {root} is not a folder")
+    size = check_int("size", size, low=1)
     _check_per_class(per_class)
-    folder = ImageFolder(str(root), transform=_transform(size))
+    try:
+        folder = ImageFolder(str(root), transform=_transform(size), loader=_no_loader)
+    except FileNotFoundError as err:  # no class folder, or a class folder without images
+        raise InputError(f"image folder {root}: {err}") from None
     idx_to_class = {v: k for k, v in folder.class_to_idx.items()}
     taken: dict[int, int] = {}
     records, positions = [], []
@@ -102,7 +276,14 @@ def image_folder_dataset(root: str | os.PathLike, size: int, per_class: int | No
         taken[label] = taken.get(label, 0) + 1
         records.append(ImageRecord(len(records), path, idx_to_class[label], label))
         positions.append(pos)
+    if verify:
+        bad = find_unreadable_images([r.path for r in records], progress=progress)
+        refuse_unreadable(bad, len(records), f"the image folder {root}")
     return _Selected(folder, records, positions)
+
+
+def _no_loader(path: str):  # pragma: no cover - images are decoded by _Selected
+    raise AssertionError("images are read by read_rgb")
 
 
 def load_image_folder(
@@ -110,20 +291,27 @@ def load_image_folder(
 ) -> tuple[torch.Tensor, list[ImageRecord]]:
     """All selected images at once: ``(n, 3, size, size)`` in ``[-1, 1]`` and their records.
 
-    For large selections iterate with :func:`iter_batches` instead.
-
-    >>> # images, records = load_image_folder("imagenet/val", 256, per_class=10)
+    For large selections iterate with :func:`iter_batches` instead. See the module docstring
+    for an example.
     """
     ds = image_folder_dataset(root, size, per_class)
     if len(ds) == 0:
-        raise ValueError(f"no images found under {root}")
+        raise InputError(f"no images found under {root}")
     return torch.stack([ds[i][0] for i in range(len(ds))]), list(ds.records)
 
 
 def iter_batches(
     dataset, indices: list[int], batch_size: int
 ) -> Iterator[tuple[torch.Tensor, list[int]]]:
-    """Yield ``(images (b, 3, size, size), indices)`` for the dataset positions ``indices``."""
+    """Yield ``(images (b, 3, size, size), indices)`` for the dataset positions ``indices``.
+
+    Examples
+    --------
+    >>> data = [(torch.zeros(3, 2, 2), k) for k in range(5)]
+    >>> [(tuple(x.shape), idx) for x, idx in iter_batches(data, [0, 1, 4], 2)]
+    [((2, 3, 2, 2), [0, 1]), ((1, 3, 2, 2), [4])]
+    """
+    batch_size = check_int("batch_size", batch_size, low=1)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         yield torch.stack([dataset[i][0] for i in chunk]), chunk
@@ -142,7 +330,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images
     if not images.is_floating_point():
-        raise ValueError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
+        raise InputError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
     x = ((images.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
     return x.to(torch.uint8)
 
@@ -154,12 +342,20 @@ def from_uint8(images: torch.Tensor) -> torch.Tensor:
     [-1.0, 1.0]
     """
     if images.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8, got dtype {images.dtype}")
+        raise InputError(f"images must be uint8, got dtype {images.dtype}")
     return images.float() / 127.5 - 1.0
 
 
 def save_png(path: str | os.PathLike, image: torch.Tensor) -> Path:
-    """Write one uint8 ``(C, H, W)`` image as PNG, atomically."""
+    """Write one uint8 ``(C, H, W)`` image as PNG, atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = save_png(tempfile.mkdtemp() + "/x.png", torch.zeros(3, 2, 4, dtype=torch.uint8))
+    >>> read_rgb(path).shape
+    (2, 4, 3)
+    """
     from PIL import Image
 
     from hiergrammar.artifacts import atomic_open

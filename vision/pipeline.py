@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from hiergrammar.artifacts import progress as _progress
+from hiergrammar.validation import InputError, check_int, check_seed
 
 __all__ = [
     "forward_backward",
@@ -51,29 +52,40 @@ __all__ = [
 def image_seeds(seed: int | Sequence[int], n: int) -> list[int]:
     """Per-image seeds: ``seed + i`` for an int, or the given sequence (length ``n``).
 
+    Each seed is a non-negative integer (:func:`hiergrammar.validation.check_seed`).
+
+    Examples
+    --------
     >>> image_seeds(5, 3)
     [5, 6, 7]
     >>> image_seeds([9, 2], 2)
     [9, 2]
+    >>> image_seeds(-1, 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: seed=-1 violates seed >= 0 ...
     """
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        if seed < 0:
-            raise ValueError(f"seed={seed} violates seed >= 0")
-        return [int(seed) + i for i in range(n)]
-    seeds = [int(s) for s in seed]
+        first = check_seed("seed", seed, allow_generator=False)
+        return [first + i for i in range(n)]
+    if isinstance(seed, (str, bytes, bool)) or not hasattr(seed, "__iter__"):
+        raise InputError(
+            f"seed={seed!r} must be a non-negative integer or one such integer per image"
+        )
+    seeds = [check_seed(f"seed[{k}]", s, allow_generator=False) for k, s in enumerate(seed)]
     if len(seeds) != n:
-        raise ValueError(f"len(seeds)={len(seeds)} violates len(seeds) == n_images={n}")
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"seeds={seeds} violate seed >= 0")
+        raise InputError(f"len(seeds)={len(seeds)} violates len(seeds) == n_images={n}")
     return seeds
 
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         shape = tuple(getattr(images, "shape", ()))
-        raise ValueError(f"images must be a tensor of shape (n, C, H, W), got shape {shape}")
+        raise InputError(f"images must be a tensor of shape (n, C, H, W), got shape {shape}")
     if images.shape[0] == 0:
-        raise ValueError("images violates n_images >= 1")
+        raise InputError("images violates n_images >= 1")
+    if not images.is_floating_point():
+        raise InputError(f"images must be float in [-1, 1], got dtype {images.dtype}")
 
 
 def _is_int(x: Any) -> bool:
@@ -82,14 +94,26 @@ def _is_int(x: Any) -> bool:
 
 def _check_t(t: int, num_steps: int) -> None:
     if not _is_int(num_steps) or num_steps < 1:
-        raise ValueError(f"num_steps={num_steps!r} violates num_steps >= 1 (an int)")
+        raise InputError(f"num_steps={num_steps!r} violates num_steps >= 1 (an int)")
     if not _is_int(t) or not 0 <= t <= num_steps:
-        raise ValueError(f"t={t!r} violates 0 <= t <= num_steps={num_steps} (an int)")
+        raise InputError(f"t={t!r} violates 0 <= t <= num_steps={num_steps} (an int)")
 
 
 def _check_batch_size(batch_size: int | None) -> None:
-    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
-        raise ValueError(f"batch_size={batch_size!r} violates batch_size >= 1")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, low=1)
+
+
+def _check_dtype(dtype: Any) -> None:
+    allowed = (torch.float32, torch.bfloat16, torch.float16)
+    if dtype is not None and dtype not in allowed:
+        raise InputError(f"dtype={dtype!r} is not one of {[str(d) for d in allowed]} or None")
+
+
+def _device(device: Any, default: torch.device) -> torch.device:
+    from hiergrammar.vision.device import resolve_device
+
+    return default if device is None else resolve_device(device)
 
 
 def _prepare_timesteps(scheduler: Any, num_steps: int, t: int) -> torch.Tensor:
@@ -99,7 +123,7 @@ def _prepare_timesteps(scheduler: Any, num_steps: int, t: int) -> torch.Tensor:
     if len(timesteps) != num_steps:
         # Heun/KDPM2-like schedulers call the model twice per step: the chain index would lose
         # its meaning, so they are not supported.
-        raise ValueError(
+        raise InputError(
             f"{type(scheduler).__name__} gives {len(timesteps)} timesteps for num_steps="
             f"{num_steps}; only schedulers with one model call per step are supported"
         )
@@ -110,7 +134,7 @@ def _prepare_timesteps(scheduler: Any, num_steps: int, t: int) -> torch.Tensor:
         stride = scheduler.config.num_train_timesteps // num_steps
         gaps = set((timesteps[:-1] - timesteps[1:]).tolist())
         if gaps and gaps != {stride}:
-            raise ValueError(
+            raise InputError(
                 f"DDIMScheduler with timestep_spacing={scheduler.config.timestep_spacing!r} "
                 f"gives uneven steps {sorted(gaps)} for num_steps={num_steps}, but its step() "
                 f"assumes a stride of {stride}: use timestep_spacing='leading'"
@@ -135,11 +159,11 @@ def _model_output(out: torch.Tensor, channels: int, scheduler: Any) -> torch.Ten
     if out.shape[1] == 2 * channels:
         return out if _learned_variance(scheduler) else out[:, :channels]
     if out.shape[1] != channels:
-        raise ValueError(
+        raise InputError(
             f"model output has {out.shape[1]} channels, expected {channels} or {2 * channels}"
         )
     if _learned_variance(scheduler):
-        raise ValueError(
+        raise InputError(
             f"scheduler has variance_type={scheduler.config.variance_type!r} but the model "
             f"outputs {channels} channels (no variance); use a fixed variance_type"
         )
@@ -209,6 +233,8 @@ def _batches(n: int, batch_size: int | None) -> list[slice]:
 def start_timestep(scheduler: Any, t: int, num_steps: int = 250) -> int | None:
     """Training timestep of chain state ``t`` (``None`` for ``t = 0``, the clean image).
 
+    Examples
+    --------
     >>> from diffusers import DDPMScheduler
     >>> sched = DDPMScheduler(timestep_spacing="linspace")
     >>> [start_timestep(sched, t, 250) for t in (1, 2, 250)]
@@ -263,8 +289,15 @@ def forward_backward(
     ``(n, C, H, W)`` float32 tensor in ``[-1, 1]`` on ``images.device``; ``t = 0`` returns a
     copy of ``images``; ``t = num_steps`` does not depend on ``images``.
 
-    Example
-    -------
+    Raises
+    ------
+    InputError
+        Images that are not ``(n, C, H, W)`` floats, ``t`` outside ``[0, num_steps]``, a seed
+        that is not a non-negative integer (or one per image), ``device`` not available here,
+        a class-conditional model, a scheduler with several model calls per step.
+
+    Examples
+    --------
     >>> from diffusers import DDPMScheduler, UNet2DModel
     >>> unet = UNet2DModel(sample_size=8, block_out_channels=(32, 32), norm_num_groups=8,
     ...                    down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
@@ -275,15 +308,16 @@ def forward_backward(
     _check_images(images)
     _check_t(t, num_steps)
     _check_batch_size(batch_size)
+    _check_dtype(dtype)
     t, num_steps = int(t), int(num_steps)
     seeds = image_seeds(seed, images.shape[0])
     if t == 0:
         return images.detach().clone()
     # what UNet2DModel.forward itself tests to require class labels
     if getattr(model, "class_embedding", None) is not None:
-        raise ValueError("the UNet is class-conditional; forward_backward is class-unconditional")
+        raise InputError("the UNet is class-conditional; forward_backward is class-unconditional")
     model_device, model_dtype = _module_device_dtype(model)
-    device = torch.device(device) if device is not None else model_device
+    device = _device(device, model_device)
     model.eval()
 
     def denoise(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -319,10 +353,16 @@ def null_class_label(transformer: torch.nn.Module) -> int:
 
     DiT is trained with label dropout; the dropped label is the extra last row of its class
     embedding table, which is what classifier-free guidance uses as the null class.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> null_class_label(SimpleNamespace(config=SimpleNamespace(num_embeds_ada_norm=1000)))
+    1000
     """
-    n = getattr(transformer.config, "num_embeds_ada_norm", None)
+    n = getattr(getattr(transformer, "config", None), "num_embeds_ada_norm", None)
     if n is None:
-        raise ValueError("transformer has no num_embeds_ada_norm: not a class-embedded DiT")
+        raise InputError("transformer has no num_embeds_ada_norm: not a class-embedded DiT")
     return int(n)
 
 
@@ -356,6 +396,7 @@ def forward_backward_latent(
     _check_images(images)
     _check_t(t, num_steps)
     _check_batch_size(batch_size)
+    _check_dtype(dtype)
     t, num_steps = int(t), int(num_steps)
     n = images.shape[0]
     seeds = image_seeds(seed, n)
@@ -367,11 +408,11 @@ def forward_backward_latent(
     elif _is_int(class_labels):  # also numpy integers, as the seeds
         labels = [int(class_labels)] * n
     else:
-        labels = [int(c) for c in class_labels]
+        labels = [check_int("class_labels[i]", c, low=0, high=null) for c in class_labels]
     if len(labels) != n or any(not 0 <= c <= null for c in labels):
-        raise ValueError(f"class_labels must be {n} ints in [0, {null}] ({null} = unconditional)")
+        raise InputError(f"class_labels must be {n} ints in [0, {null}] ({null} = unconditional)")
     t_device, t_dtype = _module_device_dtype(transformer)
-    device = torch.device(device) if device is not None else t_device
+    device = _device(device, t_device)
     _, vae_dtype = _module_device_dtype(vae)
     scaling = float(vae.config.scaling_factor)
     transformer.eval()

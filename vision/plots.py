@@ -7,14 +7,19 @@ line. Several probe files (e.g. ResNet-50, Wide ResNet-50-2, ResNet-152 for Fig.
 side-by-side panels.
 
 The input is the probe data written by ``hiergrammar vision probe`` (``probe_<name>.json`` or
-``.npz``), or the same dict in memory::
+``.npz``), or the same dict in memory. No torch here: plotting needs only numpy and matplotlib,
+and the backend is left as the user set it.
 
-    data = {"classifier": "tiny", "layers": ["a", "b", "logits"], "logits_layer": "logits",
-            "t": [0, 50, 100], "similarity_mean": [[1, 1, 1], [.9, .8, .7], [.6, .4, .1]],
-            "top1_agreement": [1.0, 0.9, 0.2]}
-    fig = plot_probe(data)
-
-No torch here: plotting needs only numpy and matplotlib.
+Examples
+--------
+>>> data = {"classifier": "tiny", "layers": ["a", "b", "logits"], "logits_layer": "logits",
+...         "t": [0, 50, 100], "similarity_mean": [[1, 1, 1], [.9, .8, .7], [.6, .4, .1]],
+...         "top1_agreement": [1.0, 0.9, 0.2]}
+>>> fig = plot_probe(data)
+>>> [line.get_label() for line in fig.axes[0].get_lines()][-2:]
+['logits', 'top-1 agreement']
+>>> import matplotlib.pyplot as plt
+>>> plt.close(fig)
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hiergrammar.artifacts import save_figure
+from hiergrammar.validation import InputError
 
 _BANDS = ("none", "sem", "std")
 
@@ -36,47 +42,72 @@ def load_probe_data(path: str | os.PathLike) -> dict[str, Any]:
     """Read a probe data file (``.json`` or ``.npz`` written by ``vision probe``) into a dict.
 
     Arrays come back as numpy arrays: ``t`` ``(T,)``, ``similarity_mean``/``_std``/``_sem``
-    ``(T, n_layers)``, ``top1_agreement`` ``(T,)`` or ``None``.
+    ``(T, n_layers)``, ``top1_agreement`` ``(T,)`` or ``None``. A missing, unreadable or
+    incomplete file raises :class:`~hiergrammar.InputError` naming it. See
+    :func:`plot_probe_files` for an example.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"probe data file {path} does not exist")
+    import zipfile
+
+    from hiergrammar.vision.checkpoints import check_input_file
+
+    path = check_input_file(path, "probe data file")
     if path.suffix == ".json":
-        with open(path) as handle:
-            raw = json.load(handle)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"probe data file {path} is not valid JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"probe data file {path} must hold a JSON object")
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {key: npz[key] for key in npz.files}
-        raw["layers"] = [str(x) for x in raw["layers"]]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                raw = {key: npz[key] for key in npz.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(f"probe data file {path} is not a readable .npz ({err})") from None
+        if "layers" not in raw:
+            raise InputError(f"{path} lacks the key 'layers'")
+        raw["layers"] = [str(x) for x in np.atleast_1d(raw["layers"])]
         for key in ("classifier", "logits_layer", "t_label"):
             if key in raw:
                 raw[key] = str(raw[key])
         if "top1_agreement" in raw and raw["top1_agreement"].size == 0:
             raw["top1_agreement"] = None
     else:
-        raise ValueError(f"probe data file {path} must end in .json or .npz")
+        raise InputError(f"probe data file {path} must end in .json or .npz")
     return _normalise(raw, str(path))
+
+
+def _floats(value: Any, key: str, where: str) -> np.ndarray:
+    """``value`` as a float array (None entries -> NaN), else an InputError naming ``key``."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {key} must hold numbers") from None
 
 
 def _normalise(raw: dict[str, Any], where: str = "data") -> dict[str, Any]:
     for key in ("layers", "t", "similarity_mean"):
         if key not in raw:
-            raise ValueError(f"{where} lacks the key {key!r}")
+            raise InputError(f"{where} lacks the key {key!r}")
     data = dict(raw)
     data["layers"] = [str(x) for x in raw["layers"]]
-    data["t"] = np.asarray(raw["t"], dtype=float)
+    data["t"] = _floats(raw["t"], "t", where)
+    if data["t"].ndim != 1:
+        raise InputError(f"{where}: t must be a list of numbers, got shape {data['t'].shape}")
     n_t, n_layers = len(data["t"]), len(data["layers"])
     for key in ("similarity_mean", "similarity_std", "similarity_sem"):
         if raw.get(key) is not None:
-            arr = np.asarray(raw[key], dtype=float)
+            arr = _floats(raw[key], key, where)
             if arr.shape != (n_t, n_layers):
-                raise ValueError(
+                raise InputError(
                     f"{where}: {key} has shape {arr.shape}, expected "
                     f"(n_t, n_layers) = {(n_t, n_layers)}"
                 )
             data[key] = arr
     top1 = raw.get("top1_agreement")
-    data["top1_agreement"] = None if top1 is None else np.asarray(top1, dtype=float)
+    data["top1_agreement"] = None if top1 is None else _floats(top1, "top1_agreement", where)
+    if data["top1_agreement"] is not None and data["top1_agreement"].shape != (n_t,):
+        raise InputError(f"{where}: top1_agreement must have one value per t ({n_t})")
     logits = raw.get("logits_layer")
     data["logits_layer"] = str(logits) if logits not in (None, "") else None
     return data
@@ -93,20 +124,20 @@ def plot_probe(
     """Similarity vs ``t`` per layer (coloured by depth), one panel per data dict.
 
     ``band``: ``"none"``, ``"sem"`` or ``"std"`` -- a shaded band of that width around every
-    curve. Returns the matplotlib ``Figure``.
+    curve. Returns the matplotlib ``Figure``. See the module docstring for an example.
     """
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     if band not in _BANDS:
-        raise ValueError(f"band={band!r} is not one of {_BANDS}")
+        raise InputError(f"band={band!r} is not one of {_BANDS}")
     panels = [data] if isinstance(data, dict) else list(data)
     if not panels:
-        raise ValueError("nothing to plot: give at least one probe data dict")
+        raise InputError("nothing to plot: give at least one probe data dict")
     panels = [_normalise(d, f"panel {i}") for i, d in enumerate(panels)]
     if titles is not None and len(titles) != len(panels):
-        raise ValueError(f"{len(titles)} titles for {len(panels)} panels")
+        raise InputError(f"{len(titles)} titles for {len(panels)} panels")
 
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5.2 * len(panels) + 0.8, 4.0), squeeze=False, sharey=True
@@ -164,6 +195,16 @@ def plot_probe(
 def plot_probe_files(
     paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs: Any
 ) -> Path:
-    """Read probe data files, draw one panel per file with :func:`plot_probe`, save a PNG."""
+    """Read probe data files, draw one panel per file with :func:`plot_probe`, save a PNG.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> data = {"layers": ["a", "b"], "t": [0, 10], "similarity_mean": [[1, 1], [0.5, 0.2]]}
+    >>> _ = (folder / "probe_x.json").write_text(json.dumps(data))
+    >>> plot_probe_files([folder / "probe_x.json"], folder / "fig.png").read_bytes()[:4]
+    b'\x89PNG'
+    """
     fig = plot_probe([load_probe_data(p) for p in paths], **kwargs)
     return save_figure(fig, out)

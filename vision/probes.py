@@ -27,17 +27,17 @@ cosine is undefined and reported as NaN (summaries ignore NaNs and count them).
 algorithm (one merge per batch), so the statistics of a large set need memory for two arrays
 per layer only; standardisation and dot products are done in float64.
 
-Example::
-
-    >>> import torch
-    >>> from hiergrammar.vision.probes import probe_similarity
-    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    >>> x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
-    >>> res = probe_similarity(net, x, [x], layers=["1", "2"])
-    >>> res.similarity.shape  # (n_sets, n_layers, n_images)
-    (1, 2, 50)
-    >>> bool(abs(res.similarity - 1).max() < 1e-12), float(res.top1_agreement[0])
-    (True, 1.0)
+Examples
+--------
+>>> import torch
+>>> from hiergrammar.vision.probes import probe_similarity
+>>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+>>> x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+>>> res = probe_similarity(net, x, [x], layers=["1", "2"])
+>>> res.similarity.shape  # (n_sets, n_layers, n_images)
+(1, 2, 50)
+>>> bool(abs(res.similarity - 1).max() < 1e-12), float(res.top1_agreement[0])
+(True, 1.0)
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from hiergrammar.artifacts import progress
+from hiergrammar.validation import InputError, check_int
 
 Images = Any  # torch.Tensor (n, ...), np.ndarray (n, ...), or a sequence of items (...)
 Preprocess = Callable[[torch.Tensor], torch.Tensor]
@@ -63,19 +64,19 @@ _PER = ("unit", "channel")
 
 
 def resolve_layers(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, torch.nn.Module]:
-    """Map each layer name to its submodule; unknown names raise ``ValueError`` with hints.
+    """Map each layer name to its submodule; unknown names raise an ``InputError`` with hints.
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
     >>> list(resolve_layers(net, ["1"]))
     ['1']
     """
     if isinstance(layers, str):
-        raise ValueError("layers must be a list of names, not a single string")
+        raise InputError("layers must be a list of names, not a single string")
     if len(layers) == 0:
-        raise ValueError("layers is empty: give at least one layer name")
+        raise InputError("layers is empty: give at least one layer name")
     if len(set(layers)) != len(layers):
         dup = sorted({name for name in layers if list(layers).count(name) > 1})
-        raise ValueError(f"layers contains duplicates: {dup}")
+        raise InputError(f"layers contains duplicates: {dup}")
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules or name == ""]
     if missing:
@@ -84,7 +85,7 @@ def resolve_layers(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, t
         for name in missing:
             close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
             hints.append(f"{name!r} (close: {', '.join(close) if close else 'none'})")
-        raise ValueError(
+        raise InputError(
             f"unknown layer name(s) for {type(model).__name__}: "
             + "; ".join(hints)
             + f". The model has {len(candidates)} named submodules, e.g. {candidates[:8]}"
@@ -95,7 +96,7 @@ def resolve_layers(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, t
 class LayerRecorder:
     """Context manager recording the outputs of named submodules with forward hooks.
 
-    All names are resolved when the recorder is created (unknown names raise ``ValueError``
+    All names are resolved when the recorder is created (unknown names raise an ``InputError``
     listing close matches). Inside the ``with`` block, each forward pass of ``model`` stores
     the output of every hooked layer in ``recorder.activations[name]`` (shape ``(n, ...)``,
     detached); the hooks are removed on exit, even after an error. A module called several
@@ -163,10 +164,8 @@ def iter_batches(images: Images, batch_size: int, num_workers: int = 0) -> Itera
     For a sequence (e.g. a lazy folder of PNGs), ``num_workers > 0`` loads the items in that
     many background processes (``torch.utils.data.DataLoader``, order preserved).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} violates batch_size >= 1")
-    if num_workers < 0:
-        raise ValueError(f"num_workers={num_workers} violates num_workers >= 0")
+    check_int("batch_size", batch_size, low=1)
+    check_int("num_workers", num_workers, low=0)
     n = _n_items(images)
     if num_workers > 0 and not hasattr(images, "shape"):
         loader = torch.utils.data.DataLoader(
@@ -204,7 +203,7 @@ def _prepare(
     if preprocess is not None:
         batch = preprocess(batch)
     elif not batch.is_floating_point():
-        raise ValueError(
+        raise InputError(
             f"images have dtype {batch.dtype}; pass a preprocess function mapping them to floats"
         )
     if dtype is not None and batch.is_floating_point():
@@ -237,7 +236,7 @@ class RunningMoments:
 
     def __init__(self, per: str = "unit"):
         if per not in _PER:
-            raise ValueError(f"per={per!r} is not one of {_PER}")
+            raise InputError(f"per={per!r} is not one of {_PER}")
         self.per = per
         self.count = 0
         self.mean: torch.Tensor | None = None
@@ -261,7 +260,7 @@ class RunningMoments:
             self.count, self.mean, self.m2 = nb, mean_b, m2_b
             return
         if mean_b.shape != self.mean.shape:
-            raise ValueError(
+            raise InputError(
                 f"unit shape changed from {tuple(self.mean.shape)} to "
                 f"{tuple(mean_b.shape)}: all images must have the same size"
             )
@@ -273,7 +272,7 @@ class RunningMoments:
 
     def var(self, ddof: int = 0) -> torch.Tensor:
         if self.m2 is None or self.count - ddof <= 0:
-            raise ValueError(f"variance needs more than {ddof} samples, got {self.count}")
+            raise InputError(f"variance needs more than {ddof} samples, got {self.count}")
         return self.m2 / (self.count - ddof)
 
 
@@ -313,10 +312,10 @@ def activation_stats(
     ``activation.shape[1:]`` (``per="unit"``) or ``(C, 1, ..., 1)`` (``per="channel"``).
     """
     if per not in _PER:
-        raise ValueError(f"per={per!r} is not one of {_PER}")
+        raise InputError(f"per={per!r} is not one of {_PER}")
     n = _n_items(images)
     if n < 2:
-        raise ValueError(f"activation statistics need n >= 2 images, got n={n}")
+        raise InputError(f"activation statistics need n >= 2 images, got n={n}")
     device, dtype = _model_device(model), _param_dtype(model)
     moments = {name: RunningMoments(per) for name in layers}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -355,7 +354,7 @@ class Standardiser:
         self, stats: LayerStats, device: torch.device | str = "cpu", min_rel_std: float = 1e-6
     ):
         if not 0 <= min_rel_std < 1:
-            raise ValueError(f"min_rel_std={min_rel_std} violates 0 <= min_rel_std < 1")
+            raise InputError(f"min_rel_std={min_rel_std} violates 0 <= min_rel_std < 1")
         mean = torch.as_tensor(stats.mean, dtype=torch.float64)
         std = torch.as_tensor(stats.var, dtype=torch.float64).clamp_min(0).sqrt()
         rms = float(torch.sqrt(torch.mean(std**2 + mean**2)))
@@ -495,11 +494,11 @@ def probe_similarity(
     shape ``(len(generated), len(layers), n)``.
     """
     if isinstance(generated, torch.Tensor) or isinstance(generated, np.ndarray):
-        raise ValueError("generated must be a list of image sets (one per t), not one array")
+        raise InputError("generated must be a list of image sets (one per t), not one array")
     n = _n_items(start)
     for k, gen in enumerate(generated):
         if _n_items(gen) != n:
-            raise ValueError(
+            raise InputError(
                 f"generated set {k} has {_n_items(gen)} images, start has {n}: "
                 "each generated image must pair with one start image"
             )
@@ -518,7 +517,7 @@ def probe_similarity(
         )
     missing = [name for name in layers if name not in stats]
     if missing:
-        raise ValueError(f"stats lack layers {missing}")
+        raise InputError(f"stats lack layers {missing}")
     device, dtype = _model_device(model), _param_dtype(model)
     standardise = {name: Standardiser(stats[name], device, min_rel_std) for name in layers}
     n_sets = len(generated)
@@ -542,7 +541,7 @@ def probe_similarity(
                 top1_start[lo:hi] = t1.cpu().numpy()
             for k, gen_batch in enumerate(gen_batches):
                 if gen_batch.shape != start_batch.shape:
-                    raise ValueError(
+                    raise InputError(
                         f"generated set {k} images have shape "
                         f"{tuple(gen_batch.shape[1:])}, start images "
                         f"{tuple(start_batch.shape[1:])}"

@@ -20,8 +20,13 @@ node ``p`` at level ``l``), then a linear read-out of the ``width`` channels of 
 (length 1) to the class logits. Its modules are named ``conv1, relu1, ..., convL, reluL,
 flatten, readout``; :attr:`TreeCNN.probe_layers` lists the post-activations and the logits.
 
-Example
--------
+Trained models are saved as a module folder (``config.json`` naming the architecture
+``tree_cnn`` and its arguments, ``model.safetensors`` holding the weights; see
+:mod:`hiergrammar.vision.checkpoints`) with :func:`save_tree_cnn` and rebuilt with
+:func:`load_tree_cnn`; ``hiergrammar vision probe --classifier FOLDER`` reads such a folder.
+
+Examples
+--------
 >>> from hiergrammar import RHM
 >>> rhm = RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0)
 >>> data = rhm.sample(6, seed=1)
@@ -43,13 +48,15 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from hiergrammar.artifacts import progress
-from hiergrammar.rhm import RHM, RHMSample, check_int
+from hiergrammar.rhm import RHM, RHMSample
+from hiergrammar.validation import InputError, check_choice, check_float, check_int, check_seed
 
 _LAYOUTS = ("1d", "2d")
 
@@ -59,21 +66,18 @@ _LAYOUTS = ("1d", "2d")
 
 
 def _check_layout(layout: str) -> str:
-    if layout not in _LAYOUTS:
-        raise ValueError(f"layout={layout!r} is not one of {_LAYOUTS}")
-    return layout
+    return check_choice("layout", layout, _LAYOUTS)
 
 
 def _depth(d: int, s: int) -> int:
-    """``L`` with ``s**L == d``, or ValueError."""
-    if s < 2:
-        raise ValueError(f"s={s} violates s >= 2")
+    """``L`` with ``s**L == d``, or InputError."""
+    s = check_int("s", s, low=2)
     L, size = 0, 1
     while size < d:
         size *= s
         L += 1
     if size != d or L < 1:
-        raise ValueError(f"d={d} is not a power s**L of s={s} with L >= 1")
+        raise InputError(f"d={d} is not a power s**L of s={s} with L >= 1")
     return L
 
 
@@ -89,8 +93,7 @@ def leaf_grid(s: int, L: int) -> np.ndarray:
     array([[0, 1, 4, 5],
            [2, 3, 6, 7]])
     """
-    if s < 2 or L < 1:
-        raise ValueError(f"s={s}, L={L} violate s >= 2 and L >= 1")
+    s, L = check_int("s", s, low=2), check_int("L", L, low=1)
     leaves = np.arange(s**L)
     row = np.zeros_like(leaves)
     col = np.zeros_like(leaves)
@@ -129,17 +132,18 @@ def encode(
             [-1.,  1.]])
     """
     _check_layout(layout)
+    v = check_int("v", v, low=1)
     x = np.asarray(x)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(f"x must be an integer array of shape (n, d), got {x.dtype} {x.shape}")
+        raise InputError(f"x must be an integer array of shape (n, d), got {x.dtype} {x.shape}")
     if x.size and (x.min() < 0 or x.max() >= v):
-        raise ValueError(f"x values must lie in [0, v) = [0, {v})")
+        raise InputError(f"x values must lie in [0, v) = [0, {v}), got [{x.min()}, {x.max()}]")
     onehot = torch.nn.functional.one_hot(torch.as_tensor(x, dtype=torch.int64), v)
     images = (2 * onehot - 1).to(dtype)  # (n, d, v)
     if layout == "1d":
         return images.permute(0, 2, 1).contiguous()
     if s is None:
-        raise ValueError("layout='2d' needs the branching factor s")
+        raise InputError("layout='2d' needs the branching factor s")
     grid = torch.as_tensor(leaf_grid(s, _depth(x.shape[1], s)))
     return images[:, grid].permute(0, 3, 1, 2).contiguous()  # (n, H, W, v) -> (n, v, H, W)
 
@@ -149,21 +153,27 @@ def leaf_values(
 ) -> np.ndarray:
     """Images -> per-leaf channel values, shape ``(n, d, v)`` (float64): the inverse of
     :func:`encode` before any argmax. ``(values + 1) / 2`` is the ``{0, 1}`` one-hot scale of
-    :mod:`hiergrammar.noise` for clean images."""
+    :mod:`hiergrammar.noise` for clean images.
+
+    Examples
+    --------
+    >>> leaf_values(encode(np.array([[1, 0]]), v=2))[0].tolist()
+    [[-1.0, 1.0], [1.0, -1.0]]
+    """
     _check_layout(layout)
     images = torch.as_tensor(images).detach().to("cpu", torch.float64)
     if layout == "1d":
         if images.dim() != 3:
-            raise ValueError(f"a 1d image batch has shape (n, v, d), got {tuple(images.shape)}")
+            raise InputError(f"a 1d image batch has shape (n, v, d), got {tuple(images.shape)}")
         return images.permute(0, 2, 1).numpy()
     if images.dim() != 4:
-        raise ValueError(f"a 2d image batch has shape (n, v, H, W), got {tuple(images.shape)}")
+        raise InputError(f"a 2d image batch has shape (n, v, H, W), got {tuple(images.shape)}")
     if s is None:
-        raise ValueError("layout='2d' needs the branching factor s")
+        raise InputError("layout='2d' needs the branching factor s")
     n, v, H, W = images.shape
     grid = leaf_grid(s, _depth(H * W, s))
     if grid.shape != (H, W):
-        raise ValueError(f"image size {(H, W)} is not the 2d layout {grid.shape} of s={s}")
+        raise InputError(f"image size {(H, W)} is not the 2d layout {grid.shape} of s={s}")
     out = np.empty((n, H * W, v))
     out[:, grid.ravel()] = images.permute(0, 2, 3, 1).reshape(n, H * W, v).numpy()
     return out
@@ -176,6 +186,12 @@ def decode(
 
     Exact inverse of :func:`encode`; on generated (noisy) images it rounds to the nearest
     one-hot vector. The strings need not be valid for the grammar (check with ``rhm.parse``).
+
+    Examples
+    --------
+    >>> x = np.array([[0, 1, 3, 2]])
+    >>> decode(encode(x, v=4, layout="2d", s=2), layout="2d", s=2).tolist()
+    [[0, 1, 3, 2]]
     """
     return leaf_values(images, layout=layout, s=s).argmax(axis=-1)
 
@@ -200,7 +216,7 @@ class TreeConv1d(nn.Conv1d):
         n, c, d = x.shape
         s = self.kernel_size[0]
         if d % s:
-            raise ValueError(f"input length {d} is not a multiple of the kernel size {s}")
+            raise InputError(f"input length {d} is not a multiple of the kernel size {s}")
         windows = x.reshape(n, c, d // s, s).permute(0, 2, 1, 3).reshape(n, d // s, c * s)
         out = nn.functional.linear(windows, self.weight.reshape(self.out_channels, -1), self.bias)
         return out.transpose(1, 2)  # (n, c_out, d/s)
@@ -211,19 +227,30 @@ class TreeCNN(nn.Sequential):
 
     Input ``(n, v, s**L)`` (see :func:`encode`), output ``(n, n_classes)`` logits. Layer ``l``
     (modules ``conv{l}``, ``relu{l}``) has ``width`` channels and ``s**(L-l)`` positions; its
-    unit ``p`` depends on leaves ``p*s**l .. (p+1)*s**l - 1`` only. ``seed`` fixes the
-    initialisation (PyTorch's default one).
+    unit ``p`` depends on leaves ``p*s**l .. (p+1)*s**l - 1`` only. ``seed`` (a non-negative
+    int, or None for fresh entropy) fixes the initialisation (PyTorch's default one).
+
+    Examples
+    --------
+    >>> model = TreeCNN(v=3, n_classes=2, s=2, L=2, width=4, seed=0)
+    >>> [name for name, _ in model.named_children()]
+    ['conv1', 'relu1', 'conv2', 'relu2', 'flatten', 'readout']
+    >>> model.config
+    {'v': 3, 'n_classes': 2, 's': 2, 'L': 2, 'width': 4}
     """
 
-    def __init__(self, v: int, n_classes: int, s: int, L: int, width: int = 256, seed: int = 0):
-        for name, value, low in (
-            ("v", v, 2),
-            ("n_classes", n_classes, 1),
-            ("s", s, 2),
-            ("L", L, 1),
-            ("width", width, 1),
-        ):
-            check_int(name, value, low)
+    def __init__(
+        self, v: int, n_classes: int, s: int, L: int, width: int = 256, seed: int | None = 0
+    ):
+        v, n_classes = check_int("v", v, low=2), check_int("n_classes", n_classes, low=1)
+        s, L, width = (
+            check_int("s", s, low=2),
+            check_int("L", L, low=1),
+            check_int("width", width, low=1),
+        )
+        seed = check_seed("seed", seed, allow_generator=False)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
@@ -241,6 +268,17 @@ class TreeCNN(nn.Sequential):
         self.v, self.n_classes, self.s, self.L, self.width = v, n_classes, s, L, width
 
     @property
+    def config(self) -> dict[str, int]:
+        """The constructor arguments that rebuild this architecture (without the seed)."""
+        return {
+            "v": self.v,
+            "n_classes": self.n_classes,
+            "s": self.s,
+            "L": self.L,
+            "width": self.width,
+        }
+
+    @property
     def probe_layers(self) -> list[str]:
         """Post-activations ``relu1 .. reluL`` (input to class) and the logits ``readout``."""
         return [f"relu{level}" for level in range(1, self.L + 1)] + ["readout"]
@@ -248,11 +286,47 @@ class TreeCNN(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = (self.v, self.s**self.L)
         if x.dim() != 3 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
+            raise InputError(
                 f"input must have shape (n, v, s**L) = (n, {expected[0]}, "
                 f"{expected[1]}), got {tuple(x.shape)}"
             )
         return super().forward(x)
+
+
+def save_tree_cnn(model: TreeCNN, folder: str | os.PathLike) -> Path:
+    """Save a :class:`TreeCNN` as a module folder; return the folder.
+
+    The folder holds ``config.json`` (``{"format": "hiergrammar.module", "format_version": 1,
+    "architecture": "tree_cnn", "arguments": {"v", "n_classes", "s", "L", "width"}}``) and
+    ``model.safetensors`` (the state dict). Nothing in it is pickled.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> model = TreeCNN(v=4, n_classes=2, s=2, L=2, width=8, seed=0)
+    >>> folder = save_tree_cnn(model, tempfile.mkdtemp() + "/cnn")
+    >>> again = load_tree_cnn(folder)
+    >>> x = encode(np.array([[0, 1, 2, 3]]), v=4)
+    >>> bool(torch.equal(again(x), model(x))), again.config == model.config
+    (True, True)
+    """
+    from hiergrammar.vision.checkpoints import save_module
+
+    if not isinstance(model, TreeCNN):
+        raise InputError(f"model must be a TreeCNN, got {type(model).__name__}")
+    return save_module(model, folder, "tree_cnn", model.config)
+
+
+def load_tree_cnn(folder: str | os.PathLike, device: str | torch.device | None = "cpu") -> TreeCNN:
+    """Rebuild the :class:`TreeCNN` saved by :func:`save_tree_cnn` in ``folder`` (eval mode).
+
+    Raises :class:`~hiergrammar.InputError` naming the file when the folder is missing, holds
+    another architecture, a newer config version, or weights that are corrupt or do not fit.
+    See :func:`save_tree_cnn` for an example.
+    """
+    from hiergrammar.vision.checkpoints import load_module
+
+    return load_module(folder, architecture="tree_cnn", device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,10 +336,18 @@ class TreeCNN(nn.Sequential):
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(n)`` (None: ``min(2, cpu count)``), then
-    restore the previous setting."""
-    n = min(2, os.cpu_count() or 1) if n is None else n
-    if n < 1:
-        raise ValueError(f"num_threads={n} violates num_threads >= 1")
+    restore the previous setting.
+
+    Examples
+    --------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    n = min(2, os.cpu_count() or 1) if n is None else check_int("num_threads", n, low=1)
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -276,7 +358,15 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, v: int, batch_size: int = 4096) -> np.ndarray:
-    """Predicted classes ``(n,)`` of RHM strings ``x`` ``(n, d)``."""
+    """Predicted classes ``(n,)`` of RHM strings ``x`` ``(n, d)``.
+
+    Examples
+    --------
+    >>> model = TreeCNN(v=4, n_classes=3, s=2, L=1, width=4, seed=0)
+    >>> predict(model, np.array([[0, 1], [2, 3]]), v=4).shape
+    (2,)
+    """
+    batch_size = check_int("batch_size", batch_size, low=1)
     model.eval()
     out = [
         model(encode(x[lo : lo + batch_size], v)).argmax(1) for lo in range(0, len(x), batch_size)
@@ -316,7 +406,7 @@ def train_tree_cnn(
     epochs: int = 3,
     batch_size: int = 128,
     lr: float = 2e-3,
-    seed: int = 0,
+    seed: int | None = 0,
     num_threads: int | None = None,
     desc: str = "train CNN",
 ) -> TrainResult:
@@ -340,8 +430,9 @@ def train_tree_cnn(
         ("batch_size", batch_size, 1),
     ):
         check_int(name, value, low)
-    if not lr > 0:
-        raise ValueError(f"lr={lr} violates lr > 0")
+    check_int("width", width, low=1)
+    lr = check_float("lr", lr, low=0.0, low_open=True)
+    seed = check_seed("seed", seed, allow_generator=False)
     seeds = np.random.SeedSequence(seed).generate_state(4)
     train = rhm.sample(n_train, seed=int(seeds[0]))
     test = rhm.sample(n_test, seed=int(seeds[1]))
