@@ -249,9 +249,4 @@ def load_grammar(path: str | os.PathLike) -> Grammar:
             )
     except (InputError, TypeError) as err:
         raise InputError(f"{path}: inconsistent grammar: {err}") from None
-    if grammar.cards != tuple(cards):
-        raise InputError(
-            f"{path}: inconsistent arrays: they give cards {grammar.cards}, the header "
-            f"{tuple(cards)}"
-        )
     return grammar
