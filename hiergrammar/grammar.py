@@ -206,15 +206,6 @@ def _tuple_codes(tuples: np.ndarray, base: int) -> np.ndarray:
     return tuples @ powers
 
 
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    """``log(sum(exp(a)))`` along ``axis``, ``-inf`` for all ``-inf`` slices."""
-    top = a.max(axis=axis, keepdims=True)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.exp(a - safe).sum(axis=axis, keepdims=True)) + safe
-    return np.squeeze(out, axis=axis)
-
-
 def _chunks(total: int, bytes_per_item: int) -> tuple[range, int]:
     """Start indices and size of chunks of ``total`` items that each fit :data:`_CHUNK_BYTES`."""
     step = max(1, _CHUNK_BYTES // max(1, bytes_per_item))
@@ -887,40 +878,56 @@ class Grammar:
         )
 
     def _inside_chunk(self, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The inside pass on value-first arrays ``(card, width, n)`` (as in
+        :mod:`hiergrammar.bp`: gathering whole rows at rule entries is contiguous).
+
+        Counts are kept linear, scaled per node to a maximum of 1 with the log of the scale
+        carried separately (no overflow, no exp/log per entry); best scores are log-probs.
+        """
         n, s = x.shape[0], self.s
-        # Leaves: log-count and best log-prob are 0 at the observed symbol, -inf elsewhere.
-        leaf = np.full((n, self.d, self.cards[0]), -np.inf)
-        np.put_along_axis(leaf, x[..., None], 0.0, axis=-1)
-        count, best = leaf, leaf
+        leaf = np.zeros((self.cards[0], self.d, n))
+        leaf[x.T, np.arange(self.d)[:, None], np.arange(n)[None, :]] = 1.0
+        count, log_scale = leaf, np.zeros((self.d, n))
+        with np.errstate(divide="ignore"):
+            best = np.log(leaf)
         argbest: dict[int, np.ndarray] = {}
         for level in range(1, self.L + 1):
             tuples, logp = self._distinct_rules(level)  # (card, mm, s), (card, mm)
+            card, mm, _ = tuples.shape
             w = self.width(level)
-            child_count = count.reshape(n, w, s, -1)
-            child_best = best.reshape(n, w, s, -1)
-            sum_count = np.zeros((n, w) + logp.shape)
-            sum_best = np.broadcast_to(logp, (n, w) + logp.shape).copy()
-            for j in range(s):
-                sum_count += child_count[:, :, j][:, :, tuples[:, :, j]]
-                sum_best += child_best[:, :, j][:, :, tuples[:, :, j]]
-            sum_count[:, :, ~np.isfinite(logp)] = -np.inf
-            count = _logsumexp(sum_count, axis=-1)  # (n, w, card)
-            argbest[level] = sum_best.argmax(axis=-1)
-            best = np.take_along_axis(sum_best, argbest[level][..., None], axis=-1)[..., 0]
+            child_count = count.reshape(-1, w, s, n)
+            child_best = best.reshape(-1, w, s, n)
+            real = np.isfinite(logp).reshape(card * mm, 1, 1)
+            raw = np.where(real, child_count[:, :, 0][tuples[:, :, 0].ravel()], 0.0)
+            score = child_best[:, :, 0][tuples[:, :, 0].ravel()] + logp.reshape(-1, 1, 1)
+            for j in range(1, s):
+                raw *= child_count[:, :, j][tuples[:, :, j].ravel()]
+                score += child_best[:, :, j][tuples[:, :, j].ravel()]
+            raw = raw.reshape(card, mm, w, n).sum(axis=1)  # (card, w, n)
+            top = raw.max(axis=0)  # (w, n)
+            log_scale = log_scale.reshape(w, s, n).sum(axis=1)
+            with np.errstate(divide="ignore"):
+                log_scale += np.log(top)
+            count = raw / np.where(top > 0, top, 1.0)
+            score = score.reshape(card, mm, w, n)
+            argbest[level] = score.argmax(axis=1)  # (card, w, n)
+            best = np.take_along_axis(score, argbest[level][:, None], axis=1)[:, 0]
         with np.errstate(divide="ignore"):
-            log_prior = np.log(self.root_prior)
-        root_count = np.where(self.root_prior > 0, count[:, 0], -np.inf)
-        log_n = _logsumexp(root_count, axis=-1)
-        root_score = best[:, 0] + log_prior
-        root = root_score.argmax(axis=-1)
-        log_prob = root_score[np.arange(n), root]
+            log_prior = np.log(self.root_prior)[:, None]
+            total = (count[:, 0] * (self.root_prior > 0)[:, None]).sum(axis=0)
+            log_n = np.log(total) + log_scale[0]
+        root_score = best[:, 0] + log_prior  # (card_L, n)
+        root = root_score.argmax(axis=0)
+        log_prob = root_score[root, np.arange(n)]
         valid = np.isfinite(log_prob)
         levels: list[np.ndarray] = [x] * (self.L + 1)
         levels[self.L] = np.where(valid, root, -1)[:, None]
+        samples = np.arange(n)[:, None]
         for level in range(self.L, 0, -1):
             tuples, _ = self._distinct_rules(level)
-            parents = np.maximum(levels[level], 0)
-            pick = np.take_along_axis(argbest[level], parents[..., None], axis=-1)[..., 0]
+            parents = np.maximum(levels[level], 0)  # (n, w)
+            nodes = np.arange(self.width(level))[None, :]
+            pick = argbest[level][parents, nodes, samples]
             children = tuples[parents, pick].reshape(n, self.width(level - 1))
             levels[level - 1] = np.where(valid[:, None], children, -1)
         levels[0] = x

@@ -392,3 +392,17 @@ def test_from_root_first_layouts_and_round_trip():
         Grammar.from_root_first(rules, [None, [0.5, 0.5], None])
     with pytest.raises(InputError, match=r"keyed 0\.\.L-1"):
         Grammar.from_root_first({1: rules[0]})
+
+
+def test_tuple_codes_beyond_int64_fall_back_to_the_inside_pass():
+    # 4**32 = 2**64 tuple codes: the lookup table cannot index them, the inside pass needs none.
+    rng = np.random.default_rng(0)
+    rules = {1: rng.integers(4, size=(2, 3, 32))}
+    g = Grammar(rules, v=4)
+    assert g.is_unambiguous and g.cards[0] ** g.s > np.iinfo(np.int64).max
+    data = g.sample(20, seed=0)
+    res = g.parse(np.concatenate([data.x, (data.x + 1) % 4]))
+    assert res.valid[:20].all() and not res.valid[20:].any()
+    np.testing.assert_array_equal(res.y[:20], data.y)
+    np.testing.assert_allclose(res.log_prob[:20], np.log(0.5) + np.log(1 / 3))
+    assert g._tables == {}  # no table was built
