@@ -1,13 +1,19 @@
-"""The Random Hierarchy Model: a random context-free grammar of fixed depth.
+"""The Random Hierarchy Model: the random member of the :class:`~hiergrammar.grammar.Grammar`
+family.
 
-Conventions (``docs`` and ``docs/model.md`` §1-2): level ``L`` is the class (the root), level 0
-the input (the leaves). Level ``l`` holds ``s**(L-l)`` symbols; the children of node ``i`` at
-level ``l`` are nodes ``s*i .. s*i+s-1`` at level ``l-1``. Every parent symbol owns ``m``
-distinct ``s``-tuples of child symbols, and no tuple is owned by two parents, so every valid
-input has exactly one parse.
+Conventions (``docs/model.md`` §1-2): level ``L`` is the class (the root), level 0 the input
+(the leaves). Level ``l`` holds ``s**(L-l)`` symbols; the children of node ``i`` at level ``l``
+are nodes ``s*i .. s*i+s-1`` at level ``l-1``. In the uniform RHM every parent symbol owns
+``m`` distinct ``s``-tuples of child symbols, no tuple is owned by two parents (so every valid
+input has exactly one parse), and all rules are equally likely.
 
-Example
--------
+Options reach the variants of the literature: per-level vocabularies and rule counts,
+Zipf-distributed rule probabilities (``rule_law="zipf"``, as in the public generator
+``fracagnetta/random-hierarchy-model``), and rules drawn independently per parent
+(``shared_tuples=True``), which makes the grammar ambiguous.
+
+Examples
+--------
 >>> rhm = RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0)
 >>> rhm.rules[3].shape          # (n_classes, m, s): class -> its m child pairs
 (4, 2, 2)
@@ -20,29 +26,59 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hiergrammar.validation import check_int
+from hiergrammar.grammar import Grammar, GrammarSample, ParseResult, RHMSample
+from hiergrammar.validation import (
+    InputError,
+    check_choice,
+    check_float,
+    check_int,
+    check_memory,
+    check_seed,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
 
-#: Largest tuple space ``v**s`` for which the parser keeps a dense lookup table.
-_MAX_DENSE_TUPLES = 1 << 26
+__all__ = ["RHM", "GrammarSample", "ParseResult", "RHMSample", "check_int", "check_parameters"]
+
+#: Tuple codes are drawn as int64; larger tuple spaces are refused.
+_MAX_TUPLES = 2**62
+
+#: numpy's ``Generator.choice(replace=False)`` permutes the whole population when the draw
+#: exceeds 1/50 of it (its "tail shuffle"); the memory estimate follows that rule.
+_TAIL_SHUFFLE_CUTOFF = 50
+
+RULE_LAWS = ("uniform", "zipf")
 
 
 def check_parameters(
     v: int, n_classes: int, m: int, s: int, L: int | None = None
 ) -> tuple[int, ...]:
-    """Validate RHM parameters; return them as ints ``(v, n_classes, m, s[, L])``.
+    """Validate the parameters of a uniform RHM; return them as ints ``(v, n_classes, m, s[, L])``.
 
     Bounds: ``v >= 2``, ``n_classes >= 1``, ``1 <= m <= v**(s-1)``, ``s >= 2``, ``L >= 1`` and
-    ``n_classes * m <= v**s`` (rules are distinct tuples). A violation raises ``ValueError``
-    naming the bound.
+    ``n_classes * m <= v**s`` (rules are distinct tuples).
+
+    Raises
+    ------
+    InputError
+        (a ``ValueError``) naming the violated bound.
+
+    Examples
+    --------
+    >>> check_parameters(8, 4, 2, 2, 3)
+    (8, 4, 2, 2, 3)
+    >>> check_parameters(4, 2, 5, 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: m=5 violates m <= v**(s-1) = 4: ...
     """
     v = check_int("v", v, 2)
     n_classes = check_int("n_classes", n_classes, 1)
@@ -50,12 +86,12 @@ def check_parameters(
     s = check_int("s", s, 2)
     tuples = v**s
     if m > v ** (s - 1):
-        raise ValueError(
+        raise InputError(
             f"m={m} violates m <= v**(s-1) = {v ** (s - 1)}: the v={v} symbols "
             f"of a level each need m distinct {s}-tuples out of v**s = {tuples}"
         )
     if n_classes * m > tuples:
-        raise ValueError(
+        raise InputError(
             f"n_classes*m = {n_classes * m} violates n_classes*m <= v**s = "
             f"{tuples}: the classes need that many distinct {s}-tuples"
         )
@@ -64,214 +100,331 @@ def check_parameters(
     return v, n_classes, m, s, check_int("L", L, 1)
 
 
-@dataclass(frozen=True)
-class RHMSample:
-    """Data drawn from (or parsed by) an RHM.
+def _per_level(name: str, value: Any, L: int, low: int) -> tuple[list[int], bool]:
+    """``value`` (an int or a sequence of ``L`` ints) as a list of ``L`` ints; and whether it
+    was given as a sequence."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return [check_int(name, value, low)] * L, False
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InputError(
+            f"{name} must be an integer or a sequence of L={L} integers, got {value!r}"
+        )
+    if len(value) != L:
+        raise InputError(f"{name} has {len(value)} entries but L={L}: give one per level")
+    return [check_int(f"{name}[{i}]", x, low) for i, x in enumerate(value)], True
 
-    ``levels[l]`` is an int array of shape ``(n, s**(L-l))`` for ``l = 0..L``: the symbols of
-    level ``l`` of each datum's tree. ``levels[L]`` has shape ``(n, 1)`` (the class).
+
+def zipf_probabilities(m: int, a: float) -> np.ndarray:
+    """The Zipf law over ``m`` ranked rules: ``p_k ∝ (k+1)**-(1+a)``, ``k = 0..m-1``.
+
+    This is the law of ``init_data`` in ``fracagnetta/random-hierarchy-model`` (option
+    ``--zipf a``).
+
+    Parameters
+    ----------
+    m : int, ``m >= 1``
+    a : float, ``a >= 0``
+
+    Returns
+    -------
+    float array ``(m,)`` summing to 1, decreasing.
+
+    Examples
+    --------
+    >>> zipf_probabilities(3, 0.0).round(4).tolist()     # 1, 1/2, 1/3 normalised
+    [0.5455, 0.2727, 0.1818]
     """
-
-    levels: tuple[np.ndarray, ...]
-    v: int
-
-    @property
-    def L(self) -> int:
-        return len(self.levels) - 1
-
-    @property
-    def n(self) -> int:
-        return self.levels[0].shape[0]
-
-    @property
-    def x(self) -> np.ndarray:
-        """Input strings, shape ``(n, s**L)``, values in ``[0, v)``."""
-        return self.levels[0]
-
-    @property
-    def y(self) -> np.ndarray:
-        """Classes, shape ``(n,)``."""
-        return self.levels[-1][:, 0]
-
-    def onehot(self, dtype: type = np.float64) -> np.ndarray:
-        """One-hot inputs, shape ``(n, s**L, v)``."""
-        return np.eye(self.v, dtype=dtype)[self.x]
+    m = check_int("m", m, 1)
+    a = check_float("zipf_a", a, 0.0)
+    weights = np.arange(1, m + 1, dtype=np.float64) ** -(1.0 + a)
+    return weights / weights.sum()
 
 
-@dataclass(frozen=True)
-class ParseResult:
-    """The parse of input strings.
-
-    ``levels[l]``: shape ``(n, s**(L-l))``, the unique latent symbols, ``-1`` where a string
-    cannot be produced. ``valid``: shape ``(n,)``, True where the grammar produces the string.
-    ``y``: shape ``(n,)``, the class (``-1`` for invalid strings).
-    """
-
-    levels: tuple[np.ndarray, ...]
-    valid: np.ndarray
-
-    @property
-    def y(self) -> np.ndarray:
-        return self.levels[-1][:, 0]
-
-
-class RHM:
+class RHM(Grammar):
     """A Random Hierarchy Model with ``L`` levels of production rules.
 
     Parameters
     ----------
-    v : vocabulary size of every latent and input symbol, ``v >= 2``.
-    n_classes : number of classes (root symbols), ``n_classes >= 1``.
-    m : rules (synonymous ``s``-tuples) per symbol, ``1 <= m <= v**(s-1)``.
-    s : branching factor, ``s >= 2``.
-    L : depth (number of production steps), ``L >= 1``.
-    seed : seed of the rule draw.
+    v : int or sequence of ``L`` ints
+        Vocabulary size of every latent and input symbol (``v >= 2``), or the vocabularies of
+        levels ``0..L-1`` (``v[0]`` the leaves); the root always has ``n_classes`` symbols.
+    n_classes : int
+        Number of classes (root symbols), ``n_classes >= 1``.
+    m : int or sequence of ``L`` ints
+        Rules (synonymous ``s``-tuples) per symbol, or one count per level ``1..L``
+        (``m[0]`` for level 1). Uniform scalar model: ``1 <= m <= v**(s-1)`` and
+        ``n_classes * m <= v**s``; in general ``card_l * m_l <= v_{l-1}**s`` (distinct tuples),
+        or ``m_l <= v_{l-1}**s`` with ``shared_tuples``.
+    s : int
+        Branching factor, ``s >= 2``.
+    L : int
+        Depth (number of production steps), ``L >= 1``.
+    seed : int or None
+        Seed of the rule draw (a non-negative int; ``None`` draws fresh entropy).
+    rule_law : ``"uniform"`` or ``"zipf"``
+        Rule probabilities: equal, or Zipf's law ``p_k ∝ (k+1)**-(1+zipf_a)`` over the ``m``
+        rules of each symbol, the ranks in a random order per symbol. The rules themselves are
+        those of the uniform model of the same seed.
+    zipf_a : float, ``>= 0``
+        The Zipf exponent (needed with ``rule_law="zipf"`` and only there).
+    zipf_levels : sequence of ints, optional
+        The levels that follow Zipf's law (default: all; the public generator applies it to
+        one level); the others stay uniform.
+    shared_tuples : bool
+        Draw each parent's rules independently (distinct within a parent), so a tuple may
+        belong to several parents: an ambiguous grammar.
 
     Attributes
     ----------
-    rules : dict mapping level ``l = 1..L`` to an int array of shape ``(card_l, m, s)``:
-        the ``m`` child tuples (level ``l-1`` symbols) of each parent value at level ``l``.
-        ``card_L = n_classes``, otherwise ``v``.
-    f : ``m / v**(s-1)``, the fraction of tuples the rules of a level use.
+    rules : dict ``{l: int array (card_l, m_l, s)}``
+        The ``m_l`` child tuples (level ``l-1`` symbols) of each parent value at level ``l``;
+        ``card_L = n_classes``, otherwise ``v`` (or ``v[l]``).
+    rule_probs, root_prior, cards : as for :class:`~hiergrammar.grammar.Grammar`.
+    v, m : the parameters as given (ints, or tuples for per-level models; engines use
+        ``cards`` and the rule shapes).
+    n_classes, s, L, seed, rule_law, zipf_a, zipf_levels, shared_tuples : the parameters.
+    f : ``m / v**(s-1)``, the fraction of tuples the rules of a level use (a tuple per level
+        ``m_l / v_{l-1}**(s-1)`` for per-level models).
+
+    Raises
+    ------
+    InputError
+        naming the parameter and the violated bound (including a bad ``seed``).
+
+    Examples
+    --------
+    >>> zipf = RHM(v=8, n_classes=4, m=4, s=2, L=2, seed=0, rule_law="zipf", zipf_a=1.0)
+    >>> bool(np.array_equal(zipf.rules[2], RHM(8, 4, 4, 2, 2, seed=0).rules[2]))
+    True
+    >>> sorted(zipf.rule_probs[2][0].round(3).tolist())
+    [0.044, 0.078, 0.176, 0.702]
+    >>> RHM(v=[16, 8], n_classes=2, m=[3, 2], s=2, L=2, seed=0).cards
+    (16, 8, 2)
+    >>> RHM(v=3, n_classes=3, m=3, s=2, L=1, seed=0, shared_tuples=True).is_unambiguous
+    False
     """
 
-    def __init__(self, v: int, n_classes: int, m: int, s: int, L: int, seed: int = 0):
-        self.v, self.n_classes, self.m, self.s, self.L = check_parameters(v, n_classes, m, s, L)
-        self.seed = seed
-        tuples = self.v**self.s
-        rng = np.random.default_rng(seed)
-        self.rules: dict[int, np.ndarray] = {}
-        # Drawn from the root down, as the grammar is written: level L first.
+    def __init__(
+        self,
+        v: int | Sequence[int],
+        n_classes: int,
+        m: int | Sequence[int],
+        s: int,
+        L: int,
+        seed: int | None = 0,
+        *,
+        rule_law: str = "uniform",
+        zipf_a: float | None = None,
+        zipf_levels: Sequence[int] | None = None,
+        shared_tuples: bool = False,
+    ):
+        self._set_params(v, n_classes, m, s, L, seed, rule_law, zipf_a, zipf_levels, shared_tuples)
+        rng = np.random.default_rng(self.seed)
+        rules: dict[int, np.ndarray] = {}
+        # Drawn from the root down, as the grammar is written: level L first. The scalar uniform
+        # model draws exactly as earlier versions did, so a seed keeps its rules.
         for level in range(self.L, 0, -1):
-            card = self.card(level)
-            codes = rng.choice(tuples, size=card * self.m, replace=False).reshape(card, self.m)
-            self.rules[level] = self._decode(codes)
-        self._lookup: dict[int, np.ndarray] = {}
+            card, m_l, tuples = (
+                self._level_card(level),
+                self._ms[level - 1],
+                self._tuple_space(level),
+            )
+            if self.shared_tuples:
+                codes = np.stack(
+                    [rng.choice(tuples, size=m_l, replace=False) for _ in range(card)]
+                ).reshape(card, m_l)
+            else:
+                codes = rng.choice(tuples, size=card * m_l, replace=False).reshape(card, m_l)
+            rules[level] = self._decode(codes, self._vs[level - 1])
+        probs = None
+        if self.rule_law == "zipf":
+            probs = {}
+            for level in range(self.L, 0, -1):
+                card, m_l = rules[level].shape[:2]
+                if level not in self.zipf_levels:
+                    probs[level] = np.full((card, m_l), 1.0 / m_l)
+                    continue
+                # ranks[a, r]: the Zipf rank of symbol a's r-th rule, a random order per symbol.
+                ranks = rng.permuted(np.tile(np.arange(m_l), (card, 1)), axis=1)
+                probs[level] = zipf_probabilities(m_l, self.zipf_a)[ranks]
+        self._setup(
+            rules,
+            probs,
+            None,
+            v=self._vs[0],
+            metadata={"family": "RHM"},
+            renormalise=True,
+        )
+        self.v = tuple(self._vs) if self._v_per_level else self._vs[0]
 
-    # -- shape helpers ---------------------------------------------------------------------
-    @property
-    def f(self) -> float:
-        return self.m / self.v ** (self.s - 1)
+    # -- parameters -----------------------------------------------------------------------------
+    def _set_params(
+        self,
+        v: Any,
+        n_classes: Any,
+        m: Any,
+        s: Any,
+        L: Any,
+        seed: Any,
+        rule_law: Any,
+        zipf_a: Any,
+        zipf_levels: Any,
+        shared_tuples: Any,
+    ) -> None:
+        """Validate and store the constructor's parameters."""
+        L = check_int("L", L, 1)
+        s = check_int("s", s, 2)
+        self.n_classes = check_int("n_classes", n_classes, 1)
+        self.seed = check_seed("seed", seed, allow_generator=False)
+        if not isinstance(shared_tuples, (bool, np.bool_)):
+            raise InputError(f"shared_tuples must be True or False, got {shared_tuples!r}")
+        self.shared_tuples = bool(shared_tuples)
+        self.rule_law = check_choice("rule_law", rule_law, RULE_LAWS)
+        if self.rule_law == "zipf":
+            if zipf_a is None:
+                raise InputError("rule_law='zipf' needs the exponent zipf_a (a float >= 0)")
+            self.zipf_a: float | None = check_float("zipf_a", zipf_a, 0.0)
+        elif zipf_a is not None or zipf_levels is not None:
+            raise InputError("zipf_a and zipf_levels apply only with rule_law='zipf'")
+        else:
+            self.zipf_a = None
+        vs, self._v_per_level = _per_level("v", v, L, 2)
+        ms, self._m_per_level = _per_level("m", m, L, 1)
+        if self.rule_law == "zipf":
+            if zipf_levels is None:
+                levels = tuple(range(1, L + 1))
+            else:
+                if isinstance(zipf_levels, (str, bytes)) or not isinstance(
+                    zipf_levels, (Sequence, np.ndarray)
+                ):
+                    raise InputError(
+                        f"zipf_levels must be a sequence of levels, got {zipf_levels!r}"
+                    )
+                levels = tuple(
+                    sorted({check_int("zipf_levels entry", x, 1, L) for x in zipf_levels})
+                )
+            self.zipf_levels: tuple[int, ...] | None = levels
+        else:
+            self.zipf_levels = None
+        self.s, self.L = s, L
+        if not (self._v_per_level or self._m_per_level or self.shared_tuples):
+            check_parameters(vs[0], self.n_classes, ms[0], s, L)
+        self._vs, self._ms = vs, ms
+        for level in range(1, L + 1):
+            card, m_l, tuples = self._level_card(level), ms[level - 1], vs[level - 1] ** s
+            if tuples > _MAX_TUPLES:
+                raise InputError(
+                    f"level {level}: v_{level - 1}**s = {tuples} exceeds 2**62: tuple codes would "
+                    "overflow int64"
+                )
+            if self.shared_tuples and m_l > tuples:
+                raise InputError(
+                    f"m_{level} = {m_l} violates m_l <= v_{level - 1}**s = {tuples}: a symbol's "
+                    "rules are distinct tuples"
+                )
+            if not self.shared_tuples and card * m_l > tuples:
+                raise InputError(
+                    f"level {level}: card_{level}*m_{level} = {card * m_l} violates card_l*m_l <= "
+                    f"v_{level - 1}**s = {tuples}: the rules of a level are distinct tuples"
+                )
+            per_draw = m_l if self.shared_tuples else card * m_l
+            permutation = 8 * tuples if per_draw > tuples // _TAIL_SHUFFLE_CUTOFF else 0
+            check_memory(f"the rule draw of level {level}", 8 * card * m_l * s + permutation)
+        self.m = tuple(ms) if self._m_per_level else ms[0]
 
-    @property
-    def d(self) -> int:
-        """Input dimension ``s**L``."""
-        return self.s**self.L
+    def _level_card(self, level: int) -> int:
+        return self.n_classes if level == self.L else self._vs[level]
 
-    @property
-    def n_internal(self) -> int:
-        """Number of internal nodes (one rule choice each): ``(s**L - 1) / (s - 1)``."""
-        return (self.d - 1) // (self.s - 1)
+    def _tuple_space(self, level: int) -> int:
+        return self._vs[level - 1] ** self.s
 
-    def card(self, level: int) -> int:
-        """Cardinality of the symbols at ``level``: ``n_classes`` at ``L``, else ``v``."""
-        self._check_level(level)
-        return self.n_classes if level == self.L else self.v
-
-    def width(self, level: int) -> int:
-        """Number of nodes at ``level``: ``s**(L-level)``."""
-        self._check_level(level)
-        return self.s ** (self.L - level)
-
-    def _check_level(self, level: int) -> None:
-        if not 0 <= level <= self.L:
-            raise ValueError(f"level={level} violates 0 <= level <= L = {self.L}")
-
-    def _decode(self, codes: np.ndarray) -> np.ndarray:
-        """Tuple codes in ``[0, v**s)`` -> digits, shape ``codes.shape + (s,)``, first digit
+    def _decode(self, codes: np.ndarray, base: int) -> np.ndarray:
+        """Tuple codes in ``[0, base**s)`` -> digits, shape ``codes.shape + (s,)``, first digit
         most significant."""
-        powers = self.v ** np.arange(self.s - 1, -1, -1)
-        return (codes[..., None] // powers) % self.v
+        powers = np.array([base ** (self.s - 1 - j) for j in range(self.s)], dtype=np.int64)
+        return (codes[..., None] // powers) % base
 
-    def _encode(self, tuples: np.ndarray) -> np.ndarray:
-        powers = self.v ** np.arange(self.s - 1, -1, -1)
-        return tuples @ powers
+    def _save_params(self) -> dict[str, Any]:
+        """The constructor's parameters (JSON types), stored by :meth:`save`."""
+        return {
+            "v": list(self._vs) if self._v_per_level else self._vs[0],
+            "n_classes": self.n_classes,
+            "m": list(self._ms) if self._m_per_level else self._ms[0],
+            "s": self.s,
+            "L": self.L,
+            "seed": self.seed,
+            "rule_law": self.rule_law,
+            "zipf_a": self.zipf_a,
+            "zipf_levels": None if self.zipf_levels is None else list(self.zipf_levels),
+            "shared_tuples": self.shared_tuples,
+        }
+
+    @classmethod
+    def _restore(
+        cls,
+        params: dict[str, Any],
+        rules: dict[int, np.ndarray],
+        rule_probs: dict[int, np.ndarray],
+        root_prior: np.ndarray,
+        metadata: dict[str, Any],
+    ) -> RHM:
+        """An RHM from saved parameters and arrays, without redrawing the rules (the arrays
+        are the record); the arrays must have the shapes the parameters imply."""
+        known = {
+            "v",
+            "n_classes",
+            "m",
+            "s",
+            "L",
+            "seed",
+            "rule_law",
+            "zipf_a",
+            "zipf_levels",
+            "shared_tuples",
+        }
+        if set(params) != known:
+            raise InputError(f"the RHM parameters must be {sorted(known)}, got {sorted(params)}")
+        rhm = cls.__new__(cls)
+        rhm._set_params(**params)
+        for level in range(1, rhm.L + 1):
+            expected = (rhm._level_card(level), rhm._ms[level - 1], rhm.s)
+            got = np.shape(rules.get(level))
+            if got != expected:
+                raise InputError(
+                    f"rules_{level} has shape {got} but the RHM parameters give {expected}: "
+                    "inconsistent arrays"
+                )
+        rhm._setup(
+            rules, rule_probs, root_prior, v=rhm._vs[0], metadata=metadata, renormalise=False
+        )
+        rhm.v = tuple(rhm._vs) if rhm._v_per_level else rhm._vs[0]
+        return rhm
+
+    # -- shape helpers --------------------------------------------------------------------------
+    @property
+    def f(self) -> float | tuple[float, ...]:
+        """``m / v**(s-1)`` (per level ``m_l / v_{l-1}**(s-1)`` for a per-level model)."""
+        fs = tuple(self._ms[i] / self._vs[i] ** (self.s - 1) for i in range(self.L))
+        return fs if (self._v_per_level or self._m_per_level) else fs[0]
 
     def __repr__(self) -> str:
+        extra = ""
+        if self.rule_law != "uniform":
+            extra += f", rule_law={self.rule_law!r}, zipf_a={self.zipf_a}"
+            if self.zipf_levels != tuple(range(1, self.L + 1)):
+                extra += f", zipf_levels={list(self.zipf_levels or ())}"
+        if self.shared_tuples:
+            extra += ", shared_tuples=True"
+        v = list(self.v) if self._v_per_level else self.v
+        m = list(self.m) if self._m_per_level else self.m
         return (
-            f"RHM(v={self.v}, n_classes={self.n_classes}, m={self.m}, s={self.s}, "
-            f"L={self.L}, seed={self.seed})"
+            f"RHM(v={v}, n_classes={self.n_classes}, m={m}, s={self.s}, "
+            f"L={self.L}, seed={self.seed}{extra})"
         )
 
-    # -- generation and parsing ------------------------------------------------------------
-    def sample(self, n: int, seed: int | None = 0) -> RHMSample:
-        """Draw ``n`` data: a uniform class, then a uniform rule at every node.
-
-        Returns an :class:`RHMSample` (``levels[l]`` of shape ``(n, s**(L-l))``).
-        """
-        n = check_int("n", n, 0)
-        rng = np.random.default_rng(seed)
-        top = rng.integers(self.n_classes, size=(n, 1))
-        return self.expand(top, rng=rng)
-
-    def expand(
-        self,
-        top: np.ndarray,
-        rng: np.random.Generator | int | None = None,
-        level: int | None = None,
-    ) -> RHMSample:
-        """Generate the levels below given symbols at ``level`` (default ``L``).
-
-        ``top``: shape ``(n, s**(L-level))``. Levels above ``level`` are filled with ``-1``.
-        """
-        level = self.L if level is None else level
-        self._check_level(level)
-        rng = np.random.default_rng(rng)
-        top = np.asarray(top, dtype=np.int64)
-        n = top.shape[0]
-        if top.shape != (n, self.width(level)):
-            raise ValueError(f"top must have shape (n, {self.width(level)}), got {top.shape}")
-        levels: list[np.ndarray] = [
-            np.full((n, self.width(k)), -1, dtype=np.int64) for k in range(self.L + 1)
-        ]
-        levels[level] = top
-        for k in range(level, 0, -1):
-            parents = levels[k]
-            choice = rng.integers(self.m, size=parents.shape)
-            levels[k - 1] = self.rules[k][parents, choice].reshape(n, -1)
-        return RHMSample(levels=tuple(levels), v=self.v)
-
-    def _tuple_lookup(self, level: int) -> np.ndarray:
-        """Dense table: tuple code -> owning parent at ``level``, or -1."""
-        if level not in self._lookup:
-            if self.v**self.s > _MAX_DENSE_TUPLES:
-                raise ValueError(
-                    f"v**s = {self.v**self.s} exceeds {_MAX_DENSE_TUPLES}, "
-                    "too large for the parser's lookup table"
-                )
-            table = np.full(self.v**self.s, -1, dtype=np.int64)
-            codes = self._encode(self.rules[level])  # (card, m)
-            table[codes] = np.arange(self.card(level))[:, None]
-            self._lookup[level] = table
-        return self._lookup[level]
-
-    def parse(self, x: np.ndarray) -> ParseResult:
-        """Recover the unique latent tree and class of each input string.
-
-        ``x``: int array of shape ``(n, s**L)`` (or ``(s**L,)`` for one string), values in
-        ``[0, v)``. Strings the grammar cannot produce get ``valid = False`` and ``-1`` from
-        the first level where no rule matches.
-        """
-        x = np.asarray(x)
-        if x.ndim == 1:
-            x = x[None]
-        if x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError(f"x must have shape (n, s**L) = (n, {self.d}), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.integer):
-            raise ValueError(f"x must hold integers, got dtype {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= self.v):
-            raise ValueError(f"x values must lie in [0, v) = [0, {self.v})")
-        levels = [x.astype(np.int64)]
-        for level in range(1, self.L + 1):
-            children = levels[-1].reshape(x.shape[0], -1, self.s)
-            bad = (children < 0).any(axis=-1)
-            parents = self._tuple_lookup(level)[self._encode(np.maximum(children, 0))]
-            parents[bad] = -1
-            levels.append(parents)
-        valid = levels[-1][:, 0] >= 0
-        return ParseResult(levels=tuple(levels), valid=valid)
-
-    # -- graph views (implemented in hiergrammar.graphs) ----------------------------------
+    # -- graph views (implemented in hiergrammar.graphs) ----------------------------------------
     def to_factor_graph(
         self, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
     ) -> FactorGraph:
