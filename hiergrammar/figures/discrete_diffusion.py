@@ -298,6 +298,8 @@ def _token_change_job(job: tuple) -> tuple[str, int, int, TokenChangeCurves, flo
     start = time.process_time()
     rhm = RHM(**params, L=L, seed=rule_seed)
     proc = _PROCESS_CLASSES[process](params["v"])
+    # float32 BP: 0.25 CPU-s per block of 1024 strings at L = 7 against 0.46 in float64
+    # (benchmarks/exact_forward_backward.py); it keeps the FULL step near 190 CPU-seconds.
     curves = token_change_curves(rhm, proc, t, n, seed=data_seed, dtype=np.float32)
     return process, L, draw, curves, time.process_time() - start
 
