@@ -21,12 +21,12 @@ statements from the numbers. Run it alone with
 
 Examples
 --------
->>> tiny = DiscreteDiffusionSizes(v=8, n_classes=4, m=2, s=2, depths=(2,), t=(0.2, 1.0),
-...                               t_correlations=(0.2,), n_rules=2, n_per_rule=20,
-...                               n_reconstruction=20, workers=1, budget_seconds=5)
->>> result = compute_discrete_diffusion(tiny, seed=0)
+>>> result = compute_discrete_diffusion(EXAMPLE, seed=0)   # tiny sizes, for examples
 >>> result.summary_of("masking", 2).mean["chi"].shape      # (len(t),)
 (2,)
+>>> t_star, se = result.transition("uniform", 2)            # class transition, SE over draws
+>>> bool(0.0 < t_star < 1.0)
+True
 """
 
 from __future__ import annotations
@@ -157,6 +157,23 @@ QUICK = DiscreteDiffusionSizes(
     dpi=72,
 )
 
+#: Sizes of the docstring examples (a fraction of a second).
+EXAMPLE = DiscreteDiffusionSizes(
+    v=8,
+    n_classes=4,
+    m=2,
+    s=2,
+    depths=(2,),
+    t=(0.3, 1.0),
+    t_correlations=(0.3,),
+    n_rules=2,
+    n_per_rule=20,
+    n_reconstruction=20,
+    workers=1,
+    budget_seconds=1,
+    dpi=30,
+)
+
 
 @dataclass
 class DiscreteDiffusionResult:
@@ -194,12 +211,39 @@ class DiscreteDiffusionResult:
         return max(self.sizes.depths)
 
     def summary_of(self, process: str, L: int) -> DrawSummary:
-        """Means and standard errors over rule draws of one process and depth."""
+        """Means and standard errors over rule draws of one process and depth.
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        DrawSummary
+            ``mean`` and ``se`` of ``unchanged``, ``C``, ``C_tree`` and ``chi``.
+        """
         return combine_draws(self.draws[process][L])
 
     def transition(self, process: str, L: int) -> tuple[float, float]:
         """Class transition time ``t*`` of the mean curve, and its standard error over rule
-        draws (NaN with one draw or where a draw's curve never crosses)."""
+        draws (NaN with one draw or where a draw's curve never crosses).
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        tuple of float
+            ``(t*, standard error)``; see
+            :func:`~hiergrammar.experiments.token_changes.class_transition_time`.
+        """
         chance = 1.0 / self.sizes.n_classes
         mean = self.summary_of(process, L).mean["unchanged"][:, L]
         per_draw = np.array(
@@ -212,9 +256,23 @@ class DiscreteDiffusionResult:
         return class_transition_time(self.t, mean, chance), float(se)
 
     def chi_peak(self, process: str, L: int) -> dict[str, float]:
-        """Where the mean ``chi(t)`` peaks: the grid point, a parabola through it and its two
-        neighbours, the height and its standard error, and the span of times whose ``chi`` is
-        within one standard error of the peak (a rough uncertainty of the location)."""
+        """Where the mean ``chi(t)`` peaks.
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        dict
+            ``t_grid`` (the grid point of the maximum), ``t_parabola`` (the vertex of a
+            parabola through it and its two neighbours), ``height`` and ``height_se``, and
+            ``t_within_one_se_low`` / ``_high``: the span of times whose ``chi`` is within one
+            standard error of the peak (a rough uncertainty of the location).
+        """
         summary = self.summary_of(process, L)
         chi, se = summary.mean["chi"], summary.se["chi"]
         i = int(np.argmax(chi))
@@ -411,8 +469,25 @@ def _colours(name: str, k: int) -> np.ndarray:
 
 
 def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
-    """P(symbol unchanged) per level vs ``t`` at the deepest ``L``, one panel per process, the
-    class transition marked. Returns a matplotlib ``Figure``."""
+    """P(symbol unchanged) per level vs ``t`` at the deepest ``L``, one panel per process,
+    with standard errors over rule draws and the class transition marked.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per process.
+
+    Examples
+    --------
+    >>> fig = plot_unchanged(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
     from matplotlib.figure import Figure
 
     L = result.deepest
@@ -454,8 +529,26 @@ def _t_indices(result: DiscreteDiffusionResult) -> list[int]:
 
 
 def plot_correlations(result: DiscreteDiffusionResult) -> Figure:
-    """``C(r)`` vs distance ``r`` (top) and vs the level of the lowest common ancestor
-    (bottom) at several ``t``, deepest ``L``, one column per process."""
+    """``C(r)`` vs distance ``r`` (top, bands: standard errors over rule draws) and the
+    covariance vs the level of the lowest common ancestor (bottom) at the times
+    ``sizes.t_correlations``, deepest ``L``, one column per process.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 2 x 2 grid of panels.
+
+    Examples
+    --------
+    >>> fig = plot_correlations(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    4
+    """
     from matplotlib.figure import Figure
 
     L = result.deepest
@@ -498,8 +591,25 @@ def plot_correlations(result: DiscreteDiffusionResult) -> Figure:
 
 
 def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
-    """``chi(t)`` for every depth with standard errors over samples and rule draws; dashed
-    lines mark each depth's class transition."""
+    """``chi(t)`` for every depth with standard errors over rule draws (they include the
+    sampling noise of each draw); dashed lines mark each depth's class transition.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per process.
+
+    Examples
+    --------
+    >>> fig = plot_susceptibility(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
     from matplotlib.figure import Figure
 
     depths = sorted(result.sizes.depths)
@@ -536,7 +646,24 @@ def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
 
 
 def plot_masked_reconstruction(result: DiscreteDiffusionResult) -> Figure:
-    """Accuracy and cross-entropy of the Bayes-optimal masked-token predictor vs ``t``."""
+    """Accuracy and cross-entropy of the Bayes-optimal masked-token predictor vs ``t``.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Accuracy (left) and cross-entropy (right).
+
+    Examples
+    --------
+    >>> fig = plot_masked_reconstruction(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
     from matplotlib.figure import Figure
 
     rec = result.reconstruction
@@ -570,8 +697,25 @@ def _drop_width(t: np.ndarray, curve: np.ndarray, chance: float) -> float:
 
 
 def describe_unchanged(result: DiscreteDiffusionResult) -> str:
-    """Measured statements on P(unchanged) per level: the class transition, and how sharply
-    the class and the leaves fall."""
+    """Measured statements on P(unchanged) per level: the class transition time, and how
+    sharply the class and the leaves fall (80% -> 20% width).
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_unchanged(compute_discrete_diffusion(EXAMPLE))
+    >>> "class transition" in text
+    True
+    """
     L = result.deepest
     z = result.sizes
     parts, sharper = [], []
@@ -604,7 +748,24 @@ def describe_unchanged(result: DiscreteDiffusionResult) -> str:
 
 
 def describe_correlations(result: DiscreteDiffusionResult) -> str:
-    """Measured statements on C(r) and on the covariance by tree distance."""
+    """Measured statements on ``C(r)`` and on the covariance by tree distance near ``t*``.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_correlations(compute_discrete_diffusion(EXAMPLE))
+    >>> "level k =" in text
+    True
+    """
     L = result.deepest
     parts = []
     for process in PROCESSES:
@@ -629,8 +790,25 @@ def describe_correlations(result: DiscreteDiffusionResult) -> str:
 
 
 def describe_susceptibility(result: DiscreteDiffusionResult) -> str:
-    """Where chi(t) peaks for each L, next to the class transition, and whether the peak grows
-    with L (judged against the standard errors)."""
+    """Where ``chi(t)`` peaks for each ``L``, next to the class transition, and by how many
+    standard errors the peak height changes from one depth to the next.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_susceptibility(compute_discrete_diffusion(EXAMPLE))
+    >>> "peak" in text
+    True
+    """
     depths = sorted(result.sizes.depths)
     parts = []
     for process in PROCESSES:
@@ -671,7 +849,24 @@ def describe_susceptibility(result: DiscreteDiffusionResult) -> str:
 
 
 def describe_masked_reconstruction(result: DiscreteDiffusionResult) -> str:
-    """Measured statements on the Bayes-optimal masked-token predictor."""
+    """Measured statements on the Bayes-optimal masked-token predictor.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_masked_reconstruction(compute_discrete_diffusion(EXAMPLE))
+    >>> "accuracy" in text
+    True
+    """
     rec = result.reconstruction
     first, last = 0, len(rec.t) - 1
     mid = int(np.argmin(np.abs(rec.t - 0.5)))
