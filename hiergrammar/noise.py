@@ -547,3 +547,17 @@ def effective_eps(
         post = leaf_posterior(x_t, ab, memory_budget=memory_budget)
         out[idx] = 1.0 - post[:, 0, 0].mean()
     return out
+
+
+# -- the processes as objects -----------------------------------------------------------------
+# One interface for every forward process (alpha, corrupt, leaf_likelihood). The classes live
+# in hiergrammar.processes and hiergrammar.schedules and are re-exported here: the functions
+# above become thin shortcuts of them.
+from hiergrammar.processes import (  # noqa: E402, F401
+    EpsProcess,
+    GaussianProcess,
+    MaskingProcess,
+    Process,
+    UniformProcess,
+)
+from hiergrammar.schedules import DiscreteChain, make_schedule  # noqa: E402, F401

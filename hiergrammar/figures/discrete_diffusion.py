@@ -1,0 +1,977 @@
+"""Figure step ``discrete_diffusion``: masked and uniform discrete diffusion on the RHM, exactly.
+
+For RHMs with ``v = n_classes = 32``, ``m = 8``, ``s = 2``, fresh strings are noised with the
+masking (absorbing) and the uniform process to a time ``t`` (linear schedule,
+``alpha = 1 - t``) and resampled from the exact posterior
+(:func:`hiergrammar.sampling.exact_forward_backward`): what a perfect discrete diffusion model
+started at ``t`` generates. :func:`compute_discrete_diffusion` measures, on a grid of times and
+for several rule draws (:mod:`hiergrammar.experiments.token_changes`),
+
+* the fraction of unchanged symbols per level of the tree, and the class transition time
+  ``t*`` where the class is unchanged with probability half-way between 1 and chance;
+* the correlation of token changes ``C(r)`` along the string and by tree distance, and the
+  susceptibility ``chi(t) = sum_{r >= 1} C(r)`` for ``L = 3, 5, 7``;
+* the accuracy and cross-entropy of the Bayes-optimal masked-token predictor
+  (:mod:`hiergrammar.experiments.masked_reconstruction`).
+
+:func:`plot_unchanged`, :func:`plot_correlations`, :func:`plot_susceptibility` and
+:func:`plot_masked_reconstruction` draw them; the ``describe_*`` functions write the report's
+statements from the numbers. Run it alone with
+``python -m hiergrammar.figures.discrete_diffusion OUT_DIR [--quick] [--seed S]``.
+
+Examples
+--------
+>>> result = compute_discrete_diffusion(EXAMPLE, seed=0)   # tiny sizes, for examples
+>>> result.summary_of("masking", 2).mean["chi"].shape      # (len(t),)
+(2,)
+>>> t_star, se = result.transition("uniform", 2)            # class transition, SE over draws
+>>> bool(0.0 < t_star < 1.0)
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hiergrammar.artifacts import ReportSection, progress, save_figure, save_json, save_npz
+from hiergrammar.experiments.masked_reconstruction import (
+    MaskedReconstruction,
+    masked_reconstruction,
+)
+from hiergrammar.experiments.token_changes import (
+    DrawSummary,
+    TokenChangeCurves,
+    class_transition_time,
+    combine_draws,
+    token_change_curves,
+)
+from hiergrammar.processes import MaskingProcess, UniformProcess
+from hiergrammar.rhm import RHM
+from hiergrammar.validation import check_int
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+REQUIRES: tuple[str, ...] = ()
+EXTRA: str | None = None
+
+#: The processes of this step, in report order.
+PROCESSES = ("masking", "uniform")
+_PROCESS_CLASSES = {"masking": MaskingProcess, "uniform": UniformProcess}
+
+#: The command that runs this step alone (``hiergrammar reproduce`` runs it as a step too).
+COMMAND = "python -m hiergrammar.figures.discrete_diffusion OUT_DIR"
+
+
+@dataclass(frozen=True)
+class DiscreteDiffusionSizes:
+    """Sizes of the ``discrete_diffusion`` step.
+
+    Attributes
+    ----------
+    v, n_classes, m, s : int
+        The RHMs.
+    depths : tuple of int
+        Depths ``L`` of the susceptibility figure; the deepest one also gives the per-level and
+        ``C(r)`` figures and the masked reconstruction.
+    t : tuple of float
+        Times of the linear schedule (``alpha = 1 - t``).
+    t_correlations : tuple of float
+        Times (members of ``t``) at which ``C(r)`` is drawn.
+    n_rules : int
+        Independent rule draws per depth.
+    n_per_rule : int
+        Samples per time and rule draw (``n_rules * n_per_rule`` per point).
+    n_reconstruction : int
+        Samples per time of the masked reconstruction (one rule draw, deepest ``L``).
+    workers : int
+        Worker processes (1: run in this process).
+    budget_seconds : float
+        The step's time budget on two CPU cores.
+    dpi : int
+        Resolution of the PNG figures.
+    """
+
+    v: int
+    n_classes: int
+    m: int
+    s: int
+    depths: tuple[int, ...]
+    t: tuple[float, ...]
+    t_correlations: tuple[float, ...]
+    n_rules: int
+    n_per_rule: int
+    n_reconstruction: int
+    workers: int
+    budget_seconds: float
+    dpi: int = 150
+
+    @property
+    def samples_per_point(self) -> int:
+        """Samples behind each point of a curve: ``n_rules * n_per_rule``."""
+        return self.n_rules * self.n_per_rule
+
+
+def _grid(*parts: Sequence[float]) -> tuple[float, ...]:
+    return tuple(round(float(x), 6) for x in np.concatenate(parts))
+
+
+#: 22 times, dense where the curves move: the class transitions of both processes lie in
+#: t ~ 0.15-0.3 and chi is back near 0 by t ~ 0.7; 4 rule draws x 2560 = 10240 samples each.
+FULL = DiscreteDiffusionSizes(
+    v=32,
+    n_classes=32,
+    m=8,
+    s=2,
+    depths=(3, 5, 7),
+    t=_grid(np.arange(1, 20) * 0.03, [0.7, 0.85, 1.0]),
+    t_correlations=(0.09, 0.18, 0.27, 0.36, 0.51),
+    n_rules=4,
+    n_per_rule=2560,
+    n_reconstruction=2048,
+    workers=2,
+    budget_seconds=180,
+)
+
+#: Tiny sizes for ``--quick``: a smoke test of the whole pipeline in seconds.
+QUICK = DiscreteDiffusionSizes(
+    v=8,
+    n_classes=4,
+    m=2,
+    s=2,
+    depths=(2, 3),
+    t=(0.1, 0.3, 0.5, 0.7, 1.0),
+    t_correlations=(0.3, 0.5),
+    n_rules=2,
+    n_per_rule=64,
+    n_reconstruction=64,
+    workers=1,
+    budget_seconds=10,
+    dpi=72,
+)
+
+#: Sizes of the docstring examples (a fraction of a second).
+EXAMPLE = DiscreteDiffusionSizes(
+    v=8,
+    n_classes=4,
+    m=2,
+    s=2,
+    depths=(2,),
+    t=(0.3, 1.0),
+    t_correlations=(0.3,),
+    n_rules=2,
+    n_per_rule=20,
+    n_reconstruction=20,
+    workers=1,
+    budget_seconds=1,
+    dpi=30,
+)
+
+
+@dataclass
+class DiscreteDiffusionResult:
+    """What :func:`compute_discrete_diffusion` measured.
+
+    Attributes
+    ----------
+    sizes : DiscreteDiffusionSizes
+    seed : int
+    t : numpy.ndarray
+        ``(n_t,)``.
+    draws : dict
+        ``draws[process][L]``: one :class:`~hiergrammar.experiments.token_changes.
+        TokenChangeCurves` per rule draw.
+    reconstruction : MaskedReconstruction
+        Bayes-optimal masked-token prediction at the deepest ``L``.
+    timings : dict
+        ``wall_seconds``, ``cpu_seconds`` (summed over workers), ``workers``.
+    """
+
+    sizes: DiscreteDiffusionSizes
+    seed: int
+    t: np.ndarray
+    draws: dict[str, dict[int, list[TokenChangeCurves]]]
+    reconstruction: MaskedReconstruction
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        z = self.sizes
+        return f"v={z.v}, n_classes={z.n_classes}, m={z.m}, s={z.s}"
+
+    @property
+    def deepest(self) -> int:
+        return max(self.sizes.depths)
+
+    def summary_of(self, process: str, L: int) -> DrawSummary:
+        """Means and standard errors over rule draws of one process and depth.
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        DrawSummary
+            ``mean`` and ``se`` of ``unchanged``, ``C``, ``C_tree`` and ``chi``.
+        """
+        return combine_draws(self.draws[process][L])
+
+    def transition(self, process: str, L: int) -> tuple[float, float]:
+        """Class transition time ``t*`` of the mean curve, and its standard error over rule
+        draws (NaN with one draw or where a draw's curve never crosses).
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        tuple of float
+            ``(t*, standard error)``; see
+            :func:`~hiergrammar.experiments.token_changes.class_transition_time`.
+        """
+        chance = 1.0 / self.sizes.n_classes
+        mean = self.summary_of(process, L).mean["unchanged"][:, L]
+        per_draw = np.array(
+            [
+                class_transition_time(self.t, c.unchanged[:, L], chance)
+                for c in self.draws[process][L]
+            ]
+        )
+        se = per_draw.std(ddof=1) / np.sqrt(per_draw.size) if per_draw.size > 1 else np.nan
+        return class_transition_time(self.t, mean, chance), float(se)
+
+    def chi_peak(self, process: str, L: int) -> dict[str, float]:
+        """Where the mean ``chi(t)`` peaks.
+
+        Parameters
+        ----------
+        process : str
+            ``"masking"`` or ``"uniform"``.
+        L : int
+            One of ``sizes.depths``.
+
+        Returns
+        -------
+        dict
+            ``t_grid`` (the grid point of the maximum), ``t_parabola`` (the vertex of a
+            parabola through it and its two neighbours), ``height`` and ``height_se``, and
+            ``t_within_one_se_low`` / ``_high``: the span of times whose ``chi`` is within one
+            standard error of the peak (a rough uncertainty of the location).
+        """
+        summary = self.summary_of(process, L)
+        chi, se = summary.mean["chi"], summary.se["chi"]
+        i = int(np.argmax(chi))
+        vertex = float(self.t[i])
+        if 0 < i < len(self.t) - 1:
+            a, b, _ = np.polyfit(self.t[i - 1 : i + 2], chi[i - 1 : i + 2], 2)
+            if a < 0:
+                vertex = float(np.clip(-b / (2 * a), self.t[i - 1], self.t[i + 1]))
+        close = self.t[chi >= chi[i] - (se[i] if np.isfinite(se[i]) else 0.0)]
+        return {
+            "t_grid": float(self.t[i]),
+            "t_parabola": vertex,
+            "height": float(chi[i]),
+            "height_se": float(se[i]),
+            "t_within_one_se_low": float(close.min()),
+            "t_within_one_se_high": float(close.max()),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers the report quotes, JSON-able."""
+        z = self.sizes
+        out: dict[str, Any] = {
+            "params": dict(v=z.v, n_classes=z.n_classes, m=z.m, s=z.s),
+            "sizes": asdict(z),
+            "seed": self.seed,
+            "schedule": "linear (alpha = 1 - t)",
+            "command": COMMAND,
+            "samples_per_point": z.samples_per_point,
+            "timings": self.timings,
+        }
+        for process in PROCESSES:
+            out[process] = {
+                f"L{L}": {
+                    "class_transition_t": self.transition(process, L)[0],
+                    "class_transition_t_se": self.transition(process, L)[1],
+                    "chi_peak": self.chi_peak(process, L),
+                }
+                for L in z.depths
+            }
+        rec = self.reconstruction
+        out["masked_reconstruction"] = {
+            "L": self.deepest,
+            "t": rec.t,
+            "accuracy": rec.accuracy,
+            "cross_entropy_nats": rec.cross_entropy,
+        }
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every curve as named arrays: ``t``, ``{process}_L{L}_{quantity}`` (mean and ``_se``
+        over rule draws, and ``_draws`` per draw) and ``reconstruction_*``."""
+        out: dict[str, np.ndarray] = {"t": self.t}
+        for process in PROCESSES:
+            for L in self.sizes.depths:
+                summary = self.summary_of(process, L)
+                for name in ("unchanged", "C", "C_tree", "chi"):
+                    out[f"{process}_L{L}_{name}"] = summary.mean[name]
+                    out[f"{process}_L{L}_{name}_se"] = summary.se[name]
+                draws = self.draws[process][L]
+                out[f"{process}_L{L}_chi_draws"] = np.stack([c.chi for c in draws])
+                out[f"{process}_L{L}_chi_jackknife_se_draws"] = np.stack([c.chi_se for c in draws])
+        rec = self.reconstruction
+        for name in ("accuracy", "accuracy_se", "cross_entropy", "masked_fraction"):
+            out[f"reconstruction_{name}"] = getattr(rec, name)
+        return out
+
+
+# -- compute ---------------------------------------------------------------------------------
+def _rule_seed(seed: int, L: int, draw: int) -> int:
+    return int(np.random.SeedSequence([seed, L, draw]).generate_state(1)[0])
+
+
+def _data_seed(seed: int, L: int, draw: int, process: str) -> int:
+    code = PROCESSES.index(process) + 1
+    return int(np.random.SeedSequence([seed, L, draw, code]).generate_state(1, np.uint64)[0])
+
+
+def _token_change_job(job: tuple) -> tuple[str, int, int, TokenChangeCurves, float]:
+    """One rule draw of one process and depth (run in a worker process)."""
+    process, L, draw, params, rule_seed, data_seed, t, n = job
+    start = time.process_time()
+    rhm = RHM(**params, L=L, seed=rule_seed)
+    proc = _PROCESS_CLASSES[process](params["v"])
+    # float32 BP: 0.25 CPU-s per block of 1024 strings at L = 7 against 0.46 in float64
+    # (benchmarks/exact_forward_backward.py); it keeps the FULL step near 190 CPU-seconds.
+    curves = token_change_curves(rhm, proc, t, n, seed=data_seed, dtype=np.float32)
+    return process, L, draw, curves, time.process_time() - start
+
+
+def _reconstruction_job(job: tuple) -> tuple[str, int, int, MaskedReconstruction, float]:
+    params, L, rule_seed, t, n, seed = job
+    start = time.process_time()
+    rhm = RHM(**params, L=L, seed=rule_seed)
+    rec = masked_reconstruction(rhm, t, n, seed=seed, dtype=np.float32)
+    return "reconstruction", L, 0, rec, time.process_time() - start
+
+
+def compute_discrete_diffusion(
+    sizes: DiscreteDiffusionSizes = FULL, seed: int = 0
+) -> DiscreteDiffusionResult:
+    """Run every forward-backward measurement of the step.
+
+    Jobs (one per process, depth and rule draw, plus the masked reconstruction) run in
+    ``sizes.workers`` processes; each has its own seed derived from ``seed``, so the result
+    does not depend on the number of workers. The same rule draws serve both processes.
+
+    Parameters
+    ----------
+    sizes : DiscreteDiffusionSizes
+        :data:`FULL`, :data:`QUICK` or your own.
+    seed : int
+        Seed of the rule draws, the data and the noise.
+
+    Returns
+    -------
+    DiscreteDiffusionResult
+
+    Examples
+    --------
+    >>> res = compute_discrete_diffusion(QUICK, seed=0)
+    >>> sorted(res.draws), sorted(res.draws["uniform"])
+    (['masking', 'uniform'], [2, 3])
+    """
+    seed = check_int("seed", seed, 0)
+    z = sizes
+    params = dict(v=z.v, n_classes=z.n_classes, m=z.m, s=z.s)
+    t = np.asarray(z.t, dtype=np.float64)
+    deepest = max(z.depths)
+    jobs: list[tuple[Any, tuple]] = [
+        (
+            _token_change_job,
+            (
+                process,
+                L,
+                draw,
+                params,
+                _rule_seed(seed, L, draw),
+                _data_seed(seed, L, draw, process),
+                t,
+                z.n_per_rule,
+            ),
+        )
+        for L in sorted(z.depths, reverse=True)  # the longest jobs first balance the workers
+        for process in PROCESSES
+        for draw in range(z.n_rules)
+    ]
+    jobs.insert(
+        2,
+        (
+            _reconstruction_job,
+            (params, deepest, _rule_seed(seed, deepest, 0), t, z.n_reconstruction, seed),
+        ),
+    )
+    start = time.perf_counter()
+    outputs = _run_jobs(jobs, check_int("workers", z.workers, 1))
+    wall = time.perf_counter() - start
+    draws: dict[str, dict[int, list[TokenChangeCurves]]] = {
+        p: {L: [None] * z.n_rules for L in z.depths} for p in PROCESSES
+    }
+    reconstruction = None
+    cpu = 0.0
+    for name, L, draw, value, seconds in outputs:
+        cpu += seconds
+        if name == "reconstruction":
+            reconstruction = value
+        else:
+            draws[name][L][draw] = value
+    timings = {"wall_seconds": wall, "cpu_seconds": cpu, "workers": z.workers}
+    return DiscreteDiffusionResult(z, seed, t, draws, reconstruction, timings)
+
+
+def _run_jobs(jobs: list[tuple[Any, tuple]], workers: int) -> list[tuple]:
+    """Run ``(function, argument)`` jobs, in this process or in a pool of fresh processes."""
+    if workers == 1:
+        return [func(arg) for func, arg in progress(jobs, desc="discrete_diffusion")]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # Fresh interpreters ("spawn"): no state of the parent (threads, open files) is inherited.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(func, arg) for func, arg in jobs]
+        return [
+            f.result()
+            for f in progress(as_completed(futures), desc="discrete_diffusion", total=len(jobs))
+        ]
+
+
+# -- plot ------------------------------------------------------------------------------------
+def _colours(name: str, k: int) -> np.ndarray:
+    import matplotlib
+
+    return matplotlib.colormaps[name](np.linspace(0.0, 0.9, k))
+
+
+def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
+    """P(symbol unchanged) per level vs ``t`` at the deepest ``L``, one panel per process,
+    with standard errors over rule draws and the class transition marked.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per process.
+
+    Examples
+    --------
+    >>> fig = plot_unchanged(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
+    from matplotlib.figure import Figure
+
+    L = result.deepest
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, len(PROCESSES), sharey=True)
+    colours = _colours("plasma", L + 1)
+    for ax, process in zip(axes, PROCESSES, strict=True):
+        summary = result.summary_of(process, L)
+        for level in range(L + 1):
+            ax.errorbar(
+                result.t,
+                summary.mean["unchanged"][:, level],
+                yerr=summary.se["unchanged"][:, level],
+                color=colours[level],
+                marker="o",
+                ms=3,
+                capsize=2,
+                label="class (l = L)" if level == L else f"l = {level}",
+            )
+        t_star, _ = result.transition(process, L)
+        if np.isfinite(t_star):
+            ax.axvline(
+                t_star, color="k", ls="--", lw=0.8, label=f"class transition t* = {t_star:.3f}"
+            )
+        ax.axhline(1 / result.sizes.v, color="grey", ls=":", lw=0.8, label="1/v")
+        ax.set_title(f"{process} noise, L = {L}")
+        ax.set_xlabel("t (alpha = 1 - t)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("P(symbol unchanged)")
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"Exact forward-backward on the RHM ({result.label})")
+    fig.tight_layout()
+    return fig
+
+
+def _t_indices(result: DiscreteDiffusionResult) -> list[int]:
+    """Grid indices of ``sizes.t_correlations`` (nearest grid points)."""
+    return [int(np.argmin(np.abs(result.t - t))) for t in result.sizes.t_correlations]
+
+
+def plot_correlations(result: DiscreteDiffusionResult) -> Figure:
+    """``C(r)`` vs distance ``r`` (top, bands: standard errors over rule draws) and the
+    covariance vs the level of the lowest common ancestor (bottom) at the times
+    ``sizes.t_correlations``, deepest ``L``, one column per process.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 2 x 2 grid of panels.
+
+    Examples
+    --------
+    >>> fig = plot_correlations(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    4
+    """
+    from matplotlib.figure import Figure
+
+    L = result.deepest
+    picks = _t_indices(result)
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, len(PROCESSES))
+    colours = _colours("viridis", len(picks))
+    r = np.arange(1, result.sizes.s**L)
+    for col, process in enumerate(PROCESSES):
+        summary = result.summary_of(process, L)
+        top, bottom = axes[0, col], axes[1, col]
+        for colour, i in zip(colours, picks, strict=True):
+            label = f"t = {result.t[i]:.2f}"
+            mean, se = summary.mean["C"][i, 1:], summary.se["C"][i, 1:]
+            top.plot(r, mean, color=colour, lw=1, label=label)
+            if np.isfinite(se).all():
+                top.fill_between(r, mean - se, mean + se, color=colour, alpha=0.25, lw=0)
+            bottom.errorbar(
+                np.arange(1, L + 1),
+                summary.mean["C_tree"][i, 1:],
+                yerr=summary.se["C_tree"][i, 1:],
+                color=colour,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=label,
+            )
+        top.set_xscale("log")
+        top.axhline(0, color="grey", lw=0.6)
+        bottom.axhline(0, color="grey", lw=0.6)
+        top.set_title(f"{process} noise, L = {L}")
+        top.set_xlabel("distance r along the string")
+        top.set_ylabel("C(r) = Cov(delta_i, delta_i+r)")
+        bottom.set_xlabel("level k of the lowest common ancestor")
+        bottom.set_ylabel("covariance of the pairs")
+        top.legend(fontsize=7)
+    fig.suptitle(f"Correlations of token changes ({result.label})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
+    """``chi(t)`` for every depth with standard errors over rule draws (they include the
+    sampling noise of each draw); dashed lines mark each depth's class transition.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per process.
+
+    Examples
+    --------
+    >>> fig = plot_susceptibility(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
+    from matplotlib.figure import Figure
+
+    depths = sorted(result.sizes.depths)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, len(PROCESSES), sharey=True)
+    colours = _colours("viridis", len(depths))
+    for ax, process in zip(axes, PROCESSES, strict=True):
+        for colour, L in zip(colours, depths, strict=True):
+            summary = result.summary_of(process, L)
+            ax.errorbar(
+                result.t,
+                summary.mean["chi"],
+                yerr=summary.se["chi"],
+                color=colour,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=f"L = {L}",
+            )
+            t_star, _ = result.transition(process, L)
+            if np.isfinite(t_star):
+                ax.axvline(t_star, color=colour, ls="--", lw=0.9)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_title(f"{process} noise (dashed: class transition t*)")
+        ax.set_xlabel("t (alpha = 1 - t)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("chi(t) = sum_{r>=1} C(r)")
+    fig.suptitle(
+        f"Susceptibility of token changes ({result.label}, "
+        f"{result.sizes.samples_per_point} samples per point)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_masked_reconstruction(result: DiscreteDiffusionResult) -> Figure:
+    """Accuracy and cross-entropy of the Bayes-optimal masked-token predictor vs ``t``.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Accuracy (left) and cross-entropy (right).
+
+    Examples
+    --------
+    >>> fig = plot_masked_reconstruction(compute_discrete_diffusion(EXAMPLE))
+    >>> len(fig.axes)
+    2
+    """
+    from matplotlib.figure import Figure
+
+    rec = result.reconstruction
+    fig = Figure(figsize=(11, 4.0))
+    ax_acc, ax_ce = fig.subplots(1, 2)
+    ax_acc.errorbar(rec.t, rec.accuracy, yerr=rec.accuracy_se, marker="o", ms=3, capsize=2)
+    ax_acc.axhline(1 / result.sizes.v, color="grey", ls=":", lw=0.8, label="1/v")
+    ax_acc.set_ylabel("accuracy on masked tokens")
+    ax_ce.plot(rec.t, rec.cross_entropy, marker="o", ms=3)
+    ax_ce.axhline(np.log(result.sizes.v), color="grey", ls=":", lw=0.8, label="log v")
+    ax_ce.set_ylabel("cross-entropy on masked tokens (nats)")
+    for ax in (ax_acc, ax_ce):
+        ax.set_xlabel("masking time t (alpha = 1 - t)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Exact BP as masked-token predictor, L = {result.deepest} ({result.label})")
+    fig.tight_layout()
+    return fig
+
+
+# -- describe --------------------------------------------------------------------------------
+def _num(x: float, fmt: str = ".3f") -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:{fmt}}"
+
+
+def _drop_width(t: np.ndarray, curve: np.ndarray, chance: float) -> float:
+    """Width in ``t`` of a curve's fall from 80% to 20% of the way from 1 down to ``chance``."""
+    from hiergrammar.experiments.curves import first_crossing
+
+    scaled = (np.asarray(curve) - chance) / (1.0 - chance)
+    return first_crossing(t, scaled, 0.2) - first_crossing(t, scaled, 0.8)
+
+
+def describe_unchanged(result: DiscreteDiffusionResult) -> str:
+    """Measured statements on P(unchanged) per level: the class transition time, and how
+    sharply the class and the leaves fall (80% -> 20% width).
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_unchanged(compute_discrete_diffusion(EXAMPLE))
+    >>> "class transition" in text
+    True
+    """
+    L = result.deepest
+    z = result.sizes
+    parts, sharper = [], []
+    for process in PROCESSES:
+        t_star, se = result.transition(process, L)
+        unchanged = result.summary_of(process, L).mean["unchanged"]
+        leaves = unchanged[:, 0]
+        widths = (
+            _drop_width(result.t, unchanged[:, L], 1 / z.n_classes),
+            _drop_width(result.t, leaves, 1 / z.v),
+        )
+        sharper.append(widths[0] < widths[1])
+        at_star = float(np.interp(t_star, result.t, leaves)) if np.isfinite(t_star) else np.nan
+        parts.append(
+            f"under {process} noise the class transition (class unchanged with probability "
+            f"(1 + 1/n_classes)/2) is at t* = {_num(t_star)} ± {_num(se)}, where "
+            f"{_num(100 * at_star, '.0f')}% of the leaves are unchanged; the class falls from 80% "
+            f"to 20% of its range (1 down to 1/n_classes) within Δt = {_num(widths[0])}, the "
+            f"leaves (1 down to 1/v) within Δt = {_num(widths[1])}"
+        )
+    verdict = ", ".join(
+        f"{'sharper' if is_sharper else 'not sharper'} than the leaves under {process} noise"
+        for process, is_sharper in zip(PROCESSES, sharper, strict=True)
+    )
+    return (
+        f"P(symbol unchanged) per level at L = {L} (error bars: standard error over rule draws): "
+        + "; ".join(parts)
+        + f". The class's fall is {verdict}."
+    )
+
+
+def describe_correlations(result: DiscreteDiffusionResult) -> str:
+    """Measured statements on ``C(r)`` and on the covariance by tree distance near ``t*``.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_correlations(compute_discrete_diffusion(EXAMPLE))
+    >>> "level k =" in text
+    True
+    """
+    L = result.deepest
+    parts = []
+    for process in PROCESSES:
+        t_star, _ = result.transition(process, L)
+        i = int(np.argmin(np.abs(result.t - t_star))) if np.isfinite(t_star) else 0
+        summary = result.summary_of(process, L)
+        tree = summary.mean["C_tree"][i, 1:]
+        k_top = int(np.argmax(tree)) + 1
+        parts.append(
+            f"{process}: near t* (t = {result.t[i]:.2f}) the covariance of two leaves is largest "
+            f"for pairs meeting at level k = {k_top} ({_num(tree[k_top - 1], '.4f')}) and is "
+            f"{_num(tree[-1], '.4f')} for pairs meeting only at the root (k = {L}); "
+            f"C(1) = {_num(summary.mean['C'][i, 1], '.4f')}"
+        )
+    return (
+        f"Changes come in correlated blocks that follow the tree (L = {L}): "
+        + "; ".join(parts)
+        + ". C(r) is plotted at t = "
+        + ", ".join(f"{result.t[i]:.2f}" for i in _t_indices(result))
+        + "."
+    )
+
+
+def describe_susceptibility(result: DiscreteDiffusionResult) -> str:
+    """Where ``chi(t)`` peaks for each ``L``, next to the class transition, and by how many
+    standard errors the peak height changes from one depth to the next.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_susceptibility(compute_discrete_diffusion(EXAMPLE))
+    >>> "peak" in text
+    True
+    """
+    depths = sorted(result.sizes.depths)
+    parts = []
+    for process in PROCESSES:
+        rows = []
+        heights = []
+        for L in depths:
+            peak = result.chi_peak(process, L)
+            t_star, t_se = result.transition(process, L)
+            heights.append((peak["height"], peak["height_se"]))
+            rows.append(
+                f"L = {L}: peak {peak['height']:.3f} ± {_num(peak['height_se'])} at "
+                f"t ≈ {peak['t_parabola']:.3f} (grid {peak['t_grid']:.2f}; within one SE of the "
+                f"peak for t in [{peak['t_within_one_se_low']:.2f}, "
+                f"{peak['t_within_one_se_high']:.2f}]), class transition "
+                f"t* = {_num(t_star)} ± {_num(t_se)}"
+            )
+        steps = []
+        for (L_a, (a, sa)), (L_b, (b, sb)) in zip(
+            zip(depths[:-1], heights[:-1], strict=True),
+            zip(depths[1:], heights[1:], strict=True),
+            strict=True,
+        ):
+            combined = float(np.hypot(sa, sb))
+            sigmas = (b - a) / combined if combined > 0 else np.nan
+            steps.append(f"L = {L_a} -> {L_b}: {b - a:+.3f} ({_num(sigmas, '+.1f')} SE)")
+        verdict = (
+            "the peak height changes by "
+            + ", ".join(steps)
+            + "; a step larger than +2 SE is a significant growth"
+        )
+        parts.append(f"**{process}**: " + "; ".join(rows) + f". Verdict: {verdict}.")
+    z = result.sizes
+    return (
+        f"chi(t) = sum_(r>=1) C(r), {z.samples_per_point} samples per point "
+        f"({z.n_rules} rule draws x {z.n_per_rule}; error bars: standard error over rule draws, "
+        "which includes the sampling noise of each draw). " + " ".join(parts)
+    )
+
+
+def describe_masked_reconstruction(result: DiscreteDiffusionResult) -> str:
+    """Measured statements on the Bayes-optimal masked-token predictor.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, every number measured.
+
+    Examples
+    --------
+    >>> text = describe_masked_reconstruction(compute_discrete_diffusion(EXAMPLE))
+    >>> "accuracy" in text
+    True
+    """
+    rec = result.reconstruction
+    first, last = 0, len(rec.t) - 1
+    mid = int(np.argmin(np.abs(rec.t - 0.5)))
+    return (
+        f"Exact BP predicts masked tokens (L = {result.deepest}, {rec.n} strings per t) with "
+        f"accuracy {_num(rec.accuracy[first])} at t = {rec.t[first]:.2f}, "
+        f"{_num(rec.accuracy[mid])} at t = {rec.t[mid]:.2f} and {_num(rec.accuracy[last])} at "
+        f"t = {rec.t[last]:.2f} (chance 1/v = {1 / result.sizes.v:.3f}); cross-entropy "
+        f"{_num(rec.cross_entropy[first])}, {_num(rec.cross_entropy[mid])} and "
+        f"{_num(rec.cross_entropy[last])} nats (log v = {np.log(result.sizes.v):.3f}). "
+        "No masked model trained on this grammar can do better on average."
+    )
+
+
+# -- the step --------------------------------------------------------------------------------
+def reproduce_step(
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    sizes: DiscreteDiffusionSizes | None = None,
+) -> ReportSection:
+    """Compute, plot and describe; write the figures, ``discrete_diffusion.npz`` and
+    ``discrete_diffusion.json`` into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        Output folder (created if needed).
+    seed : int
+        Seed of everything random.
+    quick : bool
+        Use :data:`QUICK` (seconds) instead of :data:`FULL`.
+    sizes : DiscreteDiffusionSizes, optional
+        Explicit sizes (overrides ``quick``).
+
+    Returns
+    -------
+    ReportSection
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> tiny = replace(QUICK, depths=(2,), t=(0.5, 1.0), t_correlations=(0.5,), n_per_rule=16,
+    ...                n_reconstruction=16, dpi=30)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     section = reproduce_step(Path(tmp), sizes=tiny)
+    ...     sorted(p.name for p in section.figures)[0]
+    'discrete_diffusion_chi.png'
+    """
+    out_dir = Path(out_dir)
+    sizes = sizes if sizes is not None else (QUICK if quick else FULL)
+    start = time.perf_counter()
+    result = compute_discrete_diffusion(sizes, seed=seed)
+    plots = {
+        "unchanged": plot_unchanged,
+        "correlations": plot_correlations,
+        "chi": plot_susceptibility,
+        "masked_reconstruction": plot_masked_reconstruction,
+    }
+    figures = [
+        save_figure(plot(result), out_dir / f"discrete_diffusion_{name}.png", dpi=sizes.dpi)
+        for name, plot in plots.items()
+    ]
+    result.timings["step_seconds"] = time.perf_counter() - start
+    summary = result.summary()
+    data = [
+        save_npz(out_dir / "discrete_diffusion.npz", **result.arrays()),
+        save_json(out_dir / "discrete_diffusion.json", summary),
+    ]
+    t = result.timings
+    text = "\n\n".join(
+        [
+            f"Masked (absorbing) and uniform discrete diffusion on RHMs with {result.label}, "
+            "linear schedule alpha = 1 - t: strings are noised to t and resampled from the "
+            "exact posterior (exact forward-backward; what a perfect reverse process started "
+            f"at t generates). {sizes.samples_per_point} samples per point. Run in "
+            f"{t['step_seconds']:.0f} s ({t['cpu_seconds']:.1f} CPU-seconds in "
+            f"{t['workers']} worker process(es); budget {sizes.budget_seconds:.0f} s on two "
+            f"cores). Alone: `{COMMAND}`.",
+            describe_unchanged(result),
+            describe_correlations(result),
+            describe_susceptibility(result),
+            describe_masked_reconstruction(result),
+        ]
+    )
+    return ReportSection(
+        title="Discrete diffusion: token changes and their correlations",
+        text=text,
+        figures=figures,
+        data=data,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m hiergrammar.figures.discrete_diffusion OUT_DIR``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    section = reproduce_step(args.out_dir, seed=args.seed, quick=args.quick)
+    print(section.to_markdown(args.out_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()
