@@ -29,8 +29,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, uint64
+from llvmlite import ir
+from numba import njit, types, uint64
+from numba.core import cgutils
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.extending import intrinsic
+
+from hiergrammar.kernels._tiles import dot_rows, tile_leaves, tile_product, tile_store
 
 OK, DEAD, INVALID = 0, 1, 2
 
@@ -46,13 +51,49 @@ class _NoAliasCompiler(CompilerBase):
 _COMMON = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 #: Functions called once per level and block: compiled with no-alias array arguments.
 _HOT = dict(_COMMON, pipeline_class=_NoAliasCompiler)
-#: Small helpers: inlined into their callers at numba's IR level (a compiled call costs a
-#: call and atomic reference counts on every array argument, far more than these loops).
+#: Per-rule-entry helpers: inlined into their callers at numba's IR level (a compiled call
+#: costs a call and atomic reference counts on every array argument, far more than these
+#: loops). Per-node helpers stay compiled functions: inlining costs compile time.
 _INLINE = dict(error_model="numpy", fastmath={"contract"}, inline="always")
 
 _LOG2 = math.log(2.0)
 _U0 = uint64(0)
 _U1 = uint64(1)
+
+
+# -- prefetching ----------------------------------------------------------------------------------
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Hint that ``array[index]`` will be read soon: LLVM's ``prefetch`` (a no-op on targets
+    without one). The rows a rule entry reads are in random order within a node's block, so
+    without it every row of a block that is not in cache costs a full memory latency."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, index_type = signature.args
+        data = context.make_array(array_type)(context, builder, args[0]).data
+        offset = context.cast(builder, args[1], index_type, types.intp)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
+        pointer = builder.bitcast(builder.gep(data, [offset]), byte_pointer)
+        builder.call(prefetch, [pointer, i32(0), i32(3), i32(1)])  # read, keep, data cache
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@njit(**_INLINE)
+def _prefetch_range(x, start, count):
+    """Prefetch ``x[start : start + count]``, one cache line at a time."""
+    step = uint64(64 // x.itemsize)
+    for i in range(_U0, count, step):
+        _prefetch(x, start + i)
 
 
 # -- log normalisers -------------------------------------------------------------------------------
@@ -70,7 +111,7 @@ def _add_log(t, b, prod, logs):
     prod[b] = p
 
 
-@njit(**_INLINE)
+@njit(**_HOT)
 def _sum_node(x, start, card, nl, tot):
     """``tot[b] = sum_a x[start + a * nl + b]``: the lane sums of a lane-last node block."""
     for b in range(nl):
@@ -81,7 +122,7 @@ def _sum_node(x, start, card, nl, tot):
             tot[b] += x[base + b]
 
 
-@njit(**_INLINE)
+@njit(**_HOT)
 def _scale_node(x, start, card, nl, tot):
     """Divide a lane-last node block by the lane sums in ``tot`` (zero sums stay zero);
     ``tot`` is overwritten by the inverses."""
@@ -93,7 +134,7 @@ def _scale_node(x, start, card, nl, tot):
             x[base + b] *= tot[b]
 
 
-@njit(**_INLINE)
+@njit(**_COMMON)
 def _log_lanes(tot, nb, prod, logs, status):
     """Add ``log(tot[b])`` to each live lane; a zero sum marks the lane dead."""
     for b in range(nb):
@@ -116,24 +157,44 @@ POW2 = np.ldexp(1.0, np.arange(-_POW2_ZERO, 1024))
 
 @njit(**_LEAVES)
 def _read_leaves(
-    ev, bits, mant_bits, bias, inf_bits, pow2, k0, nb, nl, d, v, up, prod, logs, twos, status
+    ev,
+    bits,
+    mant_bits,
+    bias,
+    inf_bits,
+    pow2,
+    k0,
+    nb,
+    nl,
+    d,
+    v,
+    up,
+    inv,
+    inv_same,
+    direct,
+    prod,
+    logs,
+    twos,
+    status,
 ):
     """Read the block's leaf evidence ``ev[k0 + b]`` ``(d, v)`` in the public layout, check it,
-    and store each leaf normalised, lane-last, in ``up``; add its log normaliser.
+    and store each leaf normalised, lane-last, in ``up``; add its log normalisers.
 
-    One contiguous sweep per leaf finds its sum and, on ``bits`` (``ev`` viewed as signed
-    integers of the same width: for non-negative floats their order is the values' order), its
-    maximum, any negative value (a set sign bit) and any NaN or infinity (``>= inf_bits``); the
-    maximum's exponent field gives the power of two ``2**e`` kept exactly in the log
-    normaliser, so any scale works. A second sweep writes ``x / sum``."""
-    for b in range(nl):
-        if b >= nb:  # a padding lane of the last block: uniform evidence, never written out
-            for i in range(d * v):
-                up[i * nl + b] = 1.0 / v
-            continue
-        k = k0 + b
-        for i in range(d):
-            base = i * v * nl + b
+    Per leaf, one contiguous sweep per lane finds the sum and, on ``bits`` (``ev`` viewed as
+    signed integers of the same width: for non-negative floats their order is the values'
+    order), the maximum, any negative value (a set sign bit) and any NaN or infinity
+    (``>= inf_bits``); the maximum's exponent field gives the power of two ``2**e`` kept
+    exactly in the log normaliser, so any scale works. Then 8x8 tiles write ``x / sum``
+    transposed (lanes whose evidence sits at the ends of float64's range, or is reported, and
+    the edges of the tiles are written one number at a time)."""
+    lanes8 = nb - nb % uint64(8)
+    values8 = v - v % uint64(8)
+    for i in range(d):
+        base = i * v * nl
+        for b in range(nb):
+            k = k0 + b
+            inv[b] = 0.0
+            direct[b] = 1
             lo = bits[k, i, 0]
             hi = lo
             total = 0.0
@@ -153,9 +214,7 @@ def _read_leaves(
                 status[b] = INVALID
             elif hi == 0:
                 status[b] = max(status[b], DEAD)
-            if status[b] != OK:  # reported, not used: keep the lane's numbers finite
-                for a in range(v):
-                    up[base + a * nl] = 1.0 / v
+            if status[b] != OK:
                 continue
             field = hi >> mant_bits
             if field > 0:
@@ -166,21 +225,62 @@ def _read_leaves(
                     peak = max(peak, np.float64(ev[k, i, a]))
                 e = np.int64(math.frexp(peak)[1])
             twos[b] += e
+            inv[b] = 0.0
+            inv_same[b] = 0.0
             if -1000 <= e <= 1000 and total < np.inf:
-                scaled = total * pow2[_POW2_ZERO - e]  # exact: in [0.5, v]
-                inv = 1.0 / total
+                _add_log(total * pow2[_POW2_ZERO - e], b, prod, logs)  # exact: in [0.5, v]
+                inv[b] = 1.0 / total
+                inv_same[b] = inv[b]
+                # (a float32 inverse can overflow: such a lane is written one by one)
+                direct[b] = 0 if inv_same[b] < np.inf else 2
+            else:  # near the ends of float64's range: scaled first, below
+                direct[b] = 3
+        for b0 in range(_U0, lanes8, uint64(8)):
+            for a0 in range(_U0, values8, uint64(8)):
+                tile_leaves(
+                    ev,
+                    ((k0 + b0) * d + i) * v + a0,
+                    d * v,
+                    inv,
+                    inv_same,
+                    b0,
+                    up,
+                    base + a0 * nl + b0,
+                    nl,
+                )
+        for b in range(nl):
+            if b >= nb or status[b] != OK:
+                # a padding lane of the last block, or one that is reported: keep its numbers
+                # finite (uniform evidence); it is never written out
                 for a in range(v):
-                    up[base + a * nl] = np.float64(ev[k, i, a]) * inv
-            else:  # near the ends of float64's range: scale first, in two exact steps
-                s1 = pow2[_POW2_ZERO - e // 2]
-                s2 = pow2[_POW2_ZERO - (e - e // 2)]
-                scaled = 0.0
+                    up[base + a * nl + b] = 1.0 / v
+            elif direct[b] == 0:  # the edges of the tiles
+                first = values8 if b < lanes8 else _U0
+                for a in range(first, v):
+                    up[base + a * nl + b] = np.float64(ev[k0 + b, i, a]) * inv[b]
+            elif direct[b] == 2:
                 for a in range(v):
-                    scaled += np.float64(ev[k, i, a]) * s1 * s2
-                inv = 1.0 / scaled
-                for a in range(v):
-                    up[base + a * nl] = np.float64(ev[k, i, a]) * s1 * s2 * inv
-            _add_log(scaled, b, prod, logs)
+                    up[base + a * nl + b] = np.float64(ev[k0 + b, i, a]) * inv[b]
+            else:  # scale in two exact steps, then normalise
+                _extreme_leaf(ev, k0 + b, i, v, pow2, up, base + b, nl, prod, logs, b)
+
+
+@njit(**_COMMON)
+def _extreme_leaf(ev, k, i, v, pow2, up, start, nl, prod, logs, b):
+    """A leaf whose evidence sits near the ends of float64's range: scale it by ``2**-e`` in
+    two exact steps (``2**-e`` itself may not be a float64), normalise, add the log."""
+    peak = 0.0
+    for a in range(v):
+        peak = max(peak, np.float64(ev[k, i, a]))
+    e = np.int64(math.frexp(peak)[1])
+    s1 = pow2[_POW2_ZERO - e // 2]
+    s2 = pow2[_POW2_ZERO - (e - e // 2)]
+    scaled = 0.0
+    for a in range(v):
+        scaled += np.float64(ev[k, i, a]) * s1 * s2
+    _add_log(scaled, b, prod, logs)
+    for a in range(v):
+        up[start + a * nl] = np.float64(ev[k, i, a]) * s1 * s2 / scaled
 
 
 # -- upward ----------------------------------------------------------------------------------------
@@ -230,7 +330,7 @@ def _up_tuples(rules, weights, e, w, m, s, first, cc, nl, up, acc, tmp):
             acc[b] += tmp[b]
 
 
-@njit(**_INLINE)
+@njit(**_COMMON)
 def _times_node_evidence(x, start, card, nl, nb, k0, nev, row):
     """Multiply a lane-last node block by the node evidence ``nev[k0 + b, row + a]``."""
     for a in range(card):
@@ -250,6 +350,7 @@ def _up_level(
     ms,
     weights,
     uniform,
+    gl,
     nl,
     nb,
     k0,
@@ -265,9 +366,12 @@ def _up_level(
 ):
     """Upward messages of every node of ``level`` from those of ``level - 1``:
     ``raw[a] = sum_j w[a, j] prod_i up_child_i[rules[a, j, i]]``, times node evidence, then
-    normalised. ``s = 2`` has its own loop (keeping the general one out of its function makes
-    it measurably faster)."""
-    if s == 2:
+    normalised. ``s = 2`` with full blocks of lanes uses the register-accumulating gather
+    (:func:`_up_level_dot`); other ``s = 2`` blocks their own loop (keeping the general one out
+    of its function makes it measurably faster)."""
+    if s == 2 and nl * up.itemsize == _FULL_BYTES:
+        _up_level_dot(level, cards, widths, offsets, gl[0], gl[1], weights, roff, ms, nl, up)
+    elif s == 2:
         _up_level_pairs(
             level, cards, widths, offsets, rules, roff, ms, weights, uniform, nl, up, acc
         )
@@ -285,6 +389,56 @@ def _up_level(
         _scale_node(up, parent, K, nl, tot)
 
 
+#: Bytes of a full block of lanes (32 float32 or 16 float64): the width of :func:`dot_rows`.
+_FULL_BYTES = 128
+
+
+@njit(**_HOT)
+def _up_level_dot(
+    level, cards, widths, offsets, children, children_offsets, weights, roff, ms, nl, up
+):
+    """The raw upward messages of ``level`` for ``s = 2`` and full blocks: one
+    :func:`dot_rows` per parent value (its ``m`` rules' children rows, accumulated in
+    registers)."""
+    K = cards[level]
+    cc = cards[level - 1]
+    m = ms[level]
+    entries = K * m
+    c0 = children_offsets[level]
+    first_children = children[c0 : c0 + entries]
+    second_children = children[c0 + entries : c0 + uint64(2) * entries]
+    w0 = roff[level] // uint64(2)
+    w = weights[w0 : w0 + entries]
+    block = uint64(2) * cc * nl
+    # the next parent's children, spread over this parent's values (a burst of prefetches
+    # overflows the core's queue of outstanding misses)
+    step = uint64(64 // up.itemsize)
+    share = (block // step + K - _U1) // K * step
+    for p in range(widths[level]):
+        parent = (offsets[level] + p * K) * nl
+        first = offsets[level - 1] + p * uint64(2) * cc
+        ahead = first * nl + block
+        last = p + _U1 == widths[level]
+        for a in range(K):
+            if not last:
+                done = min(block, a * share)
+                _prefetch_range(up, ahead + done, min(share, block - done))
+            dot_rows(
+                up,
+                first * nl,
+                first_children,
+                up,
+                (first + cc) * nl,
+                second_children,
+                a * m,
+                m,
+                w,
+                True,
+                up,
+                parent + a * nl,
+            )
+
+
 @njit(**_HOT)
 def _up_level_pairs(level, cards, widths, offsets, rules, roff, ms, weights, uniform, nl, up, acc):
     """The raw upward messages of ``level`` for ``s = 2`` (see :func:`_up_pairs`)."""
@@ -293,9 +447,12 @@ def _up_level_pairs(level, cards, widths, offsets, rules, roff, ms, weights, uni
     m = ms[level]
     r0 = roff[level]
     w0 = r0 // uint64(2)
+    block = uint64(2) * cc * nl
     for p in range(widths[level]):
         parent = (offsets[level] + p * K) * nl
         first = offsets[level - 1] + p * uint64(2) * cc
+        if p + _U1 < widths[level]:
+            _prefetch_range(up, first * nl + block, block)
         for a in range(K):
             _up_pairs(
                 rules,
@@ -322,9 +479,12 @@ def _up_level_tuples(level, s, cards, widths, offsets, rules, roff, ms, weights,
     m = ms[level]
     r0 = roff[level]
     w0 = r0 // s
+    block = s * cc * nl
     for p in range(widths[level]):
         parent = (offsets[level] + p * K) * nl
         first = offsets[level - 1] + p * s * cc
+        if p + _U1 < widths[level]:
+            _prefetch_range(up, first * nl + block, block)
         for a in range(K):
             _up_tuples(
                 rules, weights, r0 + a * m * s, w0 + a * m, m, s, first, cc, nl, up, acc, tmp
@@ -345,6 +505,7 @@ def _down_level(
     roff,
     ms,
     weights,
+    gl,
     nl,
     nb,
     k0,
@@ -363,7 +524,29 @@ def _down_level(
     entry adds ``w * parent_out[a] * prod_{k != i} up_child_k`` onto child ``i``'s value, where
     ``parent_out`` is the parent's downward message times its node evidence; then every child
     message is normalised (no log: downward normalisers cancel in the marginals)."""
-    if s == 2:
+    if s == 2 and nl * up.itemsize == _FULL_BYTES:
+        _down_level_dot(
+            level,
+            cards,
+            widths,
+            offsets,
+            ms,
+            gl[2],
+            gl[3],
+            gl[4],
+            gl[5],
+            gl[6],
+            gl[7],
+            nl,
+            nb,
+            k0,
+            nev,
+            nev_off,
+            up,
+            down,
+            po,
+        )
+    elif s == 2:
         _down_level_pairs(
             level,
             cards,
@@ -414,12 +597,74 @@ def _down_level(
         _scale_node(down, start, cc, nl, tot)
 
 
-@njit(**_INLINE)
+@njit(**_HOT)
 def _parent_out(down, parent, K, nl, nb, k0, nev, nev_off, p, po):
     for i in range(K * nl):
         po[i] = down[parent + i]
     if nev_off >= 0:
         _times_node_evidence(po, _U0, K, nl, nb, k0, nev, uint64(nev_off) + p * K)
+
+
+@njit(**_HOT)
+def _down_level_dot(
+    level,
+    cards,
+    widths,
+    offsets,
+    ms,
+    parents,
+    others,
+    weights,
+    segments,
+    list_offsets,
+    segment_offsets,
+    nl,
+    nb,
+    k0,
+    nev,
+    nev_off,
+    up,
+    down,
+    po,
+):
+    """The raw downward messages into ``level - 1`` for ``s = 2`` and full blocks, as gathers:
+    child ``i``'s value ``c`` receives ``sum w po[a] up_other[c']`` over the entries whose
+    ``i``-th child is ``c`` (one segment of the entries sorted by it), one :func:`dot_rows`
+    each, accumulated in registers."""
+    K = cards[level]
+    cc = cards[level - 1]
+    entries = K * ms[level]
+    block = uint64(2) * cc * nl
+    for p in range(widths[level]):
+        parent = (offsets[level] + p * K) * nl
+        first = offsets[level - 1] + p * uint64(2) * cc
+        if p + _U1 < widths[level]:
+            _prefetch_range(up, first * nl + block, block)
+            _prefetch_range(down, parent + K * nl, K * nl)
+        _parent_out(down, parent, K, nl, nb, k0, nev, nev_off, p, po)
+        for i in range(uint64(2)):
+            start = list_offsets[uint64(2) * level + i]
+            seg = segment_offsets[uint64(2) * level + i]
+            by_parent = parents[start : start + entries]
+            by_other = others[start : start + entries]
+            w = weights[start : start + entries]
+            other = (first + (_U1 - i) * cc) * nl
+            for c in range(cc):
+                lo = segments[seg + c]
+                dot_rows(
+                    po,
+                    _U0,
+                    by_parent,
+                    up,
+                    other,
+                    by_other,
+                    lo,
+                    segments[seg + c + _U1] - lo,
+                    w,
+                    True,
+                    down,
+                    (first + i * cc + c) * nl,
+                )
 
 
 @njit(**_HOT)
@@ -451,9 +696,13 @@ def _down_level_pairs(
     m = ms[level]
     r0 = roff[level]
     w0 = r0 // uint64(2)
+    block = uint64(2) * cc * nl
     for p in range(widths[level]):
         parent = (offsets[level] + p * K) * nl
         first = offsets[level - 1] + p * uint64(2) * cc
+        if p + _U1 < widths[level]:
+            _prefetch_range(up, first * nl + block, block)
+            _prefetch_range(down, parent + K * nl, K * nl)
         _parent_out(down, parent, K, nl, nb, k0, nev, nev_off, p, po)
         for i in range(cc * nl):
             d0[i] = 0.0
@@ -510,9 +759,13 @@ def _down_level_tuples(
     m = ms[level]
     r0 = roff[level]
     w0 = r0 // s
+    block = s * cc * nl
     for p in range(widths[level]):
         parent = (offsets[level] + p * K) * nl
         first = offsets[level - 1] + p * s * cc
+        if p + _U1 < widths[level]:
+            _prefetch_range(up, first * nl + block, block)
+            _prefetch_range(down, parent + K * nl, K * nl)
         _parent_out(down, parent, K, nl, nb, k0, nev, nev_off, p, po)
         for i in range(s * cc * nl):
             dch[i] = 0.0
@@ -544,20 +797,26 @@ def _down_level_tuples(
 @njit(**_HOT)
 def _store(src, start, count, nl, nb, k0, out, out_start):
     """``out[k0 + b, out_start + i] = src[(start + i) * nl + b]`` for ``i < count``, ``b < nb``:
-    lane-last scratch to public rows, in tiles of 16 values (16 cache lines of ``src``) so
-    that the strided reads stay in L1."""
-    tile = uint64(16)
-    for i0 in range(_U0, count, tile):
-        stop = min(count, i0 + tile)
-        for b in range(nb):
-            for i in range(i0, stop):
-                out[k0 + b, out_start + i] = src[(start + i) * nl + b]
+    lane-last scratch to public rows, by 8x8 transposed tiles (the edges one by one)."""
+    row = uint64(out.shape[1])
+    lanes8 = nb - nb % uint64(8)
+    count8 = count - count % uint64(8)
+    for b0 in range(_U0, lanes8, uint64(8)):
+        for i0 in range(_U0, count8, uint64(8)):
+            tile_store(src, (start + i0) * nl + b0, nl, out, (k0 + b0) * row + out_start + i0, row)
+    for b in range(nb):
+        for i in range(count8 if b < lanes8 else _U0, count):
+            out[k0 + b, out_start + i] = src[(start + i) * nl + b]
 
 
 @njit(**_HOT)
 def _store_marginals(up, down, level, cards, widths, offsets, nl, nb, k0, out, out_start, tot):
-    """Write ``normalise(up * down)`` of every node of ``level`` into the public rows."""
+    """Write ``normalise(up * down)`` of every node of ``level`` into the public rows (8x8
+    transposed tiles, the edges one by one)."""
     card = cards[level]
+    row = uint64(out.shape[1])
+    lanes8 = nb - nb % uint64(8)
+    card8 = card - card % uint64(8)
     for p in range(widths[level]):
         start = (offsets[level] + p * card) * nl
         for b in range(nl):
@@ -567,11 +826,24 @@ def _store_marginals(up, down, level, cards, widths, offsets, nl, nb, k0, out, o
                 tot[b] += up[start + a * nl + b] * down[start + a * nl + b]
         for b in range(nl):
             tot[b] = 1.0 / tot[b] if tot[b] > 0.0 else 0.0
-        row = out_start + p * card
+        first = out_start + p * card
+        for b0 in range(_U0, lanes8, uint64(8)):
+            for a0 in range(_U0, card8, uint64(8)):
+                tile_product(
+                    up,
+                    down,
+                    start + a0 * nl + b0,
+                    nl,
+                    tot,
+                    b0,
+                    out,
+                    (k0 + b0) * row + first + a0,
+                    row,
+                )
         for b in range(nb):
-            for a in range(card):
+            for a in range(card8 if b < lanes8 else _U0, card):
                 i = start + a * nl + b
-                out[k0 + b, row + a] = up[i] * down[i] * tot[b]
+                out[k0 + b, first + a] = up[i] * down[i] * tot[b]
 
 
 # -- one block -------------------------------------------------------------------------------------
@@ -580,34 +852,64 @@ UPWARD, FULL, SAMPLE = 0, 1, 2
 
 
 @njit(**_INLINE)
-def _upward_block(E, G, nl, k0, nb, up, root, acc, tmp, tot, prod, logs, twos, status):
+def _upward_block(
+    E, G, nl, k0, nb, up, root, acc, tmp, tot, inv, inv_same, direct, prod, logs, twos, status
+):
     """The upward pass of one block: messages into ``up`` (lane-last), the root's marginal
     into ``root`` ``(card_L * nl)``, the log normalisers into ``prod``, ``logs``, ``twos``."""
-    ev, bits, fmt, pow2, prior, nev, nev_offsets = E
-    L, s, cards, widths, offsets, rules, roff, ms, weights, uniform = G
+    ev64, bits64, ev32, bits32, pow2, prior, nev, nev_offsets = E
+    L, s, cards, widths, offsets, rules, roff, ms, weights, uniform, gl = G
     for b in range(nl):
         prod[b] = 1.0
         logs[b] = 0.0
         twos[b] = 0
         status[b] = OK
-    _read_leaves(
-        ev,
-        bits,
-        fmt[0],
-        fmt[1],
-        fmt[2],
-        pow2,
-        k0,
-        nb,
-        nl,
-        widths[0],
-        cards[0],
-        up,
-        prod,
-        logs,
-        twos,
-        status,
-    )
+    # One of the two evidence arrays is empty: a kernel compiled per message dtype serves
+    # float32 and float64 evidence (its leaf reader is compiled for both).
+    if ev64.size:
+        _read_leaves(
+            ev64,
+            bits64,
+            52,
+            1022,
+            0x7FF0000000000000,
+            pow2,
+            k0,
+            nb,
+            nl,
+            widths[0],
+            cards[0],
+            up,
+            inv,
+            inv_same,
+            direct,
+            prod,
+            logs,
+            twos,
+            status,
+        )
+    else:
+        _read_leaves(
+            ev32,
+            bits32,
+            23,
+            126,
+            0x7F800000,
+            pow2,
+            k0,
+            nb,
+            nl,
+            widths[0],
+            cards[0],
+            up,
+            inv,
+            inv_same,
+            direct,
+            prod,
+            logs,
+            twos,
+            status,
+        )
     for level in range(1, L + 1):
         _up_level(
             uint64(level),
@@ -620,6 +922,7 @@ def _upward_block(E, G, nl, k0, nb, up, root, acc, tmp, tot, prod, logs, twos, s
             ms,
             weights,
             uniform[level],
+            gl,
             nl,
             nb,
             k0,
@@ -643,13 +946,13 @@ def _upward_block(E, G, nl, k0, nb, up, root, acc, tmp, tot, prod, logs, twos, s
     _scale_node(root, _U0, card, nl, tot)
 
 
-@njit(**_INLINE)
+@njit(**_COMMON)
 def _prior(prior, a, b, k0, nb):
     """The root prior of lane ``b`` (one shared row, or one per sample)."""
     return prior[0, a] if prior.shape[0] == 1 or b >= nb else prior[k0 + b, a]
 
 
-@njit(**_INLINE)
+@njit(**_COMMON)
 def _store_level(src, level, offsets, widths, cards, nl, nb, k0, out0, out, out_offsets):
     """Store a level's lane-last block into its rows: level 0 into ``out0``, the others into
     ``out`` (two arrays, so that each stays small enough for the allocator to reuse)."""
@@ -665,8 +968,9 @@ def _store_level(src, level, offsets, widths, cards, nl, nb, k0, out0, out, out_
 def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     """Process the samples of blocks ``first_block .. last_block - 1`` (``lanes`` samples each).
 
-    ``E`` = (evidence ``(n, d, v)``, its bits, float format, powers of two, root prior
-    ``(1 or n, card_L)``, node-evidence rows, their level offsets); ``G`` = the flat grammar
+    ``E`` = (float64 evidence ``(n, d, v)`` and its bits, or float32 evidence and its bits
+    (the other pair empty), powers of two, root prior ``(1 or n, card_L)``, node-evidence rows,
+    their level offsets); ``G`` = the flat grammar
     (``L, s, cards, widths, offsets, rules, rule offsets, ms, weights, uniform``); ``O`` = the
     outputs: level offsets of up / down / marginal rows (``-1``: not kept), the rows (level 0
     apart), the root marginals ``(n, card_L)``, ``log_evidence`` and ``status`` ``(n,)``, and
@@ -693,9 +997,9 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
         node_offsets,
         out_levels,
     ) = O
-    L, s, cards, widths, offsets, rules, roff, ms, weights, uniform = G
-    prior, nev, nev_offsets = E[4], E[5], E[6]
-    n = E[0].shape[0]
+    L, s, cards, widths, offsets, rules, roff, ms, weights, uniform, gl = G
+    prior, nev, nev_offsets = E[5], E[6], E[7]
+    n = max(E[0].shape[0], E[2].shape[0])
     nl = uint64(lanes)
     s = uint64(s)
     total = offsets[L + 1]
@@ -708,6 +1012,9 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     acc = np.empty(nl, dtype=dtype)
     tmp = np.empty((s + _U1) * nl, dtype=dtype)
     tot = np.empty(nl, dtype=dtype)
+    inv = np.empty(nl)
+    inv_same = np.empty(nl, dtype=dtype)
+    direct = np.empty(nl, dtype=np.int8)
     prod = np.ones(nl)
     logs = np.zeros(nl)
     twos = np.zeros(nl, dtype=np.int64)
@@ -722,7 +1029,25 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     for block in range(first_block, last_block):
         k0 = uint64(block) * nl
         nb = min(nl, uint64(n) - k0)
-        _upward_block(E, G, nl, k0, nb, up, root, acc, tmp, tot, prod, logs, twos, status)
+        _upward_block(
+            E,
+            G,
+            nl,
+            k0,
+            nb,
+            up,
+            root,
+            acc,
+            tmp,
+            tot,
+            inv,
+            inv_same,
+            direct,
+            prod,
+            logs,
+            twos,
+            status,
+        )
         for b in range(nb):
             log_evidence[k0 + b] = logs[b] + math.log(prod[b]) + twos[b] * _LOG2
             status_out[k0 + b] = status[b]
@@ -778,6 +1103,7 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
                     roff,
                     ms,
                     weights,
+                    gl,
                     nl,
                     nb,
                     k0,
@@ -867,7 +1193,7 @@ def _sample_lane(
                 out_levels[k, node_offsets[ul - _U1] + p * s + i] = rules[e + i]
 
 
-@njit(**_INLINE)
+@njit(**_COMMON)
 def _draw(cdf, count, threshold):
     """The first index whose cumulative weight exceeds ``threshold`` (the last one if round-off
     leaves none)."""

@@ -400,3 +400,100 @@ def output_offsets(flat: FlatGrammar, levels: Sequence[int]) -> tuple[np.ndarray
             offsets[level] = internal
             internal += size
     return offsets, leaf, internal
+
+
+@dataclass(frozen=True)
+class GatherLists:
+    """The rule entries arranged for gathers (``s = 2`` only; empty otherwise).
+
+    Entry ``t = a * m + j`` of a level is parent value ``a``'s ``j``-th rule.
+
+    Attributes
+    ----------
+    children : uint32
+        Per level and child position ``i``, the entries' ``i``-th child values, contiguous:
+        level ``l``'s position ``i`` starts at ``children_offsets[l] + i * K_l * m_l``.
+    children_offsets : uint64 ``(L + 2,)``
+    parents, others : uint32
+        Per level and child position ``i``, the entries sorted by their ``i``-th child value:
+        each entry's parent value and its other child's value; ``weights`` float64 alike.
+        Level ``l``, position ``i`` starts at ``list_offsets[2 * l + i]``.
+    segments : uint64
+        For level ``l``, position ``i``: ``card_{l-1} + 1`` bounds, from
+        ``segment_offsets[2 * l + i]``; the entries whose ``i``-th child is ``c`` are
+        ``segments[c] .. segments[c + 1] - 1`` of that list. The downward message into child
+        ``i``'s value ``c`` is then a sum over one segment: a gather, like the upward pass.
+    list_offsets, segment_offsets : uint64 ``(2 * (L + 1),)``
+    """
+
+    children: np.ndarray
+    children_offsets: np.ndarray
+    parents: np.ndarray
+    others: np.ndarray
+    weights: np.ndarray
+    segments: np.ndarray
+    list_offsets: np.ndarray
+    segment_offsets: np.ndarray
+
+
+def gather_lists(flat: FlatGrammar) -> GatherLists:
+    """The rule entries of every level arranged for the gather kernels (see
+    :class:`GatherLists`).
+
+    Examples
+    --------
+    >>> flat = flatten_grammar({1: np.array([[[0, 1], [1, 1]], [[1, 0], [0, 0]]])}, None, (2, 2))
+    >>> g = gather_lists(flat)
+    >>> g.children[:4].tolist(), g.children[4:8].tolist()      # first and second children
+    ([0, 1, 1, 0], [1, 1, 0, 0])
+    >>> g.segments[:3].tolist(), g.parents[:4].tolist()        # sorted by the first child
+    ([0, 2, 4], [0, 1, 0, 1])
+    """
+    L, s = flat.L, flat.s
+    children_offsets = np.zeros(L + 2, dtype=np.uint64)
+    list_offsets = np.zeros(2 * (L + 1), dtype=np.uint64)
+    segment_offsets = np.zeros(2 * (L + 1), dtype=np.uint64)
+    empty = np.zeros(0, dtype=np.uint32)
+    if s != 2:
+        return GatherLists(
+            empty,
+            children_offsets,
+            empty,
+            empty,
+            np.zeros(0),
+            np.zeros(0, np.uint64),
+            list_offsets,
+            segment_offsets,
+        )
+    children, parents, others, weights, segments = [], [], [], [], []
+    n_children = n_lists = n_segments = 0
+    for level in range(1, L + 1):
+        start, stop = int(flat.rule_offsets[level]), int(flat.rule_offsets[level + 1])
+        tuples = flat.rules[start:stop].reshape(-1, 2)
+        w = flat.weights[start // 2 : stop // 2]
+        m, cc = int(flat.ms[level]), int(flat.cards[level - 1])
+        entries = len(tuples)
+        children_offsets[level] = n_children
+        children += [tuples[:, 0], tuples[:, 1]]
+        n_children += 2 * entries
+        for i in range(2):
+            order = np.argsort(tuples[:, i], kind="stable")
+            list_offsets[2 * level + i] = n_lists
+            segment_offsets[2 * level + i] = n_segments
+            parents.append(order // m)
+            others.append(tuples[order, 1 - i])
+            weights.append(w[order])
+            segments.append(np.searchsorted(tuples[order, i], np.arange(cc + 1)))
+            n_lists += entries
+            n_segments += cc + 1
+    children_offsets[L + 1] = n_children
+    return GatherLists(
+        np.concatenate(children).astype(np.uint32),
+        children_offsets,
+        np.concatenate(parents).astype(np.uint32),
+        np.concatenate(others).astype(np.uint32),
+        np.concatenate(weights),
+        np.concatenate(segments).astype(np.uint64),
+        list_offsets,
+        segment_offsets,
+    )

@@ -53,15 +53,27 @@ from hiergrammar.validation import (
 __all__ = ["available", "lanes", "posterior_sample", "tree_bp", "upward_pass"]
 
 
-def lanes(dtype: Any) -> int:
-    """Samples per block (the vector lanes of the inner loops): 32 in float32, 16 in float64.
+def lanes(dtype: Any, n: int | None = None) -> int:
+    """Samples per block (the vector lanes of the inner loops): 32 in float32, 16 in float64;
+    for a batch of ``n`` too small to give every thread full blocks, fewer (down to 8 and 4),
+    so that the threads share the work and scratch is not wasted on empty lanes.
 
     Examples
     --------
     >>> lanes(np.float32), lanes(np.float64)
     (32, 16)
+    >>> lanes(np.float32, n=1)
+    8
     """
-    return 32 if np.dtype(dtype) == np.float32 else 16
+    single = np.dtype(dtype) == np.float32
+    full, smallest = (32, 8) if single else (16, 4)
+    if n is None:
+        return full
+    per_thread = -(-int(n) // threads())
+    count = smallest
+    while count < min(per_thread, full):
+        count *= 2
+    return count
 
 
 @cache
@@ -160,15 +172,14 @@ class _Prepared:
             nev_offsets = nev_offsets.copy()
             nev_offsets[0] = -1
         ev = np.ascontiguousarray(ev)
-        single = ev.dtype == np.float32
-        bits = ev.view(np.int32 if single else np.int64)
-        # The float format, to read exponents from the bits: mantissa bits, the exponent bias
-        # (as frexp counts it) and the bit pattern of +inf.
-        fmt = np.array(
-            [23, 126, 0x7F800000] if single else [52, 1022, 0x7FF0000000000000], dtype=np.int64
-        )
+        # The kernel reads the evidence's bits too (as signed integers of the same width).
+        if ev.dtype == np.float32:
+            ev64, ev32 = np.empty((0, 0, 0)), ev
+        else:
+            ev64, ev32 = ev, np.empty((0, 0, 0), dtype=np.float32)
+        evidence = (ev64, ev64.view(np.int64), ev32, ev32.view(np.int32))
         self.log_scale = log_scale
-        self.lanes = lanes(self.dtype)
+        self.lanes = lanes(self.dtype, n)
         weights = flat.weights.astype(self.dtype)
         uniform = np.zeros(flat.L + 1, dtype=np.bool_)
         for level in range(1, flat.L + 1):
@@ -178,7 +189,7 @@ class _Prepared:
             ]
             uniform[level] = bool(np.all(w == w[0]))
         u8 = np.uint64
-        self.E = (ev, bits, fmt, _loops().POW2, prior, nev, nev_offsets)
+        self.E = (*evidence, _loops().POW2, prior, nev, nev_offsets)
         self.G = (
             flat.L,
             flat.s,
@@ -190,14 +201,29 @@ class _Prepared:
             flat.ms.astype(u8),
             weights,
             uniform,
+            self._gather(flat),
+        )
+
+    def _gather(self, flat: layout.FlatGrammar) -> tuple:
+        """The rule entries arranged for the gather kernels (:func:`layout.gather_lists`)."""
+        g = layout.gather_lists(flat)
+        return (
+            g.children,
+            g.children_offsets,
+            g.parents,
+            g.others,
+            g.weights.astype(self.dtype),
+            g.segments,
+            g.list_offsets,
+            g.segment_offsets,
         )
 
     def check_memory(self, outputs_per_sample: int, memory_budget: Any, what: str) -> None:
         b = np.dtype(self.dtype).itemsize
-        scratch = 2 * self.flat.row_length * self.lanes * b  # per task, a few tasks per thread
+        scratch = 2 * self.flat.row_length * self.lanes * b  # per running task (one per thread)
         check_memory(
             f"{what} on n={self.n} evidence sets",
-            self.n * (outputs_per_sample * b + 16) + 8 * threads() * scratch,
+            self.n * (outputs_per_sample * b + 16) + threads() * scratch,
             memory_budget,
         )
 
