@@ -54,8 +54,9 @@ _MODULES = {"numba": "hiergrammar.kernels.numba_bp", "torch": "hiergrammar.kerne
 
 @cache
 def available(backend: str) -> bool:
-    """Whether ``backend`` runs here: numpy always; numba if it imports and compiles the kernels
-    (the first call compiles them, or loads them from numba's disk cache); torch if it imports.
+    """Whether ``backend`` runs here: numpy always; numba if it imports and compiles code (a
+    quick probe: the kernels themselves compile on their first call, once per installation and
+    message dtype, see :func:`hiergrammar.kernels.numba_bp.available`); torch if it imports.
 
     Parameters
     ----------
