@@ -186,6 +186,21 @@ def test_rhm_matches_numpy_reference(backend, params):
         np.testing.assert_allclose(as_numpy(up.log_evidence), ref_up.log_evidence, rtol=tol)
 
 
+@pytest.mark.parametrize("n", [1, 5, 9, 13, 17, 33, 70])
+def test_numba_every_lane_count_matches_reference(n):
+    """Batch sizes that give blocks of 4 to 32 lanes, full and partial (the kernel's vector
+    paths of one, two and four vectors, and its scalar edges)."""
+    rhm = RHM(v=9, n_classes=3, m=3, s=2, L=3, seed=5)
+    ev = eps_evidence(rhm.sample(n, seed=1).x, 0.4, rhm.v)
+    ref = reference.tree_bp(rhm, ev)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        res = numba_bp.tree_bp(rhm.rules, None, cards_of(rhm), ev.astype(dtype), dtype=dtype)
+        for name in ("up", "down", "marginals"):
+            for level in range(rhm.L + 1):
+                _close(getattr(res, name)[level], getattr(ref, name)[level], tol)
+        np.testing.assert_allclose(res.log_evidence, ref.log_evidence, rtol=tol)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mixed_evidence_and_message_dtypes(backend):
     rhm = RHM(v=8, n_classes=4, m=3, s=2, L=3, seed=0)

@@ -366,10 +366,10 @@ def _up_level(
 ):
     """Upward messages of every node of ``level`` from those of ``level - 1``:
     ``raw[a] = sum_j w[a, j] prod_i up_child_i[rules[a, j, i]]``, times node evidence, then
-    normalised. ``s = 2`` with full blocks of lanes uses the register-accumulating gather
-    (:func:`_up_level_dot`); other ``s = 2`` blocks their own loop (keeping the general one out
-    of its function makes it measurably faster)."""
-    if s == 2 and nl * up.itemsize == _FULL_BYTES:
+    normalised. ``s = 2`` uses the register-accumulating gather (:func:`_up_level_dot`) and
+    has a loop of its own for other lane counts (keeping the general one out of its function
+    makes it measurably faster)."""
+    if s == 2 and _dot_lanes(nl, up):
         _up_level_dot(level, cards, widths, offsets, gl[0], gl[1], weights, roff, ms, nl, up)
     elif s == 2:
         _up_level_pairs(
@@ -389,17 +389,20 @@ def _up_level(
         _scale_node(up, parent, K, nl, tot)
 
 
-#: Bytes of a full block of lanes (32 float32 or 16 float64): the width of :func:`dot_rows`.
-_FULL_BYTES = 128
+@njit(**_COMMON)
+def _dot_lanes(nl, x):
+    """Whether :func:`dot_rows` serves ``nl`` lanes of ``x``'s dtype: one, two or four 32-byte
+    vectors (the lane counts :func:`hiergrammar.kernels.numba_bp.lanes` chooses)."""
+    size = nl * x.itemsize
+    return size == 32 or size == 64 or size == 128
 
 
 @njit(**_HOT)
 def _up_level_dot(
     level, cards, widths, offsets, children, children_offsets, weights, roff, ms, nl, up
 ):
-    """The raw upward messages of ``level`` for ``s = 2`` and full blocks: one
-    :func:`dot_rows` per parent value (its ``m`` rules' children rows, accumulated in
-    registers)."""
+    """The raw upward messages of ``level`` for ``s = 2``: one :func:`dot_rows` per parent
+    value (its ``m`` rules' children rows, accumulated in registers)."""
     K = cards[level]
     cc = cards[level - 1]
     m = ms[level]
@@ -433,7 +436,7 @@ def _up_level_dot(
                 a * m,
                 m,
                 w,
-                True,
+                nl,
                 up,
                 parent + a * nl,
             )
@@ -524,7 +527,7 @@ def _down_level(
     entry adds ``w * parent_out[a] * prod_{k != i} up_child_k`` onto child ``i``'s value, where
     ``parent_out`` is the parent's downward message times its node evidence; then every child
     message is normalised (no log: downward normalisers cancel in the marginals)."""
-    if s == 2 and nl * up.itemsize == _FULL_BYTES:
+    if s == 2 and _dot_lanes(nl, up):
         _down_level_dot(
             level,
             cards,
@@ -627,7 +630,7 @@ def _down_level_dot(
     down,
     po,
 ):
-    """The raw downward messages into ``level - 1`` for ``s = 2`` and full blocks, as gathers:
+    """The raw downward messages into ``level - 1`` for ``s = 2``, as gathers:
     child ``i``'s value ``c`` receives ``sum w po[a] up_other[c']`` over the entries whose
     ``i``-th child is ``c`` (one segment of the entries sorted by it), one :func:`dot_rows`
     each, accumulated in registers."""
@@ -661,7 +664,7 @@ def _down_level_dot(
                     lo,
                     segments[seg + c + _U1] - lo,
                     w,
-                    True,
+                    nl,
                     down,
                     (first + i * cc + c) * nl,
                 )
@@ -965,7 +968,7 @@ def _store_level(src, level, offsets, widths, cards, nl, nb, k0, out0, out, out_
 
 # -- the kernel ------------------------------------------------------------------------------------
 @njit(**_COMMON)
-def run_blocks(first_block, last_block, mode, E, G, lanes, O):
+def run_blocks(first_block, last_block, mode, E, G, lanes, O, scratch):
     """Process the samples of blocks ``first_block .. last_block - 1`` (``lanes`` samples each).
 
     ``E`` = (float64 evidence ``(n, d, v)`` and its bits, or float32 evidence and its bits
@@ -978,7 +981,9 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     values and the sampled values ``(n, nodes)``.
 
     ``mode``: :data:`UPWARD` (up rows, root marginal, log-evidence), :data:`FULL` (and the
-    downward messages and marginals), :data:`SAMPLE` (draws instead of rows).
+    downward messages and marginals), :data:`SAMPLE` (draws instead of rows). ``scratch``
+    holds at least ``2 * offsets[L + 1] * lanes`` numbers of the message dtype
+    (``offsets[L + 1] * lanes`` without the downward pass).
     """
     (
         up_off,
@@ -1007,7 +1012,9 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     max_child = cards[:L].max()
     dtype = weights.dtype
     # scratch of this call (distinct allocations: the compiled helpers assume no aliasing)
-    up = np.empty(total * nl, dtype=dtype)
+    # the two large buffers come from the caller (kept per thread between calls: fresh pages
+    # cost a fault and zeroing each); distinct halves of one array, never overlapping
+    up = scratch[: total * nl]
     root = np.empty(max_card * nl, dtype=dtype)
     acc = np.empty(nl, dtype=dtype)
     tmp = np.empty((s + _U1) * nl, dtype=dtype)
@@ -1020,7 +1027,7 @@ def run_blocks(first_block, last_block, mode, E, G, lanes, O):
     twos = np.zeros(nl, dtype=np.int64)
     status = np.zeros(nl, dtype=np.int8)
     size = nl if mode == FULL else _U0  # the downward pass's scratch
-    down = np.empty(total * size, dtype=dtype)
+    down = scratch[total * nl : total * (nl + size)]
     po = np.empty(max_card * size, dtype=dtype)
     d0 = np.empty(max_child * size, dtype=dtype)
     d1 = np.empty(max_child * size, dtype=dtype)

@@ -201,15 +201,14 @@ def tile_leaves(
 
 @intrinsic
 def dot_rows(
-    typingctx, x, x_base, x_rows, y, y_base, y_rows, first, count, weights, weighted, out, start
+    typingctx, x, x_base, x_rows, y, y_base, y_rows, first, count, weights, lanes, out, start
 ):
-    """``out[start + b] = sum_t w_t * x[x_base + x_rows[t] * N + b] * y[y_base + y_rows[t] * N
-    + b]`` for ``t`` in ``first .. first + count - 1`` and ``b < N``, with ``w_t =
-    weights[t]`` if ``weighted`` else 1.
+    """``out[start + b] = sum_t weights[t] * x[x_base + x_rows[t] * N + b] * y[y_base +
+    y_rows[t] * N + b]`` for ``t`` in ``first .. first + count - 1`` and ``b < N = lanes``.
 
-    ``N`` is four vectors (32 float32 or 16 float64 lanes): the four accumulators stay in
-    registers across the sum (a loop over the lanes would store and reload them for every
-    term). ``count = 0`` writes zeros."""
+    ``lanes`` is one, two or four vectors (8, 16 or 32 float32; 4, 8 or 16 float64 lanes): the
+    accumulators stay in registers across the sum (a loop over the lanes would store and
+    reload them for every term). ``count = 0`` writes zeros."""
     if not (
         _check(x, y, weights, out)
         and x.dtype == y.dtype == out.dtype == weights.dtype
@@ -219,15 +218,14 @@ def dot_rows(
     ):
         return None
     u64 = types.uint64
-    sig = types.void(x, u64, x_rows, y, u64, y_rows, u64, u64, weights, types.boolean, out, u64)
+    sig = types.void(x, u64, x_rows, y, u64, y_rows, u64, u64, weights, u64, out, u64)
 
     def codegen(context, builder, signature, args):
-        x_v, xb, xr_v, y_v, yb, yr_v, t0, n_terms, w_v, weighted_v, out_v, o0 = args
+        x_v, xb, xr_v, y_v, yb, yr_v, t0, n_terms, w_v, lanes_v, out_v, o0 = args
         x_t, _, rows_t, y_t, _, _, _, _, w_t, _, out_t, _ = signature.args
         element = _element(context, x_t)
         width = 8 if x_t.dtype.bitwidth == 32 else 4
         vector = ir.VectorType(element, width)
-        lanes = 4 * width
         i64 = ir.IntType(64)
         align = x_t.dtype.bitwidth // 8
         fmuladd = cgutils.get_or_insert_function(
@@ -235,57 +233,76 @@ def dot_rows(
             ir.FunctionType(vector, [vector, vector, vector]),
             f"llvm.fmuladd.v{width}{'f32' if width == 8 else 'f64'}",
         )
-        x_data = context.make_array(x_t)(context, builder, x_v).data
-        y_data = context.make_array(y_t)(context, builder, y_v).data
-        xr_data = context.make_array(rows_t)(context, builder, xr_v).data
-        yr_data = context.make_array(rows_t)(context, builder, yr_v).data
-        w_data = context.make_array(w_t)(context, builder, w_v).data
-        out_data = context.make_array(out_t)(context, builder, out_v).data
-
-        def row_pointer(data, base, rows_data, t, k):
-            row = builder.zext(builder.load(builder.gep(rows_data, [t])), i64)
-            offset = builder.add(base, builder.mul(row, i64(lanes)))
-            offset = builder.add(offset, i64(k * width))
-            return builder.bitcast(builder.gep(data, [offset]), vector.as_pointer())
-
+        data = {
+            name: context.make_array(typ)(context, builder, value).data
+            for name, typ, value in (
+                ("x", x_t, x_v),
+                ("y", y_t, y_v),
+                ("xr", rows_t, xr_v),
+                ("yr", rows_t, yr_v),
+                ("w", w_t, w_v),
+                ("out", out_t, out_v),
+            )
+        }
         zero = ir.Constant(vector, [ir.Constant(element, 0.0)] * width)
-        entry = builder.block
-        loop = builder.append_basic_block("dot.loop")
-        done = builder.append_basic_block("dot.done")
         end = builder.add(t0, n_terms)
-        builder.cbranch(builder.icmp_unsigned("<", t0, end), loop, done)
+        after = builder.append_basic_block("dot.after")
 
-        builder.position_at_end(loop)
-        t = builder.phi(i64)
-        accs = [builder.phi(vector) for _ in range(4)]
-        t.add_incoming(t0, entry)
-        for acc in accs:
-            acc.add_incoming(zero, entry)
-        weight = builder.load(builder.gep(w_data, [t]))
-        weight = builder.select(weighted_v, weight, ir.Constant(element, 1.0))
-        splat = builder.insert_element(ir.Constant(vector, ir.Undefined), weight, _I32(0))
-        splat = builder.shuffle_vector(splat, ir.Constant(vector, ir.Undefined), _mask([0] * width))
-        new = []
-        for k, acc in enumerate(accs):
-            xv = builder.load(row_pointer(x_data, xb, xr_data, t, k), align=align)
-            yv = builder.load(row_pointer(y_data, yb, yr_data, t, k), align=align)
-            new.append(builder.call(fmuladd, [builder.fmul(xv, splat), yv, acc]))
-        t_next = builder.add(t, i64(1))
-        loop_end = builder.block
-        t.add_incoming(t_next, loop_end)
-        for acc, value in zip(accs, new, strict=True):
-            acc.add_incoming(value, loop_end)
-        builder.cbranch(builder.icmp_unsigned("<", t_next, end), loop, done)
+        def row_pointer(base, rows, t, k, vectors):
+            row = builder.zext(builder.load(builder.gep(data[rows], [t])), i64)
+            offset = builder.add(base, builder.mul(row, i64(vectors * width)))
+            offset = builder.add(offset, i64(k * width))
+            return builder.bitcast(
+                builder.gep(data["x" if rows == "xr" else "y"], [offset]), vector.as_pointer()
+            )
 
-        builder.position_at_end(done)
-        results = [builder.phi(vector) for _ in range(4)]
-        for result, value in zip(results, new, strict=True):
-            result.add_incoming(zero, entry)
-            result.add_incoming(value, loop_end)
-        for k, result in enumerate(results):
-            offset = builder.add(o0, i64(k * width))
-            pointer = builder.bitcast(builder.gep(out_data, [offset]), vector.as_pointer())
-            builder.store(result, pointer, align=align)
+        def emit(vectors: int) -> ir.Block:
+            """A sum over the terms with ``vectors`` register accumulators, then the store."""
+            head = builder.append_basic_block(f"dot.{vectors}")
+            loop = builder.append_basic_block(f"dot.{vectors}.loop")
+            done = builder.append_basic_block(f"dot.{vectors}.done")
+            builder.position_at_end(head)
+            builder.cbranch(builder.icmp_unsigned("<", t0, end), loop, done)
+            builder.position_at_end(loop)
+            t = builder.phi(i64)
+            accs = [builder.phi(vector) for _ in range(vectors)]
+            t.add_incoming(t0, head)
+            for acc in accs:
+                acc.add_incoming(zero, head)
+            weight = builder.load(builder.gep(data["w"], [t]))
+            splat = builder.insert_element(ir.Constant(vector, ir.Undefined), weight, _I32(0))
+            splat = builder.shuffle_vector(
+                splat, ir.Constant(vector, ir.Undefined), _mask([0] * width)
+            )
+            new = []
+            for k, acc in enumerate(accs):
+                xv = builder.load(row_pointer(xb, "xr", t, k, vectors), align=align)
+                yv = builder.load(row_pointer(yb, "yr", t, k, vectors), align=align)
+                new.append(builder.call(fmuladd, [builder.fmul(xv, splat), yv, acc]))
+            t_next = builder.add(t, i64(1))
+            t.add_incoming(t_next, loop)
+            for acc, value in zip(accs, new, strict=True):
+                acc.add_incoming(value, loop)
+            builder.cbranch(builder.icmp_unsigned("<", t_next, end), loop, done)
+            builder.position_at_end(done)
+            results = [builder.phi(vector) for _ in range(vectors)]  # phis first
+            for k, result in enumerate(results):
+                result.add_incoming(zero, head)
+                result.add_incoming(new[k], loop)
+            for k, result in enumerate(results):
+                offset = builder.add(o0, i64(k * width))
+                pointer = builder.bitcast(builder.gep(data["out"], [offset]), vector.as_pointer())
+                builder.store(result, pointer, align=align)
+            builder.branch(after)
+            return head
+
+        entry = builder.block
+        heads = {vectors: emit(vectors) for vectors in (4, 2, 1)}
+        builder.position_at_end(entry)
+        switch = builder.switch(lanes_v, heads[1])
+        switch.add_case(ir.Constant(lanes_v.type, 4 * width), heads[4])
+        switch.add_case(ir.Constant(lanes_v.type, 2 * width), heads[2])
+        builder.position_at_end(after)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -51,7 +51,15 @@ from hiergrammar.validation import (
     make_rng,
 )
 
-__all__ = ["available", "lanes", "posterior_sample", "tree_bp", "upward_pass"]
+__all__ = [
+    "available",
+    "lanes",
+    "posterior_sample",
+    "release_scratch",
+    "threads",
+    "tree_bp",
+    "upward_pass",
+]
 
 
 def lanes(dtype: Any, n: int | None = None) -> int:
@@ -128,14 +136,53 @@ def threads() -> int:
     return int(numba.get_num_threads())
 
 
-def _run_blocks(kernel: Callable, n: int, n_lanes: int, args: tuple) -> None:
-    """Run ``kernel(first_block, last_block, *args)`` over the ``ceil(n / n_lanes)`` blocks,
-    split into a few tasks per thread (the compiled kernels release the GIL), so that a busy
-    core does not hold the others back."""
+#: Largest scratch buffer kept per thread between calls (bytes); larger ones are freed.
+SCRATCH_KEEP = 512 * 1024**2
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int, dtype: type) -> np.ndarray:
+    """``size`` numbers of ``dtype`` of this thread's scratch, grown as needed and kept for its
+    next call when at most :data:`SCRATCH_KEEP` bytes (fresh pages cost a fault and zeroing
+    each: about half the time of a deep tree)."""
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None:
+        buffers = _SCRATCH.buffers = {}
+    key = np.dtype(dtype).str
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=dtype)
+        if buffer.nbytes <= SCRATCH_KEEP:
+            buffers[key] = buffer
+    return buffer[:size]
+
+
+def release_scratch() -> None:
+    """Free the scratch kept by the calling thread (the pool's threads keep theirs until
+    their next call with a larger batch, or the end of the process).
+
+    Examples
+    --------
+    >>> release_scratch()
+    """
+    _SCRATCH.buffers = {}
+
+
+def _run_blocks(kernel: Callable, n: int, n_lanes: int, args: tuple, scratch: int) -> None:
+    """Run ``kernel(first_block, last_block, *args, buffer)`` over the ``ceil(n / n_lanes)``
+    blocks, split into a few tasks per thread (the compiled kernels release the GIL), so that
+    a busy core does not hold the others back; ``buffer`` is the running thread's scratch of
+    ``scratch`` numbers of the message dtype."""
+    dtype = args[2][8].dtype  # the grammar's weights: the message dtype
+
+    def task(first: int, last: int) -> None:
+        kernel(first, last, *args, _scratch(scratch, dtype))
+
     n_blocks = -(-n // n_lanes)
     workers = min(threads(), n_blocks)
     if workers <= 1:
-        kernel(0, n_blocks, *args)
+        task(0, n_blocks)
         return
     tasks = min(n_blocks, 4 * workers)
     bounds = [n_blocks * i // tasks for i in range(tasks + 1)]
@@ -143,7 +190,7 @@ def _run_blocks(kernel: Callable, n: int, n_lanes: int, args: tuple) -> None:
         pool = _POOL.get(workers)
         if pool is None:
             pool = _POOL[workers] = ThreadPoolExecutor(workers, "hiergrammar-bp")
-    futures = [pool.submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(tasks)]
+    futures = [pool.submit(task, bounds[i], bounds[i + 1]) for i in range(tasks)]
     for future in futures:
         future.result()
 
@@ -261,7 +308,8 @@ class _Prepared:
         )
         if n:
             kernel = _loops().run_blocks
-            _run_blocks(kernel, n, self.lanes, (mode, self.E, self.G, self.lanes, O))
+            size = self.flat.row_length * self.lanes * (2 if mode == _loops().FULL else 1)
+            _run_blocks(kernel, n, self.lanes, (mode, self.E, self.G, self.lanes, O), size)
         self.raise_for_status(status)
         return log_evidence + self.log_scale, status
 
