@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from hiergrammar.bp import _upward_result, bp_bytes_per_set, tree_bp
+from hiergrammar.bp import _upward_result, bp_bytes_per_set, tree_bp, upward_pass
 from hiergrammar.evidence import check_leaf_evidence
-from hiergrammar.rhm import RHMSample
+from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.validation import make_rng
 
 __all__ = ["posterior_sample", "posterior_sample_reference", "sampling_bytes_per_set"]
