@@ -40,6 +40,7 @@ STEPS: tuple[Step, ...] = (
     Step("phase_transition", "hiergrammar.figures.phase_transition"),
     Step("theory", "hiergrammar.figures.theory"),
     Step("cnn_probe", "hiergrammar.figures.cnn_probe"),
+    Step("discrete_diffusion", "hiergrammar.figures.discrete_diffusion"),
 )
 
 #: Names of the steps, in report order.

@@ -15,7 +15,6 @@ result to stdout.
 from __future__ import annotations
 
 import argparse
-import inspect
 
 from hiergrammar.cli.args import (
     add_float_check,
@@ -82,13 +81,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def exit_code(results: list, tol: float) -> int:
-    """:data:`DISAGREE` if an engine that ran differs beyond ``tol``, else :data:`ENGINE_ERROR`
-    if an engine failed, else :data:`AGREE`."""
-    if any(r.status == "ok" and not r.agrees(tol) for r in results):
-        return DISAGREE
-    if any(r.status == "error" for r in results):
-        return ENGINE_ERROR
-    return AGREE
+    """The exit code of :func:`hiergrammar.crosscheck.overall_verdict`: :data:`DISAGREE` if an
+    engine that ran differs beyond ``tol``, else :data:`ENGINE_ERROR` if an engine failed, else
+    :data:`AGREE`."""
+    from hiergrammar.crosscheck import overall_verdict
+
+    return {"disagreement": DISAGREE, "error": ENGINE_ERROR, "agree": AGREE}[
+        overall_verdict(results, tol)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,10 +99,13 @@ def run(args: argparse.Namespace) -> int:
     rhm = RHM(v=args.v, n_classes=args.n_classes, m=args.m, s=args.s, L=args.L, seed=args.seed)
     datum = rhm.sample(1, seed=args.seed + 1)
     evidence = eps_evidence(datum.x, eps=args.eps, v=rhm.v)[0]  # (s**L, v)
-    kwargs = {"engines": args.engines, "max_trees": args.max_trees}
-    if "max_seconds" in inspect.signature(crosscheck).parameters:
-        kwargs["max_seconds"] = args.max_seconds
-    results = crosscheck(rhm, evidence, **kwargs)
+    results = crosscheck(
+        rhm,
+        evidence,
+        engines=args.engines,
+        max_trees=args.max_trees,
+        max_seconds=args.max_seconds,
+    )
     code = exit_code(results, args.tol)
     if args.json:
         print_json(

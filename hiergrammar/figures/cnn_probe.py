@@ -92,7 +92,7 @@ FULL = CNNProbeSizes(
     n_eps=25,
     exact_theory=True,
     threads=1,
-    budget_seconds=180,
+    budget_seconds=60,
 )
 
 #: Tiny sizes for ``--quick``.
