@@ -282,7 +282,7 @@ def test_fit_exponent_recovers_a_slope():
 def test_class_curve_point_equals_tree_bp(monkeypatch):
     rhm = RHM(8, 4, 2, 2, 3, seed=3)
     data = rhm.sample(40, seed=4)
-    q_belief, q_acc = finite_depth._class_curve_point(rhm, data.x, data.y, 0.45, batch=16)
+    q_belief, q_acc = finite_depth.class_curve_point(rhm, data.x, data.y, 0.45, batch=16)
     root = tree_bp(rhm, eps_evidence(data.x, 0.45, 8)).marginals[3][:, 0, :]
     belief = root[np.arange(40), data.y].mean()
     accuracy = (root.argmax(-1) == data.y).mean()
@@ -322,3 +322,30 @@ def test_docstring_examples_run(monkeypatch):
     monkeypatch.setenv("HIERGRAMMAR_NO_PROGRESS", "1")
     result = doctest.testmod(finite_depth, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_stored_scaling_result_is_what_the_code_computes():
+    """The stored run (theory/data/finite_depth.json): its predictions are recomputed, one BP
+    point of one rule draw is recomputed from the same seed, and the figure data follow."""
+    stored = finite_depth.load_stored()
+    params = stored["params"]
+    v, n_classes, m, s = params["v"], params["n_classes"], params["m"], params["s"]
+    pred = scaling_prediction(v, m, s, n_classes)
+    assert stored["prediction"]["lam"] == pytest.approx(pred.lam, rel=1e-12)
+    assert stored["prediction"]["width_prefactor"] == pytest.approx(pred.width_prefactor, 1e-9)
+    L = params["depths"][0]
+    first = meanfield_crossings(v, n_classes, m, s, L)
+    assert stored["prediction"]["mf_width"][0] == pytest.approx(first[0.25] - first[0.75])
+    res = stored["bp"][str(L)]
+    draw = res["draws"][1]
+    rhm, data = finite_depth.draw_instance(
+        v, n_classes, m, s, L, res["n_samples"], params["seed"] + L, 1
+    )
+    q = finite_depth.class_curve_point(rhm, data.x, data.y, draw["eps"][0], batch=4096)
+    assert q == pytest.approx((draw["q_belief"][0], draw["q_accuracy"][0]), abs=1e-6)
+    figure = finite_depth.scaling_figure_data(stored)
+    assert figure["depths"] == params["depths"] and figure["depths"][-1] >= 12
+    assert figure["bp_width_belief"][0] == pytest.approx(np.mean(res["width_belief"]))
+    assert set(figure["successive_depth_crossings"]) == {
+        f"{a}/{b}" for a, b in zip(params["depths"][:-1], params["depths"][1:], strict=True)
+    }

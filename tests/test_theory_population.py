@@ -132,7 +132,6 @@ def test_population_matches_exact_bp_one_level():
     _assert_close_to_bp(pop, bp)
 
 
-@pytest.mark.slow
 def test_population_matches_exact_bp_three_levels():
     """v = 8, L = 3, averaged over 100 rule draws: every kind, level and eps."""
     eps = [0.3, 0.6]
@@ -243,6 +242,23 @@ def test_bad_input_is_refused(kwargs, match):
         profile(2, 2, 3, 2, 3, 0.1)
 
 
+def test_impossible_evidence_raises_instead_of_nan():
+    """eps = 1 says every leaf is certainly not its true symbol: some members then carry no
+    consistent tree, which is reported (a ZeroEvidenceError is an InputError), never NaN."""
+    from hiergrammar.validation import ZeroEvidenceError
+
+    with pytest.raises(ZeroEvidenceError, match="zero probability"):
+        profile(4, 2, 1, 2, 3, 1.0, n_pop=200)
+
+
+def test_to_dict_is_json_ready():
+    pop = profile(8, 8, 2, 2, 2, [0.2, 0.6], n_pop=400, seed=1, n_bins=10)
+    data = json.loads(json.dumps(pop.to_dict()))
+    assert np.allclose(data["p"], pop.p) and np.allclose(data["hist_d"], pop.hist_d)
+    assert "samples_u" not in data
+    assert np.allclose(pop.to_dict(samples=True)["samples_u"], pop.samples_u)
+
+
 # -- the validation script ------------------------------------------------------------------------
 def test_ks_distance_matches_scipy():
     rng = np.random.default_rng(0)
@@ -271,6 +287,16 @@ def test_validation_script_writes_the_comparison(tmp_path, monkeypatch):
         assert np.shape(res[f"{kind}_pd"]) == (2, 3)
         assert res["pd_vs_bp"][kind]["max"] < 0.05
     assert np.all(np.asarray(res["ks_p"]) <= 1) and result["summary"]["pd_max_d"] < 0.05
+    rechecked = validate_population.recheck_worst(
+        result, per_kind=1, n_rules=6, samples_per_rule=50, pop_factor=1, min_dev=0.0
+    )
+    assert [r["kind"] for r in rechecked] == list(KINDS)
+    for r in rechecked:
+        i, level = [0.3, 0.6].index(r["eps"]), r["level"]
+        pd_grid = np.asarray(res[f"{r['kind']}_pd"])[i, level]
+        bp_grid = np.asarray(res[f"{r['kind']}_bp"])[i, level]
+        assert r["grid_dev"] == pytest.approx(abs(pd_grid - bp_grid))
+        assert r["se"] >= 0 and abs(r["dev"]) < 0.05
     out = tmp_path / "v.json"
     monkeypatch.setattr(
         validate_population,
@@ -287,3 +313,35 @@ def test_docstring_examples_run():
     for module in (population, validate_population, hiergrammar.bp):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_stored_validation_is_what_the_code_computes():
+    """The stored comparison (theory/data/validate_population.json): its population numbers
+    at L = 3 and the first eps are recomputed here (every eps shares the draws, so one eps is
+    the matching row), and its mean-field numbers too; its summary is what its arrays say."""
+    from hiergrammar.theory import meanfield
+
+    stored = validate_population.load_stored()
+    params, res = stored["params"], stored["depths"]["3"]
+    pop = profile(
+        params["v"],
+        params["n_classes"],
+        params["m"],
+        params["s"],
+        3,
+        params["eps"][0],
+        n_pop=params["n_pop"],
+        seed=params["seed"] + 3,
+    )
+    for kind in KINDS:
+        np.testing.assert_allclose(np.asarray(res[f"{kind}_pd"])[0], getattr(pop, kind), 1e-12)
+    mf = meanfield.profile(
+        params["v"], params["n_classes"], params["m"], params["s"], 3, params["eps"][0]
+    )
+    np.testing.assert_allclose(np.asarray(res["d_mf"])[0], mf.d, rtol=1e-12)
+    for kind in KINDS:
+        worst = max(
+            np.abs(np.asarray(r[f"{kind}_pd"]) - np.asarray(r[f"{kind}_bp"])).max()
+            for r in stored["depths"].values()
+        )
+        assert stored["summary"][f"pd_max_{kind}"] == pytest.approx(worst)

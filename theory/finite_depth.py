@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import sys
 import time
@@ -55,7 +56,7 @@ from scipy.optimize import brentq
 
 from hiergrammar.artifacts import progress, save_json
 from hiergrammar.bp import upward_pass
-from hiergrammar.rhm import RHM, check_parameters
+from hiergrammar.rhm import RHM, RHMSample, check_parameters
 from hiergrammar.validation import check_float, check_int, check_seed
 
 #: Levels of the normalised class belief at which crossings are measured; the width is taken
@@ -247,10 +248,21 @@ def crossings(eps: np.ndarray, q: np.ndarray, levels: Sequence[float] = LEVELS) 
     return out
 
 
-def _class_curve_point(
-    rhm: RHM, x: np.ndarray, y: np.ndarray, eps: float, batch: int
+def class_curve_point(
+    rhm: RHM, x: np.ndarray, y: np.ndarray, eps: float, batch: int = 64
 ) -> tuple[float, float]:
-    """Normalised mean class belief and normalised accuracy of exact BP at one ``eps``."""
+    """Normalised mean class belief and normalised accuracy of exact BP at one ``eps``.
+
+    ``x``: ``(n, s**L)`` leaves, ``y``: ``(n,)`` classes; the leaves get epsilon-process
+    evidence (float32) and the upward pass runs ``batch`` samples at a time.
+
+    Examples
+    --------
+    >>> rhm = RHM(8, 8, 2, 2, 3, seed=0)
+    >>> data = rhm.sample(100, seed=1)
+    >>> class_curve_point(rhm, data.x, data.y, eps=0.0)       # noiseless: certain
+    (1.0, 1.0)
+    """
     v, n = rhm.v, x.shape[0]
     belief, correct = 0.0, 0.0
     for start in range(0, n, batch):
@@ -265,6 +277,16 @@ def _class_curve_point(
         float(_normalised(belief / n, rhm.n_classes)),
         float(_normalised(correct / n, rhm.n_classes)),
     )
+
+
+def draw_instance(
+    v: int, n_classes: int, m: int, s: int, L: int, n_samples: int, seed: int, r: int
+) -> tuple[RHM, RHMSample]:
+    """Rule draw ``r`` of :func:`measure_class_transition` with this ``seed``: the RHM and the
+    ``n_samples`` data reused at every ``eps`` (so a stored curve can be recomputed)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(r + 1)[r])
+    rhm = RHM(v, n_classes, m, s, L, seed=int(rng.integers(2**63)))
+    return rhm, rhm.sample(n_samples, seed=int(rng.integers(2**63)))
 
 
 def measure_class_transition(
@@ -308,13 +330,11 @@ def measure_class_transition(
     top = 1.0 - 1.0 / v
     k_top = int(math.floor(top / step + 1e-9))
     start = meanfield_crossings(v, n_classes, m, s, L, levels=(0.5,))[0.5]
-    seeds = np.random.SeedSequence(check_seed("seed", seed)).spawn(n_rules)
+    seed = check_seed("seed", seed, allow_generator=False)
     batch = max(1, 2**16 // s**L)
     draws = []
     for r in progress(range(n_rules), desc=f"BP class curves L={L}", total=n_rules):
-        rng = np.random.default_rng(seeds[r])
-        rhm = RHM(v, n_classes, m, s, L, seed=int(rng.integers(2**63)))
-        data = rhm.sample(n_samples, seed=int(rng.integers(2**63)))
+        rhm, data = draw_instance(v, n_classes, m, s, L, n_samples, seed, r)
         cache: dict[int, tuple[float, float]] = {}
 
         def at(k: int, rhm: RHM = rhm, data=data, cache=cache) -> tuple[float, float]:
@@ -322,7 +342,7 @@ def measure_class_transition(
             if k not in cache:
                 if len(cache) >= max_points:
                     raise RuntimeError(f"more than max_points={max_points} eps values needed")
-                cache[k] = _class_curve_point(rhm, data.x, data.y, k * step, batch)
+                cache[k] = class_curve_point(rhm, data.x, data.y, k * step, batch)
             return cache[k]
 
         k = int(round(start / step))
@@ -408,7 +428,9 @@ def run_finite_depth(
 ) -> dict:
     """Predictions and exact-BP measurements of the class transition's width and position.
 
-    ``n_samples`` per ``eps`` point and draw defaults to ``clip(2**19 / s**L, 256, 4000)``.
+    ``n_samples`` per ``eps`` point and draw defaults to ``clip(2**18 / s**L, 256, 2000)``.
+    The grid spacing at depth ``L`` is ``step``, or a thirtieth of the mean-field width where
+    that is coarser (rounded down to 0.001): shallow trees have wide transitions.
     Returns a JSON-ready dict: ``params``, ``prediction`` (``lam``, ``c2``, ``Z``, per-depth
     asymptotic and exact mean-field crossings and widths), ``bp`` (per depth: per-draw
     crossings and widths, their means and standard errors, the spread of the half-level
@@ -450,13 +472,14 @@ def run_finite_depth(
         rows["asymptotic_half_2"].append(float(pred.crossing(L, 0.5)))
         rows["mf_half"].append(mf[0.5])
     out["prediction"].update(rows)
-    for L in depths:
+    for i, L in enumerate(depths):
         start = time.perf_counter()
-        n = n_samples or int(np.clip(2**19 // s**L, 256, 4000))
+        n = n_samples or int(np.clip(2**18 // s**L, 256, 2000))
+        step_L = max(step, math.floor(rows["mf_width"][i] / 30 * 1000) / 1000)
         got = measure_class_transition(
-            v, n_classes, m, s, L, n_rules=n_rules, n_samples=n, seed=seed + L, step=step
+            v, n_classes, m, s, L, n_rules=n_rules, n_samples=n, seed=seed + L, step=step_L
         )
-        res: dict = {"n_samples": n, "draws": got["draws"]}
+        res: dict = {"n_samples": n, "step": step_L, "draws": got["draws"]}
         for name in ("belief", "accuracy"):
             width = got[f"width_{name}"]
             cross = got[f"crossings_{name}"]
@@ -492,6 +515,178 @@ def run_finite_depth(
     return out
 
 
+def mean_curve(draws: list[dict], key: str = "q_belief", step: float = 0.0005) -> tuple:
+    """The draw-averaged curve of :func:`measure_class_transition`'s ``draws``, on a common
+    grid of spacing ``step`` covering the range every draw measured (linear interpolation of
+    each draw's curve). Returns ``(eps, q)``, 1-d arrays (empty when the ranges do not meet).
+
+    Examples
+    --------
+    >>> draws = [{"eps": np.array([0.0, 1.0]), "q": np.array([1.0, 0.0])},
+    ...          {"eps": np.array([0.5, 1.0]), "q": np.array([1.0, 0.0])}]
+    >>> eps, q = mean_curve(draws, "q", step=0.25)
+    >>> eps.tolist(), q.tolist()
+    ([0.5, 0.75, 1.0], [0.75, 0.375, 0.0])
+    """
+    low = max(float(np.min(d["eps"])) for d in draws)
+    high = min(float(np.max(d["eps"])) for d in draws)
+    if high < low:
+        return np.zeros(0), np.zeros(0)
+    grid = low + step * np.arange(int(math.floor((high - low) / step + 1e-9)) + 1)
+    curves = [np.interp(grid, np.asarray(d["eps"]), np.asarray(d[key])) for d in draws]
+    return grid, np.mean(curves, axis=0)
+
+
+def successive_depth_crossings(result: dict, key: str = "q_belief") -> dict[str, float | None]:
+    """Where the draw-averaged class curves of successive depths cross (``"L/L+1"`` -> eps,
+    None when they do not cross inside both measured ranges). In the mean field they cross
+    exactly at ``eps*`` for every ``L`` (step ``depth_crossing_s2`` of the derivation).
+    """
+    depths = [int(L) for L in result["params"]["depths"]]
+    out: dict[str, float | None] = {}
+    for a, b in zip(depths[:-1], depths[1:], strict=True):
+        ea, qa = mean_curve(result["bp"][str(a)]["draws"], key)
+        eb, qb = mean_curve(result["bp"][str(b)]["draws"], key)
+        low, high = (
+            max(ea.min(initial=1), eb.min(initial=1)),
+            min(ea.max(initial=0), eb.max(initial=0)),
+        )
+        out[f"{a}/{b}"] = None
+        if high <= low:
+            continue
+        grid = np.linspace(low, high, 2001)
+        gap = np.interp(grid, eb, qb) - np.interp(grid, ea, qa)
+        change = np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))
+        if change.size:
+            i = change[0]
+            out[f"{a}/{b}"] = float(
+                grid[i] - gap[i] * (grid[i + 1] - grid[i]) / (gap[i + 1] - gap[i])
+            )
+    return out
+
+
+def population_transition(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    n_pop: int = 20000,
+    step: float = 0.001,
+    margin: float = 0.012,
+    seed: int = 3,
+) -> dict:
+    """The class transition of population dynamics (:func:`hiergrammar.theory.population.profile`)
+    at depth ``L``: the ensemble-averaged curve, to compare with the draw-averaged BP curve
+    (:func:`mean_curve`), whose width includes the spread of the crossing across rule draws.
+
+    The grid runs from ``margin`` below the mean-field 0.75-level crossing to ``margin``
+    above the 0.25-level one, with spacing ``step``. Returns ``{"eps", "q_belief",
+    "q_accuracy", "crossings_belief", "crossings_accuracy", "width_belief",
+    "width_accuracy"}``.
+
+    Examples
+    --------
+    >>> got = population_transition(8, 8, 2, 2, 3, n_pop=800, step=0.02, margin=0.1)
+    >>> bool(got["width_belief"] > 0)
+    True
+    """
+    from hiergrammar.theory import population
+
+    mf = meanfield_crossings(v, n_classes, m, s, L)
+    top = 1.0 - 1.0 / v
+    eps = np.arange(max(mf[LEVELS[-1]] - margin, 0.0), min(mf[LEVELS[0]] + margin, top), step)
+    pop = population.profile(v, n_classes, m, s, L, eps, n_pop=n_pop, seed=seed)
+    out: dict = {"eps": eps}
+    for name, values in (("belief", pop.p[:, L]), ("accuracy", pop.accuracy[:, L])):
+        q = _normalised(values, n_classes)
+        cross = crossings(eps, q)
+        out.update({f"q_{name}": q, f"crossings_{name}": cross})
+        out[f"width_{name}"] = float(cross[0] - cross[-1])
+    return out
+
+
+#: Where the result of the full run is stored with the package (``python -m
+#: hiergrammar.theory.finite_depth --out`` this path to refresh it).
+STORED_RESULT = Path(__file__).resolve().parent / "data" / "finite_depth.json"
+
+
+def load_stored(path: str | Path | None = None) -> dict:
+    """The stored result of :func:`run_finite_depth` (plain JSON; nothing is unpickled).
+
+    Examples
+    --------
+    >>> stored = load_stored()
+    >>> stored["params"]["depths"][-1] >= 12
+    True
+    """
+    return json.loads(Path(path or STORED_RESULT).read_text(encoding="utf-8"))
+
+
+def scaling_figure_data(result: dict) -> dict:
+    """The series of the finite-depth scaling figure (class-transition width against depth),
+    from a result of :func:`run_finite_depth` (the stored one, or a cheap rerun).
+
+    Returns a JSON-ready dict: ``depths``; ``bp_width_{belief,accuracy}`` (mean over rule
+    draws) with ``*_se`` and ``bp_width_{belief,accuracy}_draws`` (per draw);
+    ``mf_width`` (exact finite-depth mean field), ``asymptotic_width`` (second order);
+    ``predicted_line``: slope ``-ln lambda`` through the BP belief width at the deepest
+    depth; ``fitted_line_belief``: the fit of the BP widths; ``lam``, ``lam_fit_belief``,
+    ``lam_fit_accuracy``; and the half-level crossings ``bp_half_belief`` (mean),
+    ``bp_half_belief_spread`` (across draws), ``mf_half``, ``eps_star``, and
+    ``successive_depth_crossings`` (:func:`successive_depth_crossings`).
+
+    Examples
+    --------
+    >>> data = scaling_figure_data(load_stored())
+    >>> len(data["depths"]) == len(data["bp_width_belief"]) == len(data["predicted_line"])
+    True
+    """
+    depths = [int(L) for L in result["params"]["depths"]]
+    bp = [result["bp"][str(L)] for L in depths]
+    pred = result["prediction"]
+    out: dict = {"depths": depths, "lam": pred["lam"], "eps_star": pred["eps_star"]}
+    for name in ("belief", "accuracy"):
+        out[f"bp_width_{name}"] = [r[f"width_{name}_mean"] for r in bp]
+        out[f"bp_width_{name}_se"] = [r[f"width_{name}_se"] for r in bp]
+        out[f"bp_width_{name}_draws"] = [list(map(float, r[f"width_{name}"])) for r in bp]
+        fit = result.get("fit", {}).get(name)
+        out[f"lam_fit_{name}"] = fit["lam_fit"] if fit else None
+        if fit:
+            out[f"fitted_line_{name}"] = [
+                math.exp(fit["intercept"] - L * fit["log_lam_fit"]) for L in depths
+            ]
+    out["mf_width"] = pred["mf_width"]
+    out["asymptotic_width"] = pred["asymptotic_width_2"]
+    anchor = out["bp_width_belief"][-1]
+    out["predicted_line"] = [anchor * pred["lam"] ** (depths[-1] - L) for L in depths]
+    out["bp_half_belief"] = [r["half_belief_mean"] for r in bp]
+    out["bp_half_belief_spread"] = [r["half_belief_spread"] for r in bp]
+    out["mf_half"] = pred["mf_half"]
+    out["successive_depth_crossings"] = successive_depth_crossings(result)
+    return out
+
+
+def _add_population(result: dict, depths: Sequence[int], seed: int) -> None:
+    """Population-dynamics transitions at ``depths``, next to the draw-averaged BP curve."""
+    p = result["params"]
+    pop = result.setdefault("population", {})
+    for L in depths:
+        got = population_transition(p["v"], p["n_classes"], p["m"], p["s"], L, seed=seed + L)
+        if str(L) in result.get("bp", {}):
+            eps, q = mean_curve(result["bp"][str(L)]["draws"])
+            cross = crossings(eps, q)
+            got["bp_mean_curve_crossings_belief"] = cross
+            got["bp_mean_curve_width_belief"] = float(cross[0] - cross[-1])
+        pop[str(L)] = got
+        print(
+            f"L={L}: population width(belief) = {got['width_belief']:.4f}, BP draw-averaged "
+            f"curve {got.get('bp_mean_curve_width_belief', float('nan')):.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hiergrammar.theory.finite_depth",
@@ -502,13 +697,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-depth", type=int, default=12)
     parser.add_argument("--n-rules", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--population-depths",
+        type=int,
+        nargs="*",
+        default=None,
+        help="also run population dynamics at these depths (ensemble-averaged class curve)",
+    )
+    parser.add_argument(
+        "--add-to",
+        type=Path,
+        default=None,
+        help="skip the BP run: add the --population-depths results to this earlier result",
+    )
     args = parser.parse_args(argv)
+    if args.add_to is not None:
+        result = json.loads(args.add_to.read_text(encoding="utf-8"))
+        _add_population(result, args.population_depths or [], args.seed)
+        save_json(args.out, result)
+        print(f"wrote {args.out}")
+        return 0
     if args.quick:
         kwargs = dict(depths=tuple(range(3, 7)), n_rules=4, n_samples=200, step=0.005, fit_from=3)
     else:
         kwargs = dict(depths=tuple(range(3, args.max_depth + 1)), n_rules=args.n_rules)
     start = time.perf_counter()
     result = run_finite_depth(seed=args.seed, **kwargs)
+    _add_population(result, args.population_depths or [], args.seed)
     result["params"]["quick"] = args.quick
     result["params"]["seconds"] = time.perf_counter() - start
     save_json(args.out, result)

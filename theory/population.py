@@ -37,10 +37,9 @@ prior over the ``n_classes`` classes.
 
 Approximations: a finite population (a statistical error, measured by running independent
 replicas, and a bias of order ``1 / n_pop`` from members reused in two places of one
-genealogy), and rules drawn
-afresh for every factor, where one RHM shares a rule table across a level (the nodes of one
-level of a real tree are weakly coupled through it). Both are measured against exact BP by
-:mod:`hiergrammar.theory.validate_population`.
+genealogy), and rules drawn afresh for every factor, where one RHM shares a rule table across
+a level (the nodes of one level of a real tree are weakly coupled through it). Both are
+measured against exact BP by :mod:`hiergrammar.theory.validate_population`.
 
 Leaf noise: the epsilon-process at ``eps`` (``process=None``), or any noise process with ``v``,
 ``corrupt(x, t, seed=...)`` (observation of integer leaves ``x`` of shape ``(n, d)``) and
@@ -119,6 +118,24 @@ class PopulationProfile:
     bin_edges: np.ndarray
     n_pop: int
     n_replicas: int
+
+    def to_dict(self, samples: bool = False) -> dict[str, Any]:
+        """JSON-ready data for a figure: the means, their standard errors, the histograms and
+        ``bin_edges`` (lists), and the populations themselves if ``samples``.
+
+        Examples
+        --------
+        >>> data = profile(8, 8, 2, 2, 2, eps=[0.2, 0.6], n_pop=400).to_dict()
+        >>> sorted(data)[:4], len(data["hist_p"][0])      # (len(eps), L+1, n_bins) nested
+        (['accuracy', 'accuracy_se', 'bin_edges', 'd'], 3)
+        """
+        keys = ["u", "d", "p", "accuracy", "u_se", "d_se", "p_se", "accuracy_se"]
+        keys += ["hist_u", "hist_d", "hist_p", "bin_edges"]
+        if samples:
+            keys += ["samples_u", "samples_d", "samples_p"]
+        out: dict[str, Any] = {k: np.asarray(getattr(self, k)).tolist() for k in keys}
+        out.update(n_pop=self.n_pop, n_replicas=self.n_replicas)
+        return out
 
 
 # -- random local configurations -------------------------------------------------------------
@@ -312,9 +329,11 @@ def _run(
     down = np.full((N, n_classes), 1.0 / n_classes)
     own = np.arange(N)  # down[j] is the downward message of the node whose upward is up[own[j]]
     for level in range(L, -1, -1):
-        mine = up[level][own]
-        marginal = mine * down
-        marginal /= marginal.sum(axis=1, keepdims=True)
+        marginal = up[level][own] * down
+        total = marginal.sum(axis=1, keepdims=True)
+        if np.any(total <= 0):  # contradictory certainties (e.g. eps = 1): no NaN beliefs
+            raise ZeroEvidenceError(np.flatnonzero(total[:, 0] <= 0))
+        marginal /= total
         beliefs["u"][level] = up[level][:, 0]
         beliefs["d"][level] = down[:, 0]
         beliefs["p"][level] = marginal[:, 0]

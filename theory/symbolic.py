@@ -21,18 +21,26 @@ From these sympy assembles the annealed (ratio of means) upward map ``F``, downw
 and marginal ``p``, simplifies and normalises them, and derives the fixed points ``F(1) = 1``,
 ``F(1/v) = 1/v``, the slopes ``F'(1)`` and ``F'(1/v)``, the polynomial whose root is the
 repulsive fixed point ``u*``, the critical conditions, the large-``v`` limits, and ``u*`` and
-``eps* = 1 - u*`` in closed form for ``s = 2`` and ``s = 3``. :func:`reference_checks`
-compares the results with the closed forms of ``docs/model.md`` (a check, never a source).
+``eps* = 1 - u*`` in closed form for ``s = 2`` and ``s = 3``; then the finite-depth scaling:
+the slope ``lambda = F'(u*)`` at the repulsive fixed point (closed form for ``s = 2``, large-``v``
+limit for any ``s``), the curvature ``F''(u*)``, Koenigs' linearising coordinate, and from them
+the width of the class transition (``~ lambda**-L``) and the drift of its crossing points
+towards ``eps*``. :func:`reference_checks` compares the results with the closed forms of
+``docs/model.md`` (a check, never a source).
 
 :func:`critical_point` gives ``eps*`` exactly for concrete ``(v, m, s)``: a rational for
 ``s = 2``, radicals for ``s = 3``, an exact algebraic number (:class:`sympy.CRootOf`) up to
-``s = 16``, and a float root beyond.
+``s = 16``, and a float root beyond; with a transition also ``F'(u*)``. Every float is evaluated
+from its own exact value (``u*`` at ``v = 10**12`` is ``1e-12``, not ``1 - float(eps*)``).
+:func:`scaling_constants` adds ``F''(u*)`` and Koenigs' coefficient.
 
 Example
 -------
 >>> cp = critical_point(v=32, m=8, s=2)
 >>> cp.eps_star, round(cp.eps_star_float, 4), cp.fprime_1, cp.transition
 (17/24, 0.7083, 16/33, True)
+>>> cp.fprime_ustar, round(cp.fprime_ustar_float, 3)   # lambda = F'(u*)
+(1386/961, 1.442)
 >>> step = derivation()["F_prime_at_1"]
 >>> step.expr
 m*s*(v - 1)/(v**s - 1)
