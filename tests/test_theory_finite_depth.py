@@ -316,6 +316,14 @@ def test_run_finite_depth_writes_json(tmp_path, monkeypatch):
     monkeypatch.setattr(finite_depth, "run_finite_depth", lambda seed, **kw: result)
     assert finite_depth.main(["--quick", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["params"]["quick"] is True
+    # Population dynamics added to a stored result: its curve against the BP one.
+    more = tmp_path / "g.json"
+    argv = ["--add-to", str(out), "--out", str(more), "--population-depths", "3"]
+    argv += ["--population-size", "2000", "--population-step", "0.01"]
+    assert finite_depth.main(argv) == 0
+    pop = json.loads(more.read_text())["population"]["3"]
+    bp_width = pop["bp_mean_curve_width_belief"]
+    assert pop["width_belief"] == pytest.approx(bp_width, rel=0.25)  # 2 draws, 60 samples
 
 
 def test_docstring_examples_run(monkeypatch):

@@ -667,12 +667,17 @@ def scaling_figure_data(result: dict) -> dict:
     return out
 
 
-def _add_population(result: dict, depths: Sequence[int], seed: int) -> None:
+def _add_population(
+    result: dict, depths: Sequence[int], seed: int, n_pop: int = 20000, step: float = 0.001
+) -> None:
     """Population-dynamics transitions at ``depths``, next to the draw-averaged BP curve."""
     p = result["params"]
     pop = result.setdefault("population", {})
     for L in depths:
-        got = population_transition(p["v"], p["n_classes"], p["m"], p["s"], L, seed=seed + L)
+        got = population_transition(
+            p["v"], p["n_classes"], p["m"], p["s"], L, n_pop=n_pop, step=step, seed=seed + L
+        )
+        got.update(n_pop=n_pop, step=step)
         if str(L) in result.get("bp", {}):
             eps, q = mean_curve(result["bp"][str(L)]["draws"])
             cross = crossings(eps, q)
@@ -710,10 +715,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="skip the BP run: add the --population-depths results to this earlier result",
     )
+    parser.add_argument("--population-size", type=int, default=20000)
+    parser.add_argument("--population-step", type=float, default=0.001)
     args = parser.parse_args(argv)
+    pop_args = (args.population_depths or [], args.seed, args.population_size, args.population_step)
     if args.add_to is not None:
         result = json.loads(args.add_to.read_text(encoding="utf-8"))
-        _add_population(result, args.population_depths or [], args.seed)
+        _add_population(result, *pop_args)
         save_json(args.out, result)
         print(f"wrote {args.out}")
         return 0
@@ -723,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = dict(depths=tuple(range(3, args.max_depth + 1)), n_rules=args.n_rules)
     start = time.perf_counter()
     result = run_finite_depth(seed=args.seed, **kwargs)
-    _add_population(result, args.population_depths or [], args.seed)
+    _add_population(result, *pop_args)
     result["params"]["quick"] = args.quick
     result["params"]["seconds"] = time.perf_counter() - start
     save_json(args.out, result)

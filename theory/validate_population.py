@@ -129,21 +129,55 @@ def bp_belief_samples(
     return out
 
 
+#: Differences and standard errors below this are float32 rounding (BP runs in float32):
+#: a deviation in standard errors is reported as 0 there.
+_RESOLUTION = 1e-5
+
+
 def _summary(dev: np.ndarray, se: np.ndarray, eps: np.ndarray) -> dict:
     """Largest ``|dev|`` per level over eps, where it occurs, the standard error of the
     difference there (``se``: BP's, combined with the population's where it has one) and
-    the deviation in standard errors."""
+    the deviation in standard errors (0 where both are at rounding level)."""
+    dev, se = np.asarray(dev, dtype=np.float64), np.asarray(se, dtype=np.float64)
     where = np.abs(dev).argmax(axis=0)
     levels = np.arange(dev.shape[1])
     worst = np.abs(dev)[where, levels]
     se_at = se[where, levels]
+    z = np.where(worst > _RESOLUTION, worst / np.maximum(se_at, _RESOLUTION), 0.0)
     return {
         "max_per_level": worst,
-        "eps_at_max": eps[where],
+        "eps_at_max": np.asarray(eps)[where],
         "se_at_max": se_at,
-        "z_at_max": worst / np.maximum(se_at, 1e-12),
+        "z_at_max": z,
         "max": float(worst.max()),
     }
+
+
+def _summarise_depth(res: dict, eps: np.ndarray) -> None:
+    """The summaries ``pd_vs_bp`` / ``mf_vs_bp`` of one depth, from its arrays (in place)."""
+
+    def arr(key: str) -> np.ndarray:
+        return np.asarray(res[key], dtype=np.float64)
+
+    res["pd_vs_bp"] = {
+        k: _summary(
+            arr(f"{k}_pd") - arr(f"{k}_bp"), np.hypot(arr(f"{k}_se"), arr(f"{k}_pd_se")), eps
+        )
+        for k in KINDS
+    }
+    res["mf_vs_bp"] = {
+        k: _summary(arr(f"{k}_mf") - arr(f"{k}_bp"), arr(f"{k}_se"), eps) for k in ("u", "d", "p")
+    }
+
+
+def summarise(result: dict) -> dict:
+    """(Re)compute the per-depth summaries and the overall ``summary`` of a
+    :func:`run_validation` result from its arrays (in place; returned)."""
+    eps = np.asarray(result["params"]["eps"], dtype=np.float64)
+    for res in result["depths"].values():
+        _summarise_depth(res, eps)
+    result["summary"] = _overall(result)
+    return result
 
 
 def run_validation(
@@ -215,18 +249,7 @@ def run_validation(
             res[f"{kind}_pd_se"] = getattr(pd, f"{kind}_se")
             if kind != "accuracy":
                 res[f"{kind}_mf"] = getattr(mf, kind)
-        res["pd_vs_bp"] = {
-            k: _summary(
-                res[f"{k}_pd"] - res[f"{k}_bp"],
-                np.hypot(res[f"{k}_se"], res[f"{k}_pd_se"]),
-                eps_arr,
-            )
-            for k in KINDS
-        }
-        res["mf_vs_bp"] = {
-            k: _summary(res[f"{k}_mf"] - res[f"{k}_bp"], res[f"{k}_se"], eps_arr)
-            for k in ("u", "d", "p")
-        }
+        _summarise_depth(res, eps_arr)
         ks = {k: np.zeros((eps_arr.size, L + 1)) for k in ("u", "d", "p")}
         floor = {k: np.zeros((eps_arr.size, L + 1)) for k in ("u", "d", "p")}
         half = ks_rules // 2
@@ -258,8 +281,7 @@ def run_validation(
             file=sys.stderr,
             flush=True,
         )
-    out["summary"] = _overall(out)
-    return out
+    return summarise(out)
 
 
 def _overall(out: dict) -> dict:
@@ -443,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(args.recheck_from.read_text(encoding="utf-8"))
         per_kind, n_rules = (1, 32) if args.quick else (4, 256)
         per_kind = args.recheck_per_kind or per_kind
+        summarise(result)
         result["recheck"] = recheck_worst(result, per_kind=per_kind, n_rules=n_rules)
         save_json(args.out, result)
         print(f"wrote {args.out}")
