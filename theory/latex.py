@@ -63,11 +63,25 @@ _INTRO = (
 )
 
 _EXAMPLES_TEXT = (
-    "From critical_point(v, m, s): the slope at the noiseless fixed point and the critical "
+    "From critical_point(v, m, s): the slope at the noiseless fixed point, the critical "
     "noise (0 when any noise destroys the class, $1 - 1/v$ when every informative noise level "
-    "is recovered). CRootOf(p(x), i) is the i-th real root of p, here the root in "
-    "$(0, 1 - 1/v)$ of $R(1 - \\epsilon)$."
+    "is recovered) and, with a transition, the slope $\\lambda = F'(u^*)$ at the repulsive "
+    "fixed point (the factor by which the class transition narrows per level). "
+    "CRootOf(p(x), i) is the i-th real root of p, here the root in $(0, 1 - 1/v)$ of "
+    "$R(1 - \\epsilon)$."
 )
+
+#: Longest LaTeX of an exact F'(u*) shown in the table (longer ones: the float only).
+MAX_SLOPE_LATEX = 40
+
+
+def _slope_cell(row: dict) -> str:
+    """``$exact$ ~ float`` for F'(u*), the float alone when the exact form is long, or a dash."""
+    if row["fprime_ustar"] is None:
+        return "-"
+    text = _math(row["fprime_ustar"])
+    approx = f"{row['fprime_ustar_float']:.6f}"
+    return f"${text}$ $\\approx {approx}$" if len(text) <= MAX_SLOPE_LATEX else f"${approx}$"
 
 
 def _math(expr: sp.Basic) -> str:
@@ -106,6 +120,8 @@ def _examples() -> list[dict]:
                 "regime": cp.regime,
                 "eps_star": cp.eps_star,
                 "eps_float": cp.eps_star_float,
+                "fprime_ustar": cp.fprime_ustar,
+                "fprime_ustar_float": cp.fprime_ustar_float,
             }
         )
     return rows
@@ -172,14 +188,14 @@ def derivation_to_latex(deriv: Derivation | None = None) -> str:
         "",
         r"\begin{center}",
         r"\renewcommand{\arraystretch}{1.7}",
-        r"\begin{tabular}{rrrlll}",
-        r"$v$ & $m$ & $s$ & $F'(1)$ & regime & $\epsilon^*$ \\ \hline",
+        r"\begin{tabular}{rrrllll}",
+        r"$v$ & $m$ & $s$ & $F'(1)$ & regime & $\epsilon^*$ & $F'(u^*)$ \\ \hline",
     ]
     for row in _examples():
         out.append(
             rf"{row['v']} & {row['m']} & {row['s']} & ${_math(row['fprime_1'])}$ & "
             rf"{_tex_text(row['regime'])} & ${_math(row['eps_star'])}$ "
-            rf"$\approx {row['eps_float']:.6f}$ \\"
+            rf"$\approx {row['eps_float']:.6f}$ & {_slope_cell(row)} \\"
         )
     out += [r"\end{tabular}", r"\end{center}", "", r"\end{document}", ""]
     return "\n".join(out)
@@ -228,13 +244,14 @@ def derivation_to_markdown(deriv: Derivation | None = None) -> str:
         "",
         _EXAMPLES_TEXT.replace("critical_point(v, m, s)", "`critical_point(v, m, s)`"),
         "",
-        "| v | m | s | F'(1) | regime | eps* | eps* (float) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| v | m | s | F'(1) | regime | eps* | eps* (float) | F'(u*) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in _examples():
         out.append(
             f"| {row['v']} | {row['m']} | {row['s']} | ${_math(row['fprime_1'])}$ | "
-            f"{row['regime']} | ${_math(row['eps_star'])}$ | {row['eps_float']:.6f} |"
+            f"{row['regime']} | ${_math(row['eps_star'])}$ | {row['eps_float']:.6f} | "
+            f"{_slope_cell(row)} |"
         )
     out.append("")
     return "\n".join(out)

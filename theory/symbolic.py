@@ -21,18 +21,26 @@ From these sympy assembles the annealed (ratio of means) upward map ``F``, downw
 and marginal ``p``, simplifies and normalises them, and derives the fixed points ``F(1) = 1``,
 ``F(1/v) = 1/v``, the slopes ``F'(1)`` and ``F'(1/v)``, the polynomial whose root is the
 repulsive fixed point ``u*``, the critical conditions, the large-``v`` limits, and ``u*`` and
-``eps* = 1 - u*`` in closed form for ``s = 2`` and ``s = 3``. :func:`reference_checks`
-compares the results with the closed forms of ``docs/model.md`` (a check, never a source).
+``eps* = 1 - u*`` in closed form for ``s = 2`` and ``s = 3``; then the finite-depth scaling:
+the slope ``lambda = F'(u*)`` at the repulsive fixed point (closed form for ``s = 2``, large-``v``
+limit for any ``s``), the curvature ``F''(u*)``, Koenigs' linearising coordinate, and from them
+the width of the class transition (``~ lambda**-L``) and the drift of its crossing points
+towards ``eps*``. :func:`reference_checks` compares the results with the closed forms of
+``docs/model.md`` (a check, never a source).
 
 :func:`critical_point` gives ``eps*`` exactly for concrete ``(v, m, s)``: a rational for
 ``s = 2``, radicals for ``s = 3``, an exact algebraic number (:class:`sympy.CRootOf`) up to
-``s = 16``, and a float root beyond.
+``s = 16``, and a float root beyond; with a transition also ``F'(u*)``. Every float is evaluated
+from its own exact value (``u*`` at ``v = 10**12`` is ``1e-12``, not ``1 - float(eps*)``).
+:func:`scaling_constants` adds ``F''(u*)`` and Koenigs' coefficient.
 
 Example
 -------
 >>> cp = critical_point(v=32, m=8, s=2)
 >>> cp.eps_star, round(cp.eps_star_float, 4), cp.fprime_1, cp.transition
 (17/24, 0.7083, 16/33, True)
+>>> cp.fprime_ustar, round(cp.fprime_ustar_float, 3)   # lambda = F'(u*)
+(1386/961, 1.442)
 >>> step = derivation()["F_prime_at_1"]
 >>> step.expr
 m*s*(v - 1)/(v**s - 1)
@@ -141,6 +149,13 @@ class _Builder:
 
     def section(self, title: str, intro: str = "") -> None:
         self.sections.append(Section(title, intro))
+
+    def expr(self, name: str) -> sp.Basic:
+        """The result of an earlier step."""
+        for step in self.steps:
+            if step.name == name:
+                return step.expr
+        raise KeyError(name)
 
     def add(
         self,
@@ -406,6 +421,16 @@ def _part_slopes(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
         "Slope at the uninformative fixed point: $u = 1/v$ is attractive iff $F'(1/v) < 1$.",
         simplify=lambda e: sp.factor(sp.simplify(e)),
     )
+    ctx["slope_fixed"] = b.add(
+        "F_prime_fixed_point",
+        r"\lambda(u) = F'(u) \left(\frac{u}{F(u)}\right)^2",
+        dF * (u / F_u) ** 2,
+        "At any fixed point $F(u) = u$ the factor $(u/F(u))^2$ is one, so this is the slope "
+        "$\\lambda = F'(u^*)$ at the repulsive fixed point written with $u^*$ alone (the "
+        "denominator of $F$ is replaced by its numerator over $u$). Deviations from $u^*$ grow "
+        "by $\\lambda$ per level.",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
 
 
 def _part_fixed_point_polynomial(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
@@ -655,7 +680,7 @@ def _part_closed_form(b: _Builder, ctx: dict[str, sp.Expr], s_val: int) -> None:
             "The root with $+\\sqrt{\\cdot}$; the product of the two roots, "
             "$(1-m)/(v^2-m)$, is negative for $2 \\leq m < v^2$, so the other is negative."
         )
-    u_star = b.add(
+    u_star = ctx[f"u_star_s{s_val}"] = b.add(
         f"u_star_s{s_val}", "u^*", root, why, simplify=_tidy if s_val == 2 else sp.simplify
     )
     b.add(
@@ -698,6 +723,207 @@ def _part_closed_form(b: _Builder, ctx: dict[str, sp.Expr], s_val: int) -> None:
     )
 
 
+class ScalingSym:
+    """Symbols of the finite-depth scaling (see :func:`_part_finite_depth`)."""
+
+    lam = sp.Symbol("lambda", positive=True)  # F'(u*), the growth factor per level
+    F2 = sp.Symbol("F_2", real=True)  # F''(u*)
+    c2 = sp.Symbol("c_2", real=True)  # second Koenigs coefficient
+    delta = sp.Symbol("delta", real=True)  # deviation from u*
+    delta0 = sp.Symbol("delta_0", real=True)  # deviation at the leaves
+    eps_star = sp.Symbol("epsilon^*", positive=True)
+    L = sp.Symbol("L", positive=True, integer=True)  # depth
+    level = sp.Symbol("l", nonnegative=True, integer=True)
+    Delta = sp.Symbol("Delta", positive=True)  # edge of the linear window, in u
+    w = sp.Symbol("w", real=True)  # a value of the linearising coordinate
+    Z = sp.Symbol("Z", real=True)  # scaling variable of a crossing
+    Z_hi = sp.Symbol("Z_hi", real=True)
+    Z_lo = sp.Symbol("Z_lo", real=True)
+    y = sp.Symbol("y", positive=True)  # a belief at depth L
+
+
+def _koenigs_c2() -> sp.Expr:
+    """``c2`` of Koenigs' coordinate ``psi(u* + delta) = delta + c2 delta**2 + ...``: the
+    ``delta**2`` terms of Schroeder's equation ``psi(F(u)) = lambda psi(u)`` with
+    ``F(u* + delta) = u* + lambda delta + F_2 delta**2 / 2 + ...``, solved for ``c2``."""
+    T = ScalingSym
+    F_local = T.lam * T.delta + T.F2 / 2 * T.delta**2
+    schroeder = (F_local + T.c2 * F_local**2) - T.lam * (T.delta + T.c2 * T.delta**2)
+    (c2,) = sp.solve(sp.expand(schroeder).coeff(T.delta, 2), T.c2)
+    return c2
+
+
+def _part_finite_depth(b: _Builder, ctx: dict[str, sp.Expr]) -> None:
+    s, u, f, eps = Sym.s, Sym.u, Sym.f, Sym.eps
+    T = ScalingSym
+    lam, delta = T.lam, T.delta
+    b.section(
+        "Finite-depth scaling",
+        "At finite depth the class curve is smooth: its width and its position converge to "
+        "the deep-tree transition as $L$ grows. Near the repulsive fixed point $u^*$ a "
+        "deviation grows by $\\lambda = F'(u^*) > 1$ per level, so the leaves must sit within "
+        "about $\\lambda^{-L}$ of $u^*$ for the root to be anywhere but at a plateau. The "
+        "internal map is used at every level ($K = v$; at the root $K = n_c$ changes the last "
+        "step only, which hiergrammar.theory.finite_depth includes numerically).",
+    )
+    lam_u = ctx["slope_fixed"]
+    lam_s2 = b.add(
+        "lambda_s2",
+        "\\lambda_{s=2}",
+        lam_u.subs(s, 2).subs(u, ctx["u_star_s2"]),
+        "For $s = 2$, $\\lambda = F'(u^*)$ at $u^* = (m-1)/(v-m)$, in closed form "
+        "(about 1.442 at $v = 32$, $m = 8$).",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
+    b.add(
+        "lambda_minus_1_s2",
+        "\\lambda_{s=2} - 1",
+        lam_s2 - 1,
+        "Zero exactly at the edges of the transition regime, $m = 2v/(v+1)$ (where $u^*$ meets "
+        "$1/v$) and $m = (v+1)/2$ (where it meets 1), and positive in between: $u^*$ is "
+        "repulsive wherever the transition exists.",
+        simplify=sp.factor,
+    )
+    lam_large = b.add(
+        "lambda_large_v",
+        "\\lim \\lambda(u)",
+        _large_v_limit(lam_u),
+        "Large-$v$ limit at fixed $f$.",
+        simplify=sp.factor,
+    )
+    (f_fixed,) = sp.solve(b.expr("R_large_v"), f)
+    lam_large_u = b.add(
+        "lambda_large_v_fixed_point",
+        "\\lim \\lambda",
+        lam_large.subs(f, f_fixed),
+        "Eliminate $f$ with the limiting fixed-point equation $u^{s-1} = f (1 + u + \\dots + "
+        "u^{s-1})$: the slope depends on $u^*$ alone, $s / (1 + u^* + \\dots + u^{*\\,s-1})$.",
+        simplify=lambda e: sp.factor(sp.simplify(e)),
+    )
+    b.add(
+        "lambda_s2_large_v",
+        "\\lim \\lambda_{s=2}",
+        lam_large_u.subs(s, 2).subs(u, b.expr("u_star_s2_large_v")),
+        "For $s = 2$ at large $v$ ($u^* = f/(1-f)$).",
+        simplify=sp.factor,
+    )
+    F2_u = b.add(
+        "F_second",
+        "F''(u)",
+        sp.diff(b.expr("F_prime"), u),
+        "Curvature of the upward map (derivative of $F'$): it sets the first correction to "
+        "the linear growth.",
+        simplify=sp.factor,
+    )
+    b.add(
+        "F_second_s2",
+        "F''(u^*)_{s=2}",
+        F2_u.subs(s, 2).subs(u, ctx["u_star_s2"]),
+        "For $s = 2$ at $u^* = (m-1)/(v-m)$.",
+        simplify=lambda e: sp.factor(sp.cancel(e)),
+    )
+    b.add(
+        "koenigs_c2",
+        "c_2",
+        _koenigs_c2(),
+        "The linearising coordinate $\\psi$ of Koenigs, $\\psi(F(u)) = \\lambda\\,\\psi(u)$ "
+        "with $\\psi(u^* + \\delta) = \\delta + c_2 \\delta^2 + O(\\delta^3)$, turns the "
+        "iteration into a product: $\\psi(u_L) = \\lambda^L \\psi(u_0)$ exactly. With "
+        "$F(u^* + \\delta) = u^* + \\lambda \\delta + F_2 \\delta^2/2 + O(\\delta^3)$ "
+        "($F_2 = F''(u^*)$), the $\\delta^2$ terms of the functional equation fix $c_2$.",
+        simplify=sp.factor,
+    )
+    with sp.evaluate(False):
+        delta0_raw = (1 - eps) - (1 - T.eps_star)
+    delta0 = b.add(
+        "leaf_deviation",
+        "\\delta_0 = u_0 - u^*",
+        delta0_raw,
+        "The leaves of the epsilon-process carry $u_0 = 1 - \\epsilon$ and $u^* = 1 - "
+        "\\epsilon^*$: a deviation in $u$ at the leaves is minus a deviation in $\\epsilon$, "
+        "with slope one (for another noise process, divide by $|du_0/dt|$ to convert to its "
+        "time).",
+    )
+    dev = sp.Function("delta")
+    growth = sp.rsolve(dev(T.level + 1) - lam * dev(T.level), dev(T.level), {dev(0): T.delta0})
+    b.add(
+        "linear_growth",
+        "\\delta_l",
+        growth,
+        "The linearised recursion $\\delta_{l+1} = \\lambda \\delta_l$ (sympy's rsolve).",
+        simplify=None,
+    )
+    dev_L = b.add(
+        "deviation_L",
+        "\\delta_L",
+        growth.subs({T.level: T.L, T.delta0: delta0}),
+        "At the root, after $L$ levels, as a function of the noise.",
+        simplify=None,
+    )
+    edges = sp.solve(dev_L**2 - T.Delta**2, eps)
+    width = b.add(
+        "window_width",
+        "W_L",
+        sp.Max(*edges) - sp.Min(*edges),
+        "The root leaves the neighbourhood of $u^*$ (the linear window of half-width "
+        "$\\Delta$) at $\\epsilon = \\epsilon^* \\pm \\Delta \\lambda^{-L}$, so the class "
+        "transition has a width $\\propto \\lambda^{-L}$. The prefactor is not $2\\Delta$ "
+        "(the window's edge is not sharp) but the width of the Poincare function "
+        "$\\Phi = \\psi^{-1}$ between two levels of the class belief, $Z_{hi} - Z_{lo}$ "
+        "(computed numerically from $F$, see the steps below).",
+        simplify=lambda e: sp.simplify(e.rewrite(sp.Piecewise)),
+    )
+    b.add(
+        "width_exponent",
+        "\\frac{d \\ln W_L}{dL}",
+        sp.diff(sp.log(width), T.L),
+        "The width shrinks by the factor $\\lambda$ per level: $\\ln W_L$ is linear in $L$ "
+        "with slope $-\\ln \\lambda$, whatever the prefactor.",
+        simplify=lambda e: sp.expand_log(sp.simplify(e), force=True),
+    )
+    # The crossing of a level y of the class belief: psi(u_0) = Z lam**-L, inverted to O(w**3).
+    roots = sp.solve(delta + T.c2 * delta**2 - T.w, delta)
+    small = [r for r in roots if sp.limit(r, T.w, 0) == 0]
+    inverse = sp.series(small[0], T.w, 0, 3).removeO()
+    psi_inv = b.add(
+        "psi_inverse",
+        "\\psi^{-1}(u^* + w) - u^*",
+        inverse,
+        "Invert $\\psi$ near $u^*$ (the root of $\\delta + c_2 \\delta^2 = w$ that "
+        "vanishes with $w$, expanded to second order).",
+        simplify=sp.expand,
+    )
+    crossing = b.add(
+        "crossing_drift",
+        "\\epsilon_Z(L) - \\epsilon^*",
+        -psi_inv.subs(T.w, T.Z * lam ** (-T.L)),
+        "A fixed level $y$ of the class belief is reached where $\\psi(u_0) = Z \\lambda^{-L}$ "
+        "($Z$ solves $\\Phi(Z/\\lambda) = y$ when the root uses the internal map), so the "
+        "finite-$L$ crossing point drifts to $\\epsilon^*$ as $\\lambda^{-L}$, from below for "
+        "a level above $u^*$ ($Z > 0$); the $c_2$ term is the first correction.",
+        simplify=sp.expand,
+    )
+    b.add(
+        "width_second_order",
+        "W_L",
+        crossing.subs(T.Z, T.Z_lo) - crossing.subs(T.Z, T.Z_hi),
+        "The width between two levels of the class belief ($Z_{hi} > Z_{lo}$), to second "
+        "order: leading term $(Z_{hi} - Z_{lo})\\,\\lambda^{-L}$.",
+        simplify=lambda e: sp.collect(sp.expand(e), [lam ** (-T.L), lam ** (-2 * T.L)], sp.factor),
+    )
+    fixed = sp.solve(sp.numer(sp.together(ctx["F_u"].subs(s, 2) - T.y)).subs(u, T.y), T.y)
+    b.add(
+        "depth_crossing_s2",
+        "\\{y : F(y) = y\\}_{s=2}",
+        sp.FiniteSet(*fixed),
+        "Where the class curves of depths $L$ and $L+1$ cross, $F(u_L) = u_L$, so $u_L$ is a "
+        "fixed point; between the plateaus that is $u^*$, hence $u_0 = u^*$ ($F$ increases): "
+        "in the mean field the curves of successive depths cross exactly at $\\epsilon^*$, "
+        "for every $L$. Only a fixed level of the belief drifts.",
+        simplify=None,
+    )
+
+
 _CORE_PARTS = (_part_messages, _part_upward, _part_slopes)
 _ALL_PARTS = (
     _part_messages,
@@ -709,6 +935,7 @@ _ALL_PARTS = (
     _part_large_v,
     functools.partial(_part_closed_form, s_val=2),
     functools.partial(_part_closed_form, s_val=3),
+    _part_finite_depth,
 )
 
 TITLE = "Mean-field theory of belief propagation on the Random Hierarchy Model"
@@ -827,10 +1054,16 @@ class CriticalPoint:
     method: str
     polynomial: sp.Poly
     explanation: str
+    fprime_ustar: sp.Expr | None = None
 
     @property
     def fprime_1_float(self) -> float:
         return float(self.fprime_1)
+
+    @property
+    def fprime_ustar_float(self) -> float | None:
+        """``lambda = F'(u*)`` as a float (None without a transition)."""
+        return None if self.fprime_ustar is None else _to_float(self.fprime_ustar)
 
     @property
     def fprime_inv_v_float(self) -> float:
@@ -854,10 +1087,22 @@ class CriticalPoint:
             "fprime_1_float": self.fprime_1_float,
             "fprime_inv_v": str(self.fprime_inv_v),
             "fprime_inv_v_float": self.fprime_inv_v_float,
+            "fprime_ustar": None if self.fprime_ustar is None else str(self.fprime_ustar),
+            "fprime_ustar_float": self.fprime_ustar_float,
             "method": self.method,
             "polynomial": str(self.polynomial.as_expr()),
             "explanation": self.explanation,
         }
+
+    def _slope_line(self) -> str:
+        if self.fprime_ustar is None:
+            return ""
+        exact = str(self.fprime_ustar)
+        shown = f"{exact} ~ " if len(exact) <= 60 and self.method != "numeric" else ""
+        return (
+            f"F'(u*)  = {shown}{self.fprime_ustar_float:.6g}  (deviations from u* grow by this "
+            "factor per level; the class transition narrows as F'(u*)^-L)"
+        )
 
     def summary(self) -> str:
         """A few human-readable lines (what ``hiergrammar theory critical`` prints)."""
@@ -866,6 +1111,7 @@ class CriticalPoint:
             f"v={self.v}, m={self.m}, s={self.s}{nc}  (f = m/v^(s-1) = {self.f:.6g})",
             f"F'(1)   = {self.fprime_1} ~ {self.fprime_1_float:.6g}",
             f"F'(1/v) = {self.fprime_inv_v} ~ {self.fprime_inv_v_float:.6g}",
+            self._slope_line(),
             f"transition: {'yes' if self.transition else 'no (' + self.regime + ')'}",
             f"eps* = {self.eps_star} ~ {self.eps_star_float:.10g}",
             f"u*   = {self.u_star} ~ {self.u_star_float:.10g}",
@@ -877,27 +1123,46 @@ class CriticalPoint:
         return "\n".join(line for line in lines if line)
 
 
-def _interior_root(poly: sp.Poly, v: int, s: int) -> tuple[sp.Expr, float, str]:
+def _interior_root(poly: sp.Poly, v: int, s: int) -> tuple[sp.Expr, sp.Expr, float, float, str]:
     """The unique root ``u*`` of ``R = poly`` in ``(1/v, 1)`` (known to exist), returned as
-    ``(eps*, float(eps*), method)`` with ``eps* = 1 - u*``: exact when feasible (a rational,
-    radicals, or a CRootOf of ``R(1 - eps)``, so that the algebraic number printed is eps*
-    itself), else a float root."""
+    ``(u*, eps*, float(u*), float(eps*), method)`` with ``eps* = 1 - u*``: exact when feasible
+    (a rational, radicals, or a CRootOf of ``R(1 - eps)``, so that the algebraic number printed
+    is eps* itself), else a float root. Each float is evaluated from its own exact value, never
+    as ``1 - float(other)``: at ``v = 10**12`` that difference would keep only four digits of
+    ``u* ~ 1e-12``."""
     low, high = sp.Rational(1, v), sp.Integer(1)
     degree = poly.degree()
     if degree <= 2:
         (root,) = [r for r in sp.roots(poly, filter="R") if low < r < high]
         eps = sp.expand(1 - root)
-        return eps, float(eps), "rational" if eps.is_Rational else "radicals"
+        method = "rational" if eps.is_Rational else "radicals"
+        return root, eps, _to_float(root), _to_float(eps), method
     if s <= EXACT_MAX_S:
         e = Sym.eps
         poly_eps = sp.Poly(poly.as_expr().subs(poly.gen, 1 - e), e)
         (eps,) = [r for r in poly_eps.real_roots() if 0 < r < 1 - low]
-        return eps, float(eps.evalf(30)), "rational" if eps.is_Rational else "algebraic"
+        method = "rational" if eps.is_Rational else "algebraic"
+        return 1 - eps, eps, _to_float(1 - eps), _to_float(eps), method
     from scipy.optimize import brentq
 
     coeffs = np.array([float(c) for c in poly.all_coeffs()])
-    root = brentq(lambda z: np.polyval(coeffs, z), 1.0 / v, 1.0, xtol=1e-15, rtol=1e-15)
-    return sp.Float(1.0 - root, 17), 1.0 - root, "numeric"
+    root = brentq(lambda z: np.polyval(coeffs, z), 1.0 / v, 1.0, xtol=1e-300, rtol=1e-15)
+    return sp.Float(root, 17), sp.Float(1.0 - root, 17), root, 1.0 - root, "numeric"
+
+
+def _to_float(value: sp.Expr) -> float:
+    """``float`` of an exact number, through 30 significant digits (sympy tracks the precision
+    of sums, so ``1 - CRootOf(...)`` near 0 keeps its relative accuracy)."""
+    return float(value) if value.is_Rational else float(sp.N(value, 30))
+
+
+def _slope_at(u_star: sp.Expr, v: int, m: int, s: int, method: str) -> sp.Expr:
+    """``lambda = F'(u*)`` for concrete parameters, from the derived fixed-point form of the
+    slope (exact for an exact ``u*``; a float for a numeric one)."""
+    S = Sym
+    expr = _core_derivation()["F_prime_fixed_point"].expr.subs({S.v: v, S.m: m, S.s: s})
+    value = expr.subs(S.u, u_star)
+    return sp.Float(value.evalf(30), 17) if method == "numeric" else value
 
 
 def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> CriticalPoint:
@@ -922,6 +1187,7 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
     f = m / v ** (s - 1)
     if slope1 >= 1:
         regime, eps_star, eps_float, method = "always_lost", sp.Integer(0), 0.0, "none"
+        u_star, u_float = sp.Integer(1), 1.0
         explanation = (
             f"No transition: F'(1) = {slope1} >= 1 (s*m*(v-1) = {s * m * (v - 1)} >= "
             f"v^s - 1 = {v**s - 1}), so the noiseless fixed point u = 1 is not attractive and "
@@ -930,7 +1196,9 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
         )
     elif slope_v >= 1:
         regime, method = "always_recovered", "none"
-        eps_star, eps_float = 1 - sp.Rational(1, v), 1.0 - 1.0 / v
+        u_star = sp.Rational(1, v)
+        eps_star = 1 - u_star
+        u_float, eps_float = float(u_star), float(eps_star)
         formal = [r for r in sp.roots(poly, filter="R")] if poly.degree() <= 2 else []
         formal_txt = (
             f" R's non-negative root u = {max(formal)} lies outside (1/v, 1)."
@@ -944,11 +1212,11 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
         )
     else:
         regime = "transition"
-        eps_star, eps_float, method = _interior_root(poly, v, s)
+        u_star, eps_star, u_float, eps_float, method = _interior_root(poly, v, s)
         explanation = (
             f"Transition: F'(1) = {slope1} < 1 and F'(1/v) = {slope_v} < 1, so u = 1 and "
             f"u = 1/v are both attractive and the repulsive fixed point u* = "
-            f"{1 - eps_float:.6g} separates their basins: as L -> infinity the class is "
+            f"{u_float:.6g} separates their basins: as L -> infinity the class is "
             f"recovered for eps < eps* = {eps_float:.6g} and lost beyond."
         )
     if n_classes is not None:
@@ -966,14 +1234,77 @@ def critical_point(v: int, m: int, s: int, n_classes: int | None = None) -> Crit
         fprime_inv_v=slope_v,
         regime=regime,
         transition=regime == "transition",
-        u_star=1 - eps_star,
+        u_star=u_star,
         eps_star=eps_star,
-        u_star_float=1.0 - eps_float,
+        u_star_float=u_float,
         eps_star_float=eps_float,
         method=method,
         polynomial=poly,
         explanation=explanation,
+        fprime_ustar=_slope_at(u_star, v, m, s, method) if regime == "transition" else None,
     )
+
+
+@dataclass(frozen=True)
+class ScalingConstants:
+    """Finite-depth scaling constants of the repulsive fixed point for concrete ``(v, m, s)``.
+
+    ``lam = F'(u*)``, ``F2 = F''(u*)`` and Koenigs' ``c2 = -F2 / (2 lam (lam - 1))``, exact
+    (sympy; floats for a numeric ``u*``), with float versions ``*_float``.
+    """
+
+    point: CriticalPoint
+    lam: sp.Expr
+    F2: sp.Expr
+    c2: sp.Expr
+
+    @property
+    def lam_float(self) -> float:
+        return _to_float(self.lam)
+
+    @property
+    def F2_float(self) -> float:
+        return _to_float(self.F2)
+
+    @property
+    def c2_float(self) -> float:
+        return _to_float(self.c2)
+
+
+def scaling_constants(v: int, m: int, s: int) -> ScalingConstants:
+    """``F'(u*)``, ``F''(u*)`` and Koenigs' ``c2`` for concrete parameters with a transition.
+
+    ``F''`` is the derivative of the derived ``F'`` (as in the step ``F_second``), ``c2``
+    the solution of Schroeder's equation (step ``koenigs_c2``); both at the exact ``u*`` of
+    :func:`critical_point`. Fast: it needs only the core of the derivation.
+
+    Raises
+    ------
+    InputError
+        when ``(v, m, s)`` has no transition (no repulsive fixed point).
+
+    Examples
+    --------
+    >>> k = scaling_constants(32, 8, 2)
+    >>> k.lam, round(k.c2_float, 4)
+    (1386/961, -0.7139)
+    """
+    from hiergrammar.validation import InputError
+
+    point = critical_point(v, m, s)
+    if not point.transition:
+        raise InputError(
+            f"v={v}, m={m}, s={s} has no class transition ({point.regime}): there is no "
+            "repulsive fixed point to expand around"
+        )
+    S, T = Sym, ScalingSym
+    first = _core_derivation()["F_prime"].expr.subs({S.v: v, S.m: m, S.s: s})
+    second = sp.diff(first, S.u).subs(S.u, point.u_star)
+    if point.method == "numeric":
+        second = sp.Float(second.evalf(30), 17)
+    lam = point.fprime_ustar
+    c2 = _koenigs_c2().subs({T.F2: second, T.lam: lam})
+    return ScalingConstants(point=point, lam=lam, F2=second, c2=c2)
 
 
 # -- checks against docs/model.md (never a source) ---------------------------------------------
