@@ -12,7 +12,6 @@ float64; exact rationals for the v = 10**12 critical point.
 
 from __future__ import annotations
 
-import argparse
 import doctest
 import json
 from fractions import Fraction
@@ -20,7 +19,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-from hiergrammar.theory import cli as theory_cli
 from hiergrammar.theory import finite_depth, meanfield
 from hiergrammar.theory.finite_depth import (
     LEVELS,
@@ -41,6 +39,7 @@ from scipy.optimize import brentq
 
 from hiergrammar import RHM
 from hiergrammar.bp import tree_bp
+from hiergrammar.cli import main as cli_main
 from hiergrammar.noise import eps_evidence
 from hiergrammar.validation import InputError
 
@@ -223,10 +222,7 @@ def test_no_transition_no_scaling():
 
 # -- theory critical ---------------------------------------------------------------------------
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="test")
-    theory_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli_main(argv)
 
 
 def test_critical_prints_the_slope_at_u_star(capsys):
