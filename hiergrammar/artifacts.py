@@ -424,6 +424,55 @@ def verify_run_folder(folder: str | os.PathLike) -> list[str]:
     return problems
 
 
+def write_manifest(
+    folder: str | os.PathLike,
+    *,
+    command: str,
+    parameters: dict[str, Any],
+    seed: int | None,
+    files: Iterable[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``folder/run.json`` for outputs that were written without :func:`run_folder`.
+
+    For writers that cannot hold a :func:`run_folder` open, e.g. several processes writing one
+    folder (``hiergrammar vision sample``): the manifest has the same keys (``command``,
+    ``parameters``, ``seed``, ``version``, ``files``: relative path -> SHA-256) plus ``extra``.
+    ``files`` defaults to every file under ``folder`` but the manifest, the in-progress marker
+    and hidden files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.txt").write_text("hello")
+    >>> _ = write_manifest(folder, command="demo", parameters={}, seed=0)
+    >>> read_manifest(folder)["files"]["a.txt"][:12]
+    '2cf24dba5fb0'
+    """
+    from hiergrammar import __version__
+
+    folder = Path(folder)
+    if files is None:
+        files = (
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file()
+            and p.name not in (MANIFEST_NAME, IN_PROGRESS_NAME)
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+    data = {
+        "command": command,
+        "parameters": parameters,
+        "seed": seed,
+        "version": __version__,
+        "files": {rel: sha256_file(folder / rel) for rel in sorted(files)},
+        **(extra or {}),
+    }
+    _write_json_quietly(folder / MANIFEST_NAME, json.loads(dumps_json(data)))
+    return folder / MANIFEST_NAME
+
+
 def _describe_run(record: dict) -> str:
     params = json.dumps(record.get("parameters"), sort_keys=True)
     return f"`{record.get('command')}` with seed {record.get('seed')} and parameters {params}"

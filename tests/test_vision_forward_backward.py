@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from hiergrammar import InputError
+from hiergrammar.artifacts import verify_run_folder
 from tests.adm_reference import RespacedDiffusion, build_reference, tiny_flags
 
 diffusers = pytest.importorskip("diffusers")
@@ -467,7 +468,10 @@ def test_cli_sample_end_to_end(saved_adm, adm_pair, tmp_path):
         _, again = load_image_folder(folder, 8)
         assert [(r.class_name, r.stem) for r in again] == [(r.class_name, r.stem) for r in records]
     run = json.loads((out / "run.json").read_text())
-    assert run["n_images"] == 4 and run["num_processes"] == 1
+    assert run["summary"]["n_images"] == 4 and run["summary"]["num_processes"] == 1
+    assert run["command"] == "hiergrammar vision sample" and run["seed"] == 5
+    assert verify_run_folder(out) == []  # the manifest lists every PNG with its SHA-256
+    assert sum(name.endswith(".png") for name in run["files"]) == 4 * 3
     # --resume: only the missing image's batch is recomputed, to the same pixels
     first = out / "t003" / meta["images"][0]["file"]
     last = out / "t003" / meta["images"][-1]["file"]

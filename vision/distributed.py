@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hiergrammar.artifacts import save_json, save_npz
+from hiergrammar.artifacts import save_json, save_npz, write_manifest
 from hiergrammar.validation import InputError, check_seed
 
 __all__ = [
@@ -279,7 +279,8 @@ def sample_image_folder(
     as the input, so the output is itself an image folder; ``t = 0`` gives the preprocessed
     start images), ``metadata.json`` (model, scheduler, ``t``, start timestep, and per image
     its index, source file, class, label, seed and output file) and ``metadata.npz``
-    (``index, label, seed`` arrays); plus ``out_dir/run.json``. Returns the run summary.
+    (``index, label, seed`` arrays); plus the manifest ``out_dir/run.json`` (every file with
+    its SHA-256, :func:`hiergrammar.artifacts.write_manifest`). Returns the run summary.
 
     Before the first image, ``out_dir/sample_request.json`` records everything that determines
     the images: the model (class, config, a fingerprint of its weights), the scheduler (class
@@ -391,6 +392,12 @@ def sample_image_folder(
                 },
             )
             save_npz(folder / "metadata.npz", **arrays)
-        save_json(out_dir / "run.json", summary)
+        write_manifest(
+            out_dir,
+            command="hiergrammar vision sample",
+            parameters=request,
+            seed=seed,
+            extra={"summary": summary},
+        )
     state.wait_for_everyone()
     return summary
