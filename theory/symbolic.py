@@ -28,8 +28,8 @@ compares the results with the closed forms of ``docs/model.md`` (a check, never 
 ``s = 2``, radicals for ``s = 3``, an exact algebraic number (:class:`sympy.CRootOf`) up to
 ``s = 16``, and a float root beyond.
 
-Example
--------
+Examples
+--------
 >>> cp = critical_point(v=32, m=8, s=2)
 >>> cp.eps_star, round(cp.eps_star_float, 4), cp.fprime_1, cp.transition
 (17/24, 0.7083, 16/33, True)
@@ -55,6 +55,26 @@ import sympy as sp
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 from hiergrammar.validation import InputError
+
+__all__ = [
+    "Sym",
+    "Step",
+    "Section",
+    "Derivation",
+    "TITLE",
+    "EXACT_MAX_S",
+    "derivation",
+    "upward_map_function",
+    "downward_map_function",
+    "marginal_function",
+    "check_parameters",
+    "fixed_point_polynomial",
+    "CriticalPoint",
+    "critical_point",
+    "Check",
+    "reference_forms",
+    "reference_checks",
+]
 
 
 class Sym:

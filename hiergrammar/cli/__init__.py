@@ -21,6 +21,8 @@ from hiergrammar.cli import crosscheck, reproduce, theory
 from hiergrammar.validation import InputError
 from hiergrammar.vision import cli as vision_cli
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 #: The sub-command modules, in help order.
 COMMANDS = (reproduce, crosscheck, theory, vision_cli)
 
