@@ -37,6 +37,7 @@ from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.validation import make_rng
 
 __all__ = [
+    "FORWARD_BACKWARD_BLOCK",
     "ForwardBackwardResult",
     "exact_forward_backward",
     "posterior_sample",
