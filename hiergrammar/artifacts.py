@@ -41,6 +41,32 @@ import numpy as np
 
 from hiergrammar.validation import InputError
 
+__all__ = [
+    "MANIFEST_NAME",
+    "IN_PROGRESS_NAME",
+    "NON_FINITE_KEY",
+    "NO_PROGRESS_ENV",
+    "atomic_open",
+    "is_temporary_name",
+    "remove_temporary_files",
+    "to_jsonable",
+    "dumps_json",
+    "save_json",
+    "save_npz",
+    "save_text",
+    "save_figure",
+    "progress_enabled",
+    "progress",
+    "ReportSection",
+    "check_output_dir",
+    "check_output_file",
+    "sha256_file",
+    "read_manifest",
+    "verify_run_folder",
+    "RunFolder",
+    "run_folder",
+]
+
 T = TypeVar("T")
 
 #: Name of an output folder's manifest, written last.

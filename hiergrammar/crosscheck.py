@@ -127,7 +127,7 @@ __all__ = [
 #: Engines in run order.
 ENGINES = ("tree_bp", "pgmpy_bp", "pgmpy_bp_mp", "pgmpy_ve", "pyagrum_lazy", "brute_force")
 
-#: Default tolerance on |Δ marginal| and |Δ log evidence|.
+#: Default tolerance on ``|Δ marginal|`` and ``|Δ log evidence|``.
 TOLERANCE = 1e-9
 
 #: Default limit on an engine's estimated seconds.
@@ -161,7 +161,7 @@ class EngineResult:
     """What one engine gave.
 
     ``marginals[l]``: ``(width_l, card_l)`` posterior of every node of level ``l`` (None unless
-    ``status == "ok"``). ``max_abs_delta``: max |Δ marginal| against ``reference`` over all
+    ``status == "ok"``). ``max_abs_delta``: max ``|Δ marginal|`` against ``reference`` over all
     nodes and values. ``log_evidence`` / ``log_evidence_delta``: None where the engine does
     not give it. ``status``: ``"ok"``, ``"skipped"`` or ``"error"``; ``message`` says why.
     ``estimated_seconds``: the cost model's prediction (None if not estimated).
@@ -538,7 +538,7 @@ def _preimport(engines: Sequence[str]) -> None:
 
 
 def max_abs_delta(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
-    """Largest |a - b| over all levels (NaN counts as infinitely far)."""
+    """Largest ``|a - b|`` over all levels (NaN counts as infinitely far)."""
     worst = 0.0
     for x, y in zip(a, b, strict=True):
         diff = np.abs(np.asarray(x) - np.asarray(y))
@@ -731,7 +731,7 @@ def _tree_bound_or_skip(rhm: Any, max_trees: int | None) -> int:
 
 
 def format_table(results: Sequence[EngineResult], tol: float = TOLERANCE) -> str:
-    """A plain-text table: engine, reference, max |Δ marginal|, |Δ log evidence|, seconds,
+    """A plain-text table: engine, reference, max ``|Δ marginal|``, ``|Δ log evidence|``, seconds,
     estimated seconds, and the verdict with its reason.
 
     Parameters

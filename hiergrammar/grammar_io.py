@@ -1,7 +1,7 @@
 """Grammar files: a documented, versioned format with no pickle.
 
 Format ``hiergrammar.grammar``, version 1
-----------------------------------------
+-----------------------------------------
 One NumPy ``.npz`` archive (a zip of ``.npy`` members), readable with
 ``np.load(path, allow_pickle=False)``. It holds exactly these members:
 

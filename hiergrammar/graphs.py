@@ -31,8 +31,8 @@ which pgmpy implements by adding an observed binary child ``__h0_i`` with
 pgmpy (which imports torch, and takes seconds to import) and pyAgrum are imported inside the
 functions that need them, so importing this module stays cheap.
 
-Example
--------
+Examples
+--------
 >>> from hiergrammar.rhm import RHM
 >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
 >>> fg = to_factor_graph(rhm)
@@ -58,6 +58,27 @@ if TYPE_CHECKING:  # pragma: no cover
     from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
 
     from hiergrammar.rhm import RHM
+
+__all__ = [
+    "MAX_FACTOR_ENTRIES",
+    "node_name",
+    "rule_name",
+    "parse_name",
+    "variable_names",
+    "check_leaf_evidence",
+    "check_root_prior",
+    "rule_tensor",
+    "to_factor_graph",
+    "CPT",
+    "bn_tables",
+    "to_bayesian_network",
+    "virtual_evidence_cpds",
+    "to_pyagrum_bayesian_network",
+    "tree_graph",
+    "tree_layout",
+    "draw_tree",
+    "draw_factor_graph",
+]
 
 _NAME_RE = re.compile(r"^([hr])(\d+)_(\d+)$")
 

@@ -42,6 +42,26 @@ from hiergrammar.validation import (
     make_rng,
 )
 
+__all__ = [
+    "eps_evidence",
+    "continuous_alpha_bar",
+    "ddpm_alpha_bar",
+    "respaced_timesteps",
+    "respace",
+    "chain_alpha_bar",
+    "diffuse_onehot",
+    "leaf_posterior",
+    "diffusion_evidence",
+    "effective_eps",
+    "Process",
+    "EpsProcess",
+    "GaussianProcess",
+    "MaskingProcess",
+    "UniformProcess",
+    "DiscreteChain",
+    "make_schedule",
+]
+
 #: float64 arrays of shape (n, d, v) that leaf_posterior holds at once (input, logits, softmax
 #: temporaries and output).
 _POSTERIOR_ARRAYS = 4

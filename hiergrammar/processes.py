@@ -76,6 +76,7 @@ __all__ = [
     "MaskingProcess",
     "Process",
     "UniformProcess",
+    "check_leaves",
 ]
 
 _FLOAT_DTYPES = (np.float32, np.float64)

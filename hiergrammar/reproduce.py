@@ -23,6 +23,8 @@ from types import ModuleType
 from hiergrammar.artifacts import ReportSection, progress, run_folder, save_text
 from hiergrammar.validation import InputError, check_seed
 
+__all__ = ["Step", "STEPS", "STEP_NAMES", "COMMAND", "missing_requirements", "reproduce"]
+
 
 @dataclass(frozen=True)
 class Step:

@@ -46,7 +46,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
 
-__all__ = ["RHM", "GrammarSample", "ParseResult", "RHMSample", "check_int", "check_parameters"]
+__all__ = [
+    "RHM",
+    "RULE_LAWS",
+    "GrammarSample",
+    "ParseResult",
+    "RHMSample",
+    "check_int",
+    "check_parameters",
+    "zipf_probabilities",
+]
 
 #: Tuple codes are drawn as int64; larger tuple spaces are refused.
 _MAX_TUPLES = 2**62

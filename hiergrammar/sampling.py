@@ -36,7 +36,14 @@ from hiergrammar.evidence import check_leaf_evidence
 from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.validation import make_rng
 
-__all__ = ["posterior_sample", "posterior_sample_reference", "sampling_bytes_per_set"]
+__all__ = [
+    "FORWARD_BACKWARD_BLOCK",
+    "ForwardBackwardResult",
+    "exact_forward_backward",
+    "posterior_sample",
+    "posterior_sample_reference",
+    "sampling_bytes_per_set",
+]
 
 
 def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -11,8 +11,8 @@ the checks against ``docs/model.md`` and a few exact critical points. The commit
 (or ``hiergrammar theory derive --format latex --out docs/theory_derivation.tex``), and a test
 asserts they are identical to what the code produces, so they cannot drift from it.
 
-Example
--------
+Examples
+--------
 >>> text = derivation_to_markdown()
 >>> text.splitlines()[2]
 '# Mean-field theory of belief propagation on the Random Hierarchy Model'
@@ -32,6 +32,17 @@ from hiergrammar.theory.symbolic import (
     derivation,
     reference_checks,
 )
+
+__all__ = [
+    "EXAMPLES",
+    "MAX_RAW_LATEX",
+    "FORMATS",
+    "DOC_NAMES",
+    "derivation_to_latex",
+    "derivation_to_markdown",
+    "render",
+    "write_docs",
+]
 
 #: Parameters of the table of exact critical points in the documents: (v, m, s).
 EXAMPLES: tuple[tuple[int, int, int], ...] = (

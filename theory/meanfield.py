@@ -21,8 +21,8 @@ measure the same three quantities (and the argmax accuracy) with exact BP, avera
 samples, nodes and several rule draws, with standard errors, so that the theory can be checked
 against them.
 
-Example
--------
+Examples
+--------
 >>> prof = profile(v=32, n_classes=32, m=8, s=2, L=5, eps=0.3)
 >>> prof.u.shape, round(float(prof.u[0]), 3)      # (L+1,), level 0 is the input
 ((6,), 0.7)
@@ -41,6 +41,20 @@ import numpy as np
 
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
+
+__all__ = [
+    "check_parameters",
+    "upward_map",
+    "downward_map",
+    "marginal",
+    "MeanFieldProfile",
+    "profile",
+    "slope_at_one",
+    "upward_fixed_point",
+    "critical_eps",
+    "large_v_upward_map",
+    "critical_line",
+]
 
 ArrayLike = float | Sequence[float] | np.ndarray
 

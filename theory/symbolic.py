@@ -34,8 +34,8 @@ towards ``eps*``. :func:`reference_checks` compares the results with the closed 
 from its own exact value (``u*`` at ``v = 10**12`` is ``1e-12``, not ``1 - float(eps*)``).
 :func:`scaling_constants` adds ``F''(u*)`` and Koenigs' coefficient.
 
-Example
--------
+Examples
+--------
 >>> cp = critical_point(v=32, m=8, s=2)
 >>> cp.eps_star, round(cp.eps_star_float, 4), cp.fprime_1, cp.transition
 (17/24, 0.7083, 16/33, True)
@@ -63,6 +63,26 @@ import sympy as sp
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 from hiergrammar.validation import InputError
+
+__all__ = [
+    "Sym",
+    "Step",
+    "Section",
+    "Derivation",
+    "TITLE",
+    "EXACT_MAX_S",
+    "derivation",
+    "upward_map_function",
+    "downward_map_function",
+    "marginal_function",
+    "check_parameters",
+    "fixed_point_polynomial",
+    "CriticalPoint",
+    "critical_point",
+    "Check",
+    "reference_forms",
+    "reference_checks",
+]
 
 
 class Sym:

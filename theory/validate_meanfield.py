@@ -32,6 +32,8 @@ from hiergrammar.theory.meanfield import critical_eps, profile
 
 from hiergrammar.experiments.beliefs import bp_profile
 
+__all__ = ["run_validation", "format_report"]
+
 
 def run_validation(
     v: int = 32,

@@ -8,11 +8,11 @@ use.
 * :func:`forward_backward`, :func:`forward_backward_latent` — noise images to step ``t`` of a
   respaced chain and denoise them back (``hiergrammar.vision.pipeline``);
 * :func:`load_diffusion`, :class:`DiffusionModel` — offline model loading
-(``hiergrammar.vision.models``);
+  (``hiergrammar.vision.models``);
 * :func:`convert_adm_checkpoint`, :func:`adm_config`, :func:`adm_to_diffusers` — OpenAI
   guided-diffusion checkpoints as diffusers models (``hiergrammar.vision.adm``);
 * :func:`load_image_folder`, :func:`image_folder_dataset` — start images
-(``hiergrammar.vision.data``);
+  (``hiergrammar.vision.data``);
 * :func:`sample_image_folder`, :func:`forward_backward_sharded` — multi-GPU runs
   (``hiergrammar.vision.distributed``);
 * :func:`load_classifier`, :func:`classifier_layers` — torchvision classifiers and the paper's

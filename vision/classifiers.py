@@ -45,6 +45,22 @@ from hiergrammar.validation import InputError
 if TYPE_CHECKING:  # torch is imported lazily so that importing the layer lists stays cheap
     import torch
 
+__all__ = [
+    "ClassifierSpec",
+    "CLASSIFIERS",
+    "classifier_names",
+    "classifier_layers",
+    "logits_layer",
+    "classifier_weights",
+    "weights_url",
+    "default_weights_path",
+    "build_classifier",
+    "imagenet_preprocess",
+    "load_classifier",
+    "load_module_folder",
+    "default_layers",
+]
+
 
 @dataclass(frozen=True)
 class ClassifierSpec:

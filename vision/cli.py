@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+__all__ = ["register"]
+
 _GROUPS = ["hiergrammar.vision.cli_sample", "hiergrammar.vision.cli_probe"]
 
 

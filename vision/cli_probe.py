@@ -55,6 +55,8 @@ import numpy as np
 
 from hiergrammar.validation import InputError, check_float, check_int
 
+__all__ = ["IMAGE_SUFFIXES", "METADATA_NAMES", "ImageSet", "run_probe", "register"]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 METADATA_NAMES = ("metadata.json", "meta.json")
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from hiergrammar.validation import InputError
 
+__all__ = ["register"]
+
 #: ``--dtype`` choices: names of torch dtypes (strings, so that torch is not imported here)
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 

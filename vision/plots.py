@@ -35,6 +35,8 @@ import numpy as np
 from hiergrammar.artifacts import save_figure
 from hiergrammar.validation import InputError
 
+__all__ = ["load_probe_data", "plot_probe", "plot_probe_files"]
+
 _BANDS = ("none", "sem", "std")
 
 

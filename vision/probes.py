@@ -53,6 +53,19 @@ import torch
 from hiergrammar.artifacts import progress
 from hiergrammar.validation import InputError, check_int
 
+__all__ = [
+    "resolve_layers",
+    "LayerRecorder",
+    "iter_batches",
+    "RunningMoments",
+    "LayerStats",
+    "activation_stats",
+    "Standardiser",
+    "cosine_similarity",
+    "ProbeResult",
+    "probe_similarity",
+]
+
 Images = Any  # torch.Tensor (n, ...), np.ndarray (n, ...), or a sequence of items (...)
 Preprocess = Callable[[torch.Tensor], torch.Tensor]
 

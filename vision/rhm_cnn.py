@@ -58,6 +58,22 @@ from hiergrammar.artifacts import progress
 from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.validation import InputError, check_choice, check_float, check_int, check_seed
 
+__all__ = [
+    "leaf_grid",
+    "encode",
+    "leaf_values",
+    "decode",
+    "TreeConv1d",
+    "TreeCNN",
+    "save_tree_cnn",
+    "load_tree_cnn",
+    "torch_threads",
+    "predict",
+    "accuracy",
+    "TrainResult",
+    "train_tree_cnn",
+]
+
 _LAYOUTS = ("1d", "2d")
 
 

@@ -57,6 +57,8 @@ from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM, RHMSample
 from hiergrammar.sampling import posterior_sample
 
+__all__ = ["eps_resample", "critical_eps", "RHMProbe", "probe_rhm", "probe_eps_grid"]
+
 # --------------------------------------------------------------------------------------------
 # Forward-backward resampling
 

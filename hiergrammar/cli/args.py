@@ -27,6 +27,21 @@ from typing import Any
 from hiergrammar.artifacts import check_output_dir, check_output_file, dumps_json
 from hiergrammar.validation import check_float, check_int, check_seed
 
+__all__ = [
+    "RHM_DEFAULTS",
+    "add_check",
+    "run_checks",
+    "set_handler",
+    "add_rhm_arguments",
+    "add_seed_argument",
+    "add_out_argument",
+    "add_force_argument",
+    "add_json_argument",
+    "add_int_check",
+    "add_float_check",
+    "print_json",
+]
+
 Check = Callable[[argparse.Namespace], None]
 Handler = Callable[[argparse.Namespace], int | None]
 

@@ -26,6 +26,8 @@ from hiergrammar.cli.args import (
     set_handler,
 )
 
+__all__ = ["AGREE", "DISAGREE", "INPUT_ERROR", "ENGINE_ERROR", "register", "exit_code", "run"]
+
 #: Exit codes.
 AGREE, DISAGREE, INPUT_ERROR, ENGINE_ERROR = 0, 1, 2, 3
 

@@ -12,6 +12,8 @@ from hiergrammar.cli.args import (
 )
 from hiergrammar.reproduce import STEP_NAMES
 
+__all__ = ["register", "run"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` command to ``subparsers``."""

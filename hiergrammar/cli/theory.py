@@ -32,6 +32,8 @@ from hiergrammar.cli.args import (
     set_handler,
 )
 
+__all__ = ["VALIDATE_GRIDS", "critical", "derive", "validate", "register"]
+
 
 def critical(args: argparse.Namespace) -> int:
     from hiergrammar.theory.symbolic import critical_point

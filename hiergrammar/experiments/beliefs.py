@@ -27,6 +27,8 @@ from hiergrammar.noise import diffusion_evidence, eps_evidence
 from hiergrammar.rhm import RHM, check_parameters
 from hiergrammar.validation import InputError, check_int, check_real_array, check_seed
 
+__all__ = ["true_beliefs", "BPProfile", "bp_profile", "bp_profile_diffusion"]
+
 ArrayLike = float | Sequence[float] | np.ndarray
 
 

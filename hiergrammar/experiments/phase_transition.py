@@ -25,6 +25,8 @@ from hiergrammar.experiments.beliefs import BPProfile, bp_profile, bp_profile_di
 from hiergrammar.noise import continuous_alpha_bar
 from hiergrammar.validation import check_choice
 
+__all__ = ["accuracy_vs_noise"]
+
 Noise = Literal["eps", "diffusion"]
 
 

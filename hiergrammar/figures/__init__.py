@@ -19,3 +19,5 @@ skipped, with the install hint, and runs the others.
 Dependencies run one way: core <- theory <- vision <- figure steps, ``reproduce`` and the CLI.
 A step module imports its heavy dependencies (torch) inside ``compute_*`` only.
 """
+
+__all__ = []

@@ -42,6 +42,19 @@ if TYPE_CHECKING:
 
     from hiergrammar.vision.rhm_probe import RHMProbe
 
+__all__ = [
+    "REQUIRES",
+    "EXTRA",
+    "CNNProbeSizes",
+    "FULL",
+    "QUICK",
+    "CNNProbeResult",
+    "compute_cnn_probe",
+    "plot_cnn_probe",
+    "describe_cnn_probe",
+    "reproduce_step",
+]
+
 REQUIRES: tuple[str, ...] = ("torch",)
 EXTRA: str | None = "vision"
 

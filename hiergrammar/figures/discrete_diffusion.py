@@ -59,6 +59,29 @@ from hiergrammar.validation import check_int
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+__all__ = [
+    "REQUIRES",
+    "EXTRA",
+    "PROCESSES",
+    "COMMAND",
+    "DiscreteDiffusionSizes",
+    "FULL",
+    "QUICK",
+    "EXAMPLE",
+    "DiscreteDiffusionResult",
+    "compute_discrete_diffusion",
+    "plot_unchanged",
+    "plot_correlations",
+    "plot_susceptibility",
+    "plot_masked_reconstruction",
+    "describe_unchanged",
+    "describe_correlations",
+    "describe_susceptibility",
+    "describe_masked_reconstruction",
+    "reproduce_step",
+    "main",
+]
+
 REQUIRES: tuple[str, ...] = ()
 EXTRA: str | None = None
 

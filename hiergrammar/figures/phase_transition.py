@@ -34,6 +34,20 @@ from hiergrammar.experiments.phase_transition import accuracy_vs_noise
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+__all__ = [
+    "REQUIRES",
+    "EXTRA",
+    "PhaseTransitionSizes",
+    "FULL",
+    "QUICK",
+    "PhaseTransitionResult",
+    "mean_field_eps_star",
+    "compute_phase_transition",
+    "plot_phase_transition",
+    "describe_phase_transition",
+    "reproduce_step",
+]
+
 REQUIRES: tuple[str, ...] = ()
 EXTRA: str | None = None
 

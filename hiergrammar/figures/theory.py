@@ -43,6 +43,28 @@ from hiergrammar.theory.meanfield import critical_eps, critical_line, profile
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+__all__ = [
+    "REQUIRES",
+    "EXTRA",
+    "phase_diagram_data",
+    "plot_phase_diagram",
+    "profiles_data",
+    "plot_profiles",
+    "spread_data",
+    "plot_spread",
+    "times_for_eps_eff",
+    "diffusion_data",
+    "plot_diffusion",
+    "PhaseDiagramPanel",
+    "TheorySizes",
+    "FULL",
+    "QUICK",
+    "TheoryResult",
+    "compute_theory",
+    "describe_theory",
+    "reproduce_step",
+]
+
 REQUIRES: tuple[str, ...] = ()
 EXTRA: str | None = None
 
