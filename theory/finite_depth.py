@@ -67,6 +67,28 @@ from hiergrammar.bp import upward_pass
 from hiergrammar.rhm import RHM, RHMSample, check_parameters
 from hiergrammar.validation import check_float, check_int, check_seed
 
+__all__ = [
+    "LEVELS",
+    "STORED_RESULT",
+    "ScalingPrediction",
+    "class_curve_point",
+    "crossings",
+    "draw_instance",
+    "fit_exponent",
+    "load_stored",
+    "main",
+    "mean_curve",
+    "meanfield_crossings",
+    "measure_class_transition",
+    "poincare_function",
+    "population_transition",
+    "run_finite_depth",
+    "scaling_figure_data",
+    "scaling_prediction",
+    "successive_depth_crossings",
+    "summarise",
+]
+
 #: Levels of the normalised class belief at which crossings are measured; the width is taken
 #: between the first and the last.
 LEVELS = (0.25, 0.5, 0.75)

@@ -76,6 +76,12 @@ from hiergrammar.validation import (
     check_seed,
 )
 
+__all__ = [
+    "PopulationProfile",
+    "draw_tables",
+    "profile",
+]
+
 ArrayLike = float | Sequence[float] | np.ndarray
 
 #: Bytes of temporaries per rule entry in one BP step (the gathered messages, their products

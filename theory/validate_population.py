@@ -46,6 +46,18 @@ from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM
 from hiergrammar.validation import check_int, check_seed
 
+__all__ = [
+    "KINDS",
+    "STORED_RESULT",
+    "bp_belief_samples",
+    "ks_distance",
+    "load_stored",
+    "main",
+    "recheck_worst",
+    "run_validation",
+    "summarise",
+]
+
 KINDS = ("u", "d", "p", "accuracy")
 
 
