@@ -209,8 +209,9 @@ def _rule_table(grammar: Any, level: int) -> np.ndarray:
     """``(card_l,) + (card_{l-1},) * s``: the summed probabilities of each parent's rules that
     produce each tuple (a tuple listed twice under one parent adds up)."""
     rules = np.asarray(grammar.rules[level])
-    probs = np.asarray(grammar.rule_probs[level], dtype=np.float64)
     card, m, s = rules.shape
+    weights = getattr(grammar, "rule_probs", None)  # a grammar without them: uniform rules
+    probs = np.full((card, m), 1.0 / m) if weights is None else np.asarray(weights[level], float)
     table = np.zeros((card,) + (int(grammar.card(level - 1)),) * s)
     parents = np.repeat(np.arange(card), m)
     np.add.at(table, (parents,) + tuple(rules.reshape(-1, s).T), probs.reshape(-1))
@@ -221,8 +222,9 @@ def _check_evidence(grammar: Any, evidence: Any, root_prior: Any) -> tuple[Any, 
     from hiergrammar.evidence import check_leaf_evidence, check_root_prior
 
     ev = None if evidence is None else check_leaf_evidence(grammar, evidence, single=True)[0]
-    prior = grammar.root_prior if root_prior is None else root_prior
-    return ev, check_root_prior(grammar, prior)
+    if root_prior is None:
+        root_prior = getattr(grammar, "root_prior", None)
+    return ev, check_root_prior(grammar, root_prior)
 
 
 def grammar_model(
@@ -426,11 +428,12 @@ def exact_solution(grammar: Any, evidence: Any = None, root_prior: Any = None) -
     if ev is None:
         ev = np.ones((int(grammar.d), int(grammar.card(0))))
     widths = [int(grammar.width(l)) for l in range(int(grammar.L) + 1)]
+    cards = tuple(int(grammar.card(l)) for l in range(int(grammar.L) + 1))
     try:
         # When hiergrammar.bp.tree_bp takes weighted grammars, this one line becomes
         # ``result = tree_bp(grammar, ev[None], prior)``.
         result = kernels.entry("numba", "tree_bp")(
-            grammar.rules, grammar.rule_probs, grammar.cards, ev[None], prior
+            grammar.rules, getattr(grammar, "rule_probs", None), cards, ev[None], prior
         )
     except ZeroEvidenceError:
         nan = tuple(

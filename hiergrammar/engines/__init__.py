@@ -43,6 +43,7 @@ __all__ = [
     "DEFECTS",
     "ENGINES",
     "GRAMMAR_ENGINES",
+    "GRAMMAR_PREIMPORTS",
     "EngineInconsistent",
     "EngineOutput",
     "EngineSpec",
@@ -92,6 +93,8 @@ class EngineSpec:
         Whether it reads the UAI file itself (else it takes our parse of it).
     grammar : bool
         Whether :mod:`hiergrammar.crosscheck` also runs it on a grammar in-process.
+    preimport : str
+        The module to import before timing the engine (default: ``library``).
     """
 
     name: str
@@ -101,6 +104,7 @@ class EngineSpec:
     gives_log_z: bool
     reads_file: bool = False
     grammar: bool = False
+    preimport: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ ENGINES: dict[str, EngineSpec] = {
             "pgmpy UAIReader, VariableElimination.query per variable",
             gives_log_z=True,
             reads_file=True,
+            preimport="pgmpy.inference",
         ),
         EngineSpec(
             "pgmpy_bp",
@@ -146,6 +151,7 @@ ENGINES: dict[str, EngineSpec] = {
             "pgmpy UAIReader, BeliefPropagation (junction tree) calibrated once",
             gives_log_z=False,
             reads_file=True,
+            preimport="pgmpy.inference",
         ),
         EngineSpec(
             "pyagrum_uai",
@@ -154,6 +160,7 @@ ENGINES: dict[str, EngineSpec] = {
             "pyAgrum loadMRF, ShaferShenoyMRFInference",
             gives_log_z=False,
             reads_file=True,
+            preimport="pyagrum.markov_random_field",
         ),
         EngineSpec(
             "pyagrum_mrf",
@@ -161,6 +168,7 @@ ENGINES: dict[str, EngineSpec] = {
             "hiergrammar.engines.pyagrum_uai",
             "pyAgrum MarkovRandomField built from our parse, ShaferShenoyMRFInference",
             gives_log_z=False,
+            preimport="pyagrum.markov_random_field",
         ),
         EngineSpec(
             "pygms_jtree",
@@ -186,6 +194,7 @@ ENGINES: dict[str, EngineSpec] = {
             "pomegranate FactorGraph (torch, float64), loopy BP for the tree's diameter",
             gives_log_z=False,
             grammar=True,
+            preimport="pomegranate.factor_graph",
         ),
     )
 }
@@ -281,6 +290,13 @@ def runner(name: str) -> Callable[..., EngineOutput]:
 # -- the engines that hiergrammar.crosscheck runs on a grammar in-process --------------------------
 #: Engine names that :mod:`hiergrammar.crosscheck` runs too.
 GRAMMAR_ENGINES: tuple[str, ...] = tuple(name for name, spec in ENGINES.items() if spec.grammar)
+
+#: Modules :mod:`hiergrammar.crosscheck` imports before timing these engines (seconds each).
+GRAMMAR_PREIMPORTS: dict[str, str] = {
+    "pygms_jtree": "pygms",
+    "funsor": "funsor",
+    "pomegranate_bp": "pomegranate.factor_graph",
+}
 
 
 def grammar_runner(name: str) -> Callable:

@@ -240,7 +240,7 @@ def suite_specs(small: bool = False) -> list[InstanceSpec]:
                 (np.random.default_rng(seed + 3).uniform(0.0, 1.0, (9, 2)) + 0.01) * 1e-3,
                 None,
             ),
-            note="the model that broke pgmpy's BeliefPropagation (root [0.112, 0.888])",
+            note="the kind of model that broke pgmpy's BeliefPropagation: Z far below 1e-8",
             small=True,
         ),
         InstanceSpec(

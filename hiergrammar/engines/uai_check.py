@@ -436,6 +436,21 @@ def _check_engines(engines: Any) -> list[str]:
     return [e for e in ENGINES if e in names]
 
 
+def _preimport(names: Sequence[str]) -> None:
+    """Import the engines' libraries before timing them (pgmpy and torch take seconds)."""
+    import importlib
+
+    for name in names:
+        spec = ENGINES[name]
+        if available(name) is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    importlib.import_module(spec.preimport or spec.library)
+                except ImportError:
+                    pass  # the engine reports itself as failed
+
+
 def _describe(instance: UAIInstance) -> dict[str, Any]:
     model = instance.model
     out = {
@@ -500,6 +515,7 @@ def check_uai(
     instances = [load_instance(file, info) for file, info in found]  # all checked first
     for instance in instances:
         instance.max_seconds = max_seconds
+    _preimport(names)
     results = []
     steps = [(i, e) for i in instances for e in names]
     for instance, engine in progress(steps, desc="crosscheck --uai", total=len(steps)):
