@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from hiergrammar import RHM, InputError, graphs
+from hiergrammar import RHM, Grammar, InputError, graphs
 from hiergrammar.families import filtered_grammar, sparse_rhm
 from hiergrammar.uai import (
     UAIModel,
@@ -34,7 +34,15 @@ GRAMMARS = {
     "rhm": lambda: RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0),
     "zipf": lambda: RHM(v=3, n_classes=2, m=3, s=2, L=2, seed=1, rule_law="zipf", zipf_a=1.5),
     "ambiguous": lambda: RHM(v=3, n_classes=3, m=3, s=2, L=2, seed=2, shared_tuples=True),
-    "per_level": lambda: RHM(v=[3, 4], n_classes=2, m=[2, 3], s=2, L=2, seed=3),
+    "per_level": lambda: Grammar(
+        {
+            1: np.random.default_rng(3).integers(0, 3, (4, 2, 2)),  # 4 symbols over 3 leaves
+            2: np.random.default_rng(4).integers(0, 4, (2, 3, 2)),  # 2 classes over 4 symbols
+        },
+        {1: np.full((4, 2), 0.5), 2: [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]},
+        root_prior=[0.3, 0.7],
+        v=3,
+    ),
     "sparse": lambda: sparse_rhm(v=2, n_classes=2, m=2, s=2, s0=1, L=1, seed=0),
     "filtered": lambda: filtered_grammar(q=2, L=2, sigma=1.0, k=1, seed=0),
 }
