@@ -4,8 +4,9 @@
 :func:`hiergrammar.uai.to_uai` (model, ``.MAR``, ``.PR``) and an index ``index.json`` that
 describes each one: its files, the grammar family, parameters and seeds, the evidence, the
 sizes (variables, factors, largest cardinality and factor, entries, bytes), the difficulty
-grade, flags, the exact ``log10 Z``, pgmpy's estimated reading time, and the name ``h{l}_{i}``
-of every variable number.
+grade, flags, the exact ``log10 Z`` (``null`` with ``"consistent": false`` for evidence of
+probability zero: strict JSON has no ``-inf``), pgmpy's estimated reading time, and the name
+``h{l}_{i}`` of every variable number.
 
 Grades
 ------
