@@ -160,6 +160,7 @@ def _chain(tmp_path, n=40):
     return tmp_path / "chain.uai"
 
 
+@pytest.mark.slow
 def test_pomegranate_early_stop_and_the_workaround(tmp_path):
     pytest.importorskip("pomegranate")
     path = _chain(tmp_path)
