@@ -18,6 +18,9 @@ engine                    what runs
                           as likelihoods (skipped if pyAgrum is not installed)
 ``brute_force``           :func:`hiergrammar.bruteforce.brute_force_marginals`: every tree
                           enumerated (skipped, with the reason, above its tree bound)
+``pygms_jtree``,          pyGMs' junction tree, funsor's sum-product and pomegranate's factor-
+``funsor``,               graph BP on the grammar's UAI model built in memory
+``pomegranate_bp``        (:mod:`hiergrammar.engines`; skipped if their library is missing)
 ========================  =====================================================================
 
 The reference is brute force when it ran, else ``tree_bp``. Log evidence is
@@ -96,6 +99,7 @@ from typing import Any
 
 import numpy as np
 
+from hiergrammar import engines as _extra_engines
 from hiergrammar import graphs
 from hiergrammar.artifacts import progress
 from hiergrammar.evidence import check_leaf_evidence, check_root_prior
@@ -124,8 +128,9 @@ __all__ = [
     "overall_verdict",
 ]
 
-#: Engines in run order.
+#: Engines in run order (the last ones come from :mod:`hiergrammar.engines`).
 ENGINES = ("tree_bp", "pgmpy_bp", "pgmpy_bp_mp", "pgmpy_ve", "pyagrum_lazy", "brute_force")
+ENGINES += _extra_engines.GRAMMAR_ENGINES
 
 #: Default tolerance on ``|Δ marginal|`` and ``|Δ log evidence|``.
 TOLERANCE = 1e-9
@@ -149,6 +154,7 @@ COST_MODELS: dict[str, dict[str, float]] = {
     "pgmpy_ve": {"intercept": 1.9e-3, "V": 6.8e-5, "V2": 6.6e-4, "V3": 2.1e-6, "VC": 9.7e-9},
     "pyagrum_lazy": {"intercept": 2.8e-4, "V": 2.7e-4, "V2": 3.8e-7, "C": 6.2e-8},
     "brute_force": {"intercept": 5.5e-4, "TN": 1.8e-8},
+    **_extra_engines.grammar_cost_models(),
 }
 
 
@@ -516,6 +522,7 @@ RUNNERS: dict[str, Callable] = {
     "pgmpy_ve": run_pgmpy_ve,
     "pyagrum_lazy": run_pyagrum_lazy,
     "brute_force": run_brute_force,
+    **{name: _extra_engines.grammar_runner(name) for name in _extra_engines.GRAMMAR_ENGINES},
 }
 
 
@@ -526,6 +533,7 @@ def _preimport(engines: Sequence[str]) -> None:
         "pgmpy_bp_mp": "pgmpy.inference",
         "pgmpy_ve": "pgmpy.inference",
         "pyagrum_lazy": "pyagrum",
+        **_extra_engines.GRAMMAR_PREIMPORTS,
     }
     for engine in engines:
         if engine in modules:

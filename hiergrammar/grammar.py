@@ -1066,6 +1066,25 @@ class Grammar:
 
         save_grammar(self, path)
 
+    def to_uai(self, path: str | os.PathLike, evidence: Any = None, **options: Any) -> Any:
+        """Write the grammar with one set of soft leaf evidence as a UAI instance with its
+        exact answers (``path``, ``path + ".MAR"``, ``path + ".PR"``); see
+        :func:`hiergrammar.uai.to_uai`, which takes the ``options``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> g = Grammar({1: np.array([[[0, 1], [1, 0]]])}, rule_probs={1: [[0.25, 0.75]]})
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     files = g.to_uai(pathlib.Path(tmp) / "g.uai", evidence=[[1.0, 0.0], [0.0, 1.0]])
+        ...     log10_z = float(files.pr.read_text().split()[1])
+        >>> round(log10_z, 9), round(float(np.log10(0.25)), 9)   # P(x = (0, 1)) = 0.25
+        (-0.602059991, -0.602059991)
+        """
+        from hiergrammar.uai import to_uai
+
+        return to_uai(self, path, evidence, **options)
+
     def _save_params(self) -> dict[str, Any] | None:
         """Constructor parameters restored by the loader (``None``: a plain grammar)."""
         return None

@@ -4,6 +4,7 @@ Examples::
 
     hiergrammar crosscheck --v 4 --n-classes 2 --m 2 --s 2 --L 2 --seed 0 --eps 0.3
     hiergrammar crosscheck --v 8 --m 3 --L 3 --engines tree_bp pyagrum_lazy pgmpy_bp --json
+    hiergrammar crosscheck --uai uai_instances          # every engine on UAI instances
 
 Exit codes: 0 when every engine that ran agrees with the reference within ``--tol`` (skipped
 engines do not count); 1 when some engine's numbers differ beyond ``--tol`` (this wins over an
@@ -15,6 +16,7 @@ result to stdout.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hiergrammar.cli.args import (
     add_float_check,
@@ -35,6 +37,7 @@ AGREE, DISAGREE, INPUT_ERROR, ENGINE_ERROR = 0, 1, 2, 3
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``crosscheck`` command to ``subparsers``."""
     from hiergrammar.crosscheck import ENGINES, TOLERANCE
+    from hiergrammar.engines import ENGINES as UAI_ENGINES
 
     parser = subparsers.add_parser(
         "crosscheck",
@@ -55,7 +58,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_float_check(parser, "eps", "--eps", 0.0, 1.0)
     parser.add_argument(
-        "--engines", nargs="+", choices=ENGINES, default=None, help="engines to run (default: all)"
+        "--engines",
+        nargs="+",
+        choices=ENGINES + tuple(e for e in UAI_ENGINES if e not in ENGINES),
+        default=None,
+        help="engines to run (default: all; with --uai, those of hiergrammar.engines)",
+    )
+    parser.add_argument(
+        "--uai",
+        type=Path,
+        default=None,
+        metavar="FILE_OR_DIR",
+        help="check the engines on UAI instances (a .uai file with .MAR/.PR answers, or a "
+        "folder such as 'hiergrammar instances' writes) instead of one RHM datum",
+    )
+    parser.add_argument(
+        "--no-workarounds",
+        action="store_true",
+        help="with --uai, run engines without the workarounds of their known defects",
     )
     parser.add_argument(
         "--max-trees",
@@ -94,6 +114,10 @@ def exit_code(results: list, tol: float) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.uai is not None:
+        from hiergrammar.cli.crosscheck_uai import run_uai
+
+        return run_uai(args)
     from hiergrammar.crosscheck import crosscheck, format_table
     from hiergrammar.noise import eps_evidence
     from hiergrammar.rhm import RHM
