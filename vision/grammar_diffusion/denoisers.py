@@ -13,7 +13,9 @@ the Gaussian family) and the process times ``t`` ``(n,)``, and return float32 lo
   likelihood ``P(x_t,i | x_0,i)`` (``process.leaf_likelihood``) enters exact tree belief
   propagation on the grammar, and the logits are the logs of the level-0 marginals. It never
   gives the true symbol probability 0, so its denoising loss is finite and, in expectation over
-  the data, no learned model's is lower. Impossible symbols get ``-inf``.
+  the data, no learned model's is lower. Impossible symbols get ``-inf``. An observation no
+  string of the grammar produces (off the process only) gets its normalised leaf likelihood,
+  counted in ``impossible`` (``strict=True`` raises instead).
 
 :class:`~hiergrammar.vision.grammar_diffusion.sampler` runs either kind in the same reverse
 process.
@@ -166,6 +168,10 @@ class ExactDenoiser(Denoiser):
         BP message precision.
     device : str or torch.device, optional
         Where the ``"torch"`` backend computes (default: the CPU).
+    strict : bool
+        Raise :class:`~hiergrammar.ZeroEvidenceError` on an observation no string of the
+        grammar produces, instead of answering with its normalised leaf likelihood (see
+        :meth:`leaf_marginals`).
 
     Raises
     ------
@@ -193,6 +199,7 @@ class ExactDenoiser(Denoiser):
         backend: str = "auto",
         dtype: type = np.float64,
         device: Any = None,
+        strict: bool = False,
     ):
         if not isinstance(diffusion, Diffusion):
             raise InputError(f"diffusion must be a Diffusion, got {type(diffusion).__name__}")
@@ -214,6 +221,9 @@ class ExactDenoiser(Denoiser):
         if dtype not in (np.float32, np.float64):
             raise InputError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
         self.grammar, self.diffusion, self.backend, self.dtype = grammar, diffusion, backend, dtype
+        self.strict = bool(strict)
+        #: Observations answered without a posterior (no string of the grammar produces them).
+        self.impossible = 0
         if backend == "torch":
             from hiergrammar.vision.device import resolve_device
 
@@ -221,28 +231,9 @@ class ExactDenoiser(Denoiser):
         else:
             self.device = torch.device("cpu")
 
-    def leaf_marginals(self, observation: np.ndarray, t: np.ndarray) -> torch.Tensor:
-        """``P(x_0,i = b | x_t)``, ``(n, d, v)``, for a numpy observation and times ``(n,)``.
-
-        Parameters
-        ----------
-        observation : numpy.ndarray
-            ``(n, d)`` ints, or ``(n, d, v)`` floats for the Gaussian family.
-        t : numpy.ndarray
-            ``(n,)`` process times.
-
-        Returns
-        -------
-        torch.Tensor
-            float64 ``(n, d, v)`` on :attr:`device`; rows sum to 1.
-
-        Raises
-        ------
-        ZeroEvidenceError
-            When no string of the grammar is compatible with an observation.
-        """
+    def _bp(self, evidence: np.ndarray) -> torch.Tensor:
+        """Level-0 marginals of leaf evidence ``(n, d, v)`` as float64 on :attr:`device`."""
         g = self.grammar
-        evidence = self.diffusion.process.leaf_likelihood(observation, t, dtype=self.dtype)
         if self.backend == "numpy":
             from hiergrammar.bp import tree_bp
 
@@ -264,6 +255,50 @@ class ExactDenoiser(Denoiser):
             **kwargs,
         )
         return torch.as_tensor(result.marginals[0], dtype=torch.float64, device=self.device)
+
+    def leaf_marginals(self, observation: np.ndarray, t: np.ndarray) -> torch.Tensor:
+        """``P(x_0,i = b | x_t)``, ``(n, d, v)``, for a numpy observation and times ``(n,)``.
+
+        An observation that no string of the grammar can produce (possible only off the
+        process: a learned model's string, or leaves revealed together by a coarse masked
+        sampler) has no posterior; its rows are the normalised leaf likelihood (the posterior
+        under a uniform prior over all strings), and :attr:`impossible` counts them (with
+        ``strict=True`` a :class:`~hiergrammar.ZeroEvidenceError` is raised instead).
+
+        Parameters
+        ----------
+        observation : numpy.ndarray
+            ``(n, d)`` ints, or ``(n, d, v)`` floats for the Gaussian family.
+        t : numpy.ndarray
+            ``(n,)`` process times.
+
+        Returns
+        -------
+        torch.Tensor
+            float64 ``(n, d, v)`` on :attr:`device`; rows sum to 1.
+
+        Raises
+        ------
+        ZeroEvidenceError
+            With ``strict=True``, naming the observations no string of the grammar produces.
+        """
+        from hiergrammar.validation import ZeroEvidenceError
+
+        evidence = self.diffusion.process.leaf_likelihood(observation, t, dtype=self.dtype)
+        fallback = evidence.astype(np.float64) / evidence.sum(axis=-1, keepdims=True)
+        out = torch.as_tensor(fallback, device=self.device)
+        alive = np.arange(evidence.shape[0])
+        while alive.size:
+            try:
+                out[torch.as_tensor(alive, device=self.device)] = self._bp(evidence[alive])
+                break
+            except ZeroEvidenceError as err:
+                if self.strict:
+                    raise ZeroEvidenceError(alive[np.asarray(err.samples)], err.reason) from None
+                bad = alive[np.asarray(err.samples, dtype=np.int64)]
+                self.impossible += int(bad.size)
+                alive = np.setdiff1d(alive, bad)
+        return out
 
     @torch.no_grad()
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
