@@ -229,6 +229,7 @@ def train_denoiser(
     num_threads: int | None = None,
     show_progress: bool | None = None,
     accelerator: Any = None,
+    until: int | None = None,
 ) -> TrainingResult:
     """Train ``network`` as a denoiser of ``diffusion`` on the strings ``x_train``.
 
@@ -256,6 +257,10 @@ def train_denoiser(
         Progress bar (default: on a terminal, see :func:`hiergrammar.artifacts.progress`).
     accelerator : accelerate.Accelerator, optional
         Use this one instead of building one from ``device``.
+    until : int, optional
+        Stop after this many steps in all (``<= config.steps``), writing a checkpoint there if
+        ``checkpoint_dir`` is given: a run to be continued later with ``resume=True`` (the
+        learning-rate schedule is that of ``config.steps``).
 
     Returns
     -------
@@ -293,6 +298,7 @@ def train_denoiser(
         "data": {"n_train": int(x_train.shape[0]), "sha256": data_digest(x_train)},
         "training": dataclasses.asdict(config),
     }
+    stop = config.steps if until is None else check_int("until", until, 1, config.steps)
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     checkpoint = read_checkpoint(folder) if folder is not None else None
     if checkpoint is not None and not resume:
@@ -325,9 +331,9 @@ def train_denoiser(
     with torch_threads(num_threads):
         model.train()
         steps = progress(
-            range(start, config.steps),
+            range(start, stop),
             desc=f"train {architecture} ({diffusion.name})",
-            total=config.steps - start,
+            total=max(0, stop - start),
             disable=None if show_progress is None else not show_progress,
         )
         for step in steps:
@@ -355,7 +361,7 @@ def train_denoiser(
                 steps.set_postfix(loss=f"{value:.4f}")
             done = step + 1
             due = config.checkpoint_every and done % config.checkpoint_every == 0
-            if folder is not None and (due or done == config.steps):
+            if folder is not None and (due or done == stop):
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     state = dict(expected, step=done, losses=losses)
@@ -374,7 +380,7 @@ def train_denoiser(
         diffusion=diffusion,
         config=config,
         losses=losses,
-        steps_done=config.steps,
+        steps_done=max(stop, start),
         seconds=seconds,
         checkpoint=last_saved,
     )
