@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_GROUPS = ["hiergrammar.vision.cli_sample", "hiergrammar.vision.cli_probe"]
+_GROUPS = [
+    "hiergrammar.vision.cli_sample",
+    "hiergrammar.vision.cli_probe",
+    "hiergrammar.vision.grammar_diffusion.cli",
+]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

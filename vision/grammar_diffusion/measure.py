@@ -15,6 +15,8 @@ shared by all), so that every difference comes from the denoisers.
   between 1 and chance; :func:`hiergrammar.experiments.token_changes.class_transition_time`).
 * :func:`generation_stats`: generated strings against the grammar (accepted as a whole and up
   to each level) and against the training set (exact copies).
+* :func:`compare_with_exact`: all three for one trained model, as JSON (what
+  ``hiergrammar vision train-grammar --evaluate`` writes).
 
 Examples
 --------
@@ -50,6 +52,7 @@ from hiergrammar.validation import InputError, check_int, check_real_array, make
 
 __all__ = [
     "DenoisingLosses",
+    "compare_with_exact",
     "ForwardBackwardCurves",
     "GenerationStats",
     "denoising_losses",
@@ -415,3 +418,111 @@ def generation_stats(grammar: Any, strings: np.ndarray, train_x: np.ndarray) -> 
         copied_valid=float(copied[ok].mean()) if ok.any() else float("nan"),
         distinct=float(np.unique(_rows(strings)).size / n),
     )
+
+
+def compare_with_exact(
+    grammar: Any,
+    learned: Denoiser,
+    train_x: np.ndarray,
+    t: Sequence[float] | np.ndarray,
+    *,
+    n_test: int = 2000,
+    n_forward_backward: int = 500,
+    n_generate: int = 1000,
+    steps: int | None = None,
+    seed: int = 0,
+    bp_backend: str = "auto",
+) -> dict[str, Any]:
+    """Every measurement of one learned denoiser against the exact one, as JSON.
+
+    Parameters
+    ----------
+    grammar : Grammar
+        The grammar the model was trained on.
+    learned : Denoiser
+        The trained model (its ``diffusion`` gives the family).
+    train_x : numpy.ndarray
+        ``(P, d)`` its training strings (for the copy rate).
+    t : array_like
+        Times of the loss and forward-backward curves (chain steps for the Gaussian family).
+    n_test, n_forward_backward, n_generate : int
+        Held-out strings of the loss, per time of forward-backward, and strings generated.
+    steps : int, optional
+        Reverse steps (the family's default when None).
+    seed : int
+        Seed of the held-out data and of every draw.
+    bp_backend : str
+        Backend of the exact denoiser (see
+        :class:`~hiergrammar.vision.grammar_diffusion.denoisers.ExactDenoiser`).
+
+    Returns
+    -------
+    dict
+        ``t``, ``loss`` / ``loss_se`` / ``gap`` / ``gap_se`` (``exact`` and ``learned``),
+        ``accepted``, ``unchanged`` (model -> level -> list over t), ``t_star``, ``chance`` and
+        ``generation`` (``exact`` and ``learned``: :meth:`GenerationStats.summary`).
+
+    Raises
+    ------
+    InputError
+        For bad arguments.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> from hiergrammar.vision.grammar_diffusion.diffusions import MaskedDiffusion
+    >>> from hiergrammar.vision.grammar_diffusion.denoisers import ExactDenoiser
+    >>> rhm = RHM(v=6, n_classes=3, m=2, s=2, L=2, seed=0)
+    >>> exact = ExactDenoiser(rhm, MaskedDiffusion(v=6))   # stands in for a trained model
+    >>> out = compare_with_exact(rhm, exact, rhm.sample(10, seed=1).x, [0.5], n_test=50,
+    ...                          n_forward_backward=20, n_generate=20)
+    >>> out["gap"]["learned"], out["generation"]["learned"]["valid"]
+    ([0.0], 1.0)
+    """
+    from hiergrammar.vision.grammar_diffusion.denoisers import ExactDenoiser
+    from hiergrammar.vision.grammar_diffusion.sampler import generate
+
+    n_test = check_int("n_test", n_test, 2)
+    n_forward_backward = check_int("n_forward_backward", n_forward_backward, 1)
+    n_generate = check_int("n_generate", n_generate, 1)
+    states = np.random.SeedSequence(check_int("seed", seed, 0)).generate_state(5)
+    exact = ExactDenoiser(grammar, learned.diffusion, backend=bp_backend)
+    models = {"exact": exact, "learned": learned}
+    held_out = grammar.sample(n_test, seed=int(states[0]))
+    losses = denoising_losses(models, held_out.x, t, seed=int(states[1]))
+    fb_data = grammar.sample(n_forward_backward, seed=int(states[2]))
+    fb = forward_backward_curves(
+        grammar, models, fb_data, losses.t, steps=steps, seed=int(states[3])
+    )
+    generated = {
+        name: generate(den, n_generate, steps=steps, seed=int(states[4]), d=grammar.d)
+        for name, den in models.items()
+    }
+    levels = range(grammar.L + 1)
+    return {
+        "t": losses.t.tolist(),
+        "family": learned.diffusion.config,
+        "loss": {k: v.tolist() for k, v in losses.loss.items()},
+        "loss_se": {k: v.tolist() for k, v in losses.loss_se.items()},
+        "gap": {k: v.tolist() for k, v in losses.gap.items()},
+        "gap_se": {k: v.tolist() for k, v in losses.gap_se.items()},
+        "counted_fraction": losses.counted_fraction.tolist(),
+        "accepted": {k: v.tolist() for k, v in fb.accepted.items()},
+        "unchanged": {
+            k: {str(lv): v[:, lv].tolist() for lv in levels} for k, v in fb.unchanged.items()
+        },
+        "t_star": dict(fb.t_star),
+        "chance": fb.chance,
+        "generation": {
+            name: generation_stats(grammar, strings, train_x).summary()
+            for name, strings in generated.items()
+        },
+        "sizes": {
+            "n_test": n_test,
+            "n_forward_backward": n_forward_backward,
+            "n_generate": n_generate,
+            "n_train": int(np.asarray(train_x).shape[0]),
+            "steps": steps,
+            "seed": seed,
+        },
+    }
