@@ -182,3 +182,25 @@ def test_training_and_exact_denoiser_on_cuda(rhm):
     cpu = ExactDenoiser(rhm, fam)(x_t.cpu(), torch.tensor(0.5))
     torch.testing.assert_close(exact(x_t, torch.tensor(0.5)).cpu(), cpu)
     assert generate(result.denoiser(), 8, seed=0).shape == (8, 4)
+
+
+def test_command_line_trains_resumes_and_evaluates(tmp_path, capsys):
+    from hiergrammar.cli import main
+
+    out = tmp_path / "run"
+    common = ["vision", "train-grammar", "--v", "6", "--n-classes", "3", "--m", "2", "--L", "2"]
+    common += ["--n-train", "64", "--width", "8", "--batch-size", "16", "--lr", "5e-3"]
+    common += ["--warmup-steps", "2", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main([*common, "--steps", "10", "--threads", "1"]) == 0
+    assert main([*common, "--steps", "10"]) == 2  # a checkpoint is there: --resume is needed
+    assert "pass resume=True" in capsys.readouterr().err
+    evaluate = ["--evaluate", "--t", "0.5", "1.0", "--n-test", "40"]
+    evaluate += ["--n-forward-backward", "10", "--n-generate", "20"]
+    assert main([*common, "--steps", "20", "--resume", *evaluate]) == 0
+    printed = capsys.readouterr().out
+    assert "for 20 steps" in printed and "loss gap" in printed
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["t"] == [0.5, 1.0] and evaluation["training"]["steps"] == 20
+    assert set(evaluation["loss"]) == {"exact", "learned"}
+    assert read_checkpoint(out).step == 20 and (out / "grammar.npz").is_file()
+    assert main([*common, "--steps", "5", "--t", "1.5", "--resume"]) == 2  # bad time: no work
