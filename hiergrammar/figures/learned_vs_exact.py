@@ -29,6 +29,13 @@ broad crossover (exact ``P(class unchanged)`` falls from 0.95 at ``t = 0.2`` to 
 steeper drop. Larger grammars and longer training: ``hiergrammar vision train-grammar`` (see the
 README), on GPUs.
 
+Cost of :data:`FULL` (measured): about 20 CPU-seconds of training per model (six models: two
+architectures, three ``P``), run in two processes, and 5 CPU-seconds of measurements: about
+75 s on two idle cores, within the 120 s budget. 1200 steps leave the transformer far from
+converged (in a longer run on another draw of the rules -- width 64, 4000 steps, 2000 strings
+-- its gap fell from about 0.3 to 0.15-0.18 nats per masked leaf); the U-Net is close to BP
+already. :data:`QUICK`: about 7 CPU-seconds, most of it importing torch and drawing.
+
 Needs torch, diffusers and accelerate (the ``vision`` extra); this module imports them inside
 the compute function only.
 
@@ -146,7 +153,7 @@ FULL = LearnedVsExactSizes(
     n_generate=1000,
     workers=2,
     threads=1,
-    budget_seconds=150,
+    budget_seconds=120,
 )
 
 #: Tiny sizes for ``--quick``: barely trained models, every key still written.
@@ -170,7 +177,7 @@ QUICK = LearnedVsExactSizes(
     n_generate=100,
     workers=1,
     threads=1,
-    budget_seconds=15,
+    budget_seconds=10,
     dpi=72,
 )
 
@@ -624,7 +631,8 @@ def describe_learned_vs_exact(result: LearnedVsExactResult) -> str:
     )
     lines.append(
         f"**Forward-backward** ({fb.n} held-out strings per t): class transition time t* "
-        f"(class unchanged half-way between 1 and chance {fb.chance:.3f}): {star}. The exact "
+        f"(where the class of the accepted strings is unchanged half-way between 1 and chance "
+        f"{fb.chance:.3f}): {star}. The exact "
         f"reverse process always lands in the language; fraction accepted for the learned "
         f"models: {accepted}. Fraction unchanged per level (leaves to class) at t = "
         f"{t[i_mid]:.2f}: {levels}."
@@ -651,7 +659,40 @@ def describe_learned_vs_exact(result: LearnedVsExactResult) -> str:
         "training set; a model above it reproduces its training strings. Valid up to level "
         f"0..{z.L} at the largest P: {per_level}."
     )
+    lines.append("")
+    lines.append("**Learned vs exact, in short**: " + " ".join(_verdicts(result)))
     return "\n".join(lines)
+
+
+def _verdicts(result: LearnedVsExactResult) -> list[str]:
+    """One measured sentence per model: loss gap, t*, language, memorisation."""
+    z, loss, fb = result.sizes, result.losses, result.forward_backward
+    exact_copies = [g.copied for g in result.generation["exact"]]
+    out = []
+    for name in result.models:
+        stats = result.generation[name]
+        # copies beyond the exact generator's rate by more than 2 binomial standard errors
+        excess = [
+            P
+            for P, g, base in zip(z.P, stats, exact_copies, strict=True)
+            if g.copied - base
+            > 2 * np.sqrt(max(base * (1 - base), 1e-12) / g.n + g.copied * (1 - g.copied) / g.n)
+        ]
+        shift = fb.t_star[name] - fb.t_star["exact"]
+        out.append(
+            f"{name}: largest loss gap {_fmt(np.nanmax(loss.gap[name]))} nats per masked leaf "
+            f"(mean {_fmt(np.nanmean(loss.gap[name]))}); class transition "
+            f"{'later' if shift > 0 else 'earlier'} than the exact one by {_fmt(abs(shift))}; "
+            f"reversed strings outside the language up to "
+            f"{_fmt(1 - np.min(fb.accepted[name]), '.2f')} of them; generated strings valid "
+            f"{_fmt(stats[-1].valid, '.2f')} at P = {z.P[-1]}; "
+            + (
+                f"copies its training set beyond the exact rate at P = {excess}."
+                if excess
+                else "never copies its training set beyond the exact rate."
+            )
+        )
+    return out
 
 
 # -- the step --------------------------------------------------------------------------------
