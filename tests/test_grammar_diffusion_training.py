@@ -191,7 +191,8 @@ def test_command_line_trains_resumes_and_evaluates(tmp_path, capsys):
     common = ["vision", "train-grammar", "--v", "6", "--n-classes", "3", "--m", "2", "--L", "2"]
     common += ["--n-train", "64", "--width", "8", "--batch-size", "16", "--lr", "5e-3"]
     common += ["--warmup-steps", "2", "--out", str(out), "--no-progress", "--device", "cpu"]
-    assert main([*common, "--steps", "10", "--threads", "1"]) == 0
+    common += ["--threads", "1"]
+    assert main([*common, "--steps", "10"]) == 0
     assert main([*common, "--steps", "10"]) == 2  # a checkpoint is there: --resume is needed
     assert "pass resume=True" in capsys.readouterr().err
     evaluate = ["--evaluate", "--t", "0.5", "1.0", "--n-test", "40"]

@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="cpu or cuda (default: accelerate's choice, the GPU of each launched process)",
     )
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: up to 2)")
     e = p.add_argument_group("evaluation against the exact denoiser")
     e.add_argument("--evaluate", action="store_true", help="write OUT/evaluation.json")
     e.add_argument(
@@ -192,18 +192,21 @@ def _train_grammar(args: argparse.Namespace) -> int:
         f"checkpoint {result.checkpoint}"
     )
     if args.evaluate:
-        evaluation = compare_with_exact(
-            grammar,
-            result.denoiser(),
-            x_train,
-            times,
-            n_test=args.n_test,
-            n_forward_backward=args.n_forward_backward,
-            n_generate=args.n_generate,
-            steps=args.reverse_steps,
-            seed=args.seed,
-            bp_backend=args.bp_backend,
-        )
+        from hiergrammar.vision.rhm_cnn import torch_threads
+
+        with torch_threads(args.threads):
+            evaluation = compare_with_exact(
+                grammar,
+                result.denoiser(),
+                x_train,
+                times,
+                n_test=args.n_test,
+                n_forward_backward=args.n_forward_backward,
+                n_generate=args.n_generate,
+                steps=args.reverse_steps,
+                seed=args.seed,
+                bp_backend=args.bp_backend,
+            )
         evaluation["training"] = {
             "seconds": result.seconds,
             "steps": result.steps_done,
