@@ -362,7 +362,9 @@ def test_reverse_process_checks_its_arguments():
         reverse_process(exact, np.full((1, 4), 7), 0.5)
     gauss = ExactDenoiser(rhm, GaussianDiffusion(4, num_train_steps=10))
     with pytest.raises(InputError, match="steps"):
-        reverse_process(gauss, np.zeros((1, 4, 4)), 3, steps=5)
+        reverse_process(gauss, np.zeros((1, 4, 4)), 3, steps=0)
+    with pytest.raises(InputError, match="t=0.0 violates 1 <= t"):
+        reverse_process(gauss, np.zeros((1, 4, 4)), 0)
 
 
 # -- measurements ----------------------------------------------------------------------------

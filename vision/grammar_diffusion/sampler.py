@@ -242,7 +242,7 @@ def reverse_process(
     steps : int, optional
         Reverse steps (see the module docstring): masked, None = one leaf per step (exact limit)
         or a grid of ``steps``; uniform, default :data:`DEFAULT_UNIFORM_STEPS`; Gaussian,
-        default every chain step from ``t`` down (``steps <= t``).
+        default (and at most) every chain step from ``t`` down.
     seed : int, Generator or None
         Seed of every draw.
 
@@ -278,7 +278,8 @@ def reverse_process(
     if isinstance(fam, GaussianDiffusion):
         if obs.ndim != 3 or obs.shape[-1] != fam.v or not np.issubdtype(obs.dtype, np.floating):
             raise InputError(f"observation must be (n, d, v={fam.v}) floats, got {obs.shape}")
-        steps = int(round(t)) if steps is None else check_int("steps", steps, 1, int(round(t)))
+        # a chain of t steps has no more than t: more is every step
+        steps = int(round(t)) if steps is None else min(check_int("steps", steps, 1), round(t))
         return _gaussian_chain(denoiser, obs, t, steps, rng)
     from hiergrammar.processes import check_leaves
 
