@@ -43,6 +43,7 @@ STEPS: tuple[Step, ...] = (
     Step("theory", "hiergrammar.figures.theory"),
     Step("cnn_probe", "hiergrammar.figures.cnn_probe"),
     Step("discrete_diffusion", "hiergrammar.figures.discrete_diffusion"),
+    Step("learned_vs_exact", "hiergrammar.figures.learned_vs_exact"),
 )
 
 #: Names of the steps, in report order.

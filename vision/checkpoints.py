@@ -284,6 +284,8 @@ def load_weights(
 #: name -> builder: a callable, or "module:attribute" imported on first use. Only code fills it.
 _REGISTRY: dict[str, Callable[..., Any] | str] = {
     "tree_cnn": "hiergrammar.vision.rhm_cnn:TreeCNN",
+    "grammar_transformer": "hiergrammar.vision.grammar_diffusion.models:GrammarTransformer",
+    "tree_unet": "hiergrammar.vision.grammar_diffusion.models:TreeUNet",
 }
 
 

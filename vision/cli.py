@@ -12,7 +12,11 @@ import importlib
 
 __all__ = ["register"]
 
-_GROUPS = ["hiergrammar.vision.cli_sample", "hiergrammar.vision.cli_probe"]
+_GROUPS = [
+    "hiergrammar.vision.cli_sample",
+    "hiergrammar.vision.cli_probe",
+    "hiergrammar.vision.grammar_diffusion.cli",
+]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

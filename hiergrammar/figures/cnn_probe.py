@@ -125,7 +125,7 @@ QUICK = CNNProbeSizes(
     n_eps=6,
     exact_theory=False,
     threads=1,
-    budget_seconds=20,
+    budget_seconds=12,
 )
 
 

@@ -176,7 +176,7 @@ QUICK = DiscreteDiffusionSizes(
     n_per_rule=64,
     n_reconstruction=64,
     workers=1,
-    budget_seconds=10,
+    budget_seconds=8,
     dpi=72,
 )
 

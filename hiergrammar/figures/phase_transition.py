@@ -103,7 +103,7 @@ QUICK = PhaseTransitionSizes(
     n_rules=2,
     eps=_grid(np.linspace(0.0, 0.85, 5)),
     t=_grid(np.linspace(0.0, 0.5, 5)),
-    budget_seconds=10,
+    budget_seconds=5,
 )
 
 

@@ -637,7 +637,7 @@ QUICK = TheorySizes(
     phase_samples=8,
     phase_rules=1,
     dpi=72,
-    budget_seconds=15,
+    budget_seconds=12,
 )
 
 
