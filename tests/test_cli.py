@@ -56,7 +56,7 @@ def test_python_dash_m_runs_the_same_command():
 def test_every_command_is_registered():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert list(commands.choices) == ["reproduce", "crosscheck", "theory", "vision"]
+    assert list(commands.choices) == ["reproduce", "crosscheck", "theory", "sweep", "vision"]
 
 
 def test_rhm_flags_have_one_set_of_defaults():

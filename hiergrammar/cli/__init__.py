@@ -17,12 +17,12 @@ import argparse
 import sys
 
 from hiergrammar import __version__
-from hiergrammar.cli import crosscheck, reproduce, theory
+from hiergrammar.cli import crosscheck, reproduce, sweep, theory
 from hiergrammar.validation import InputError
 from hiergrammar.vision import cli as vision_cli
 
 #: The sub-command modules, in help order.
-COMMANDS = (reproduce, crosscheck, theory, vision_cli)
+COMMANDS = (reproduce, crosscheck, theory, sweep, vision_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
