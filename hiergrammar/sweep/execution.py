@@ -151,6 +151,9 @@ def _start_local(workers: int | None):
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # No dashboard; the scheduler's HTTP endpoint on 127.0.0.1 at a free port
+        # (its default, 8787, may be taken by another cluster on this machine).
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
         # One thread per worker: numba's kernels must not start a thread per core in each.
         env={"NUMBA_NUM_THREADS": "1"},
