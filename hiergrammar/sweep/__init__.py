@@ -88,13 +88,16 @@ Examples
 1.0
 """
 
-from hiergrammar.sweep.analysis import grid_array, mean_over_draws
+from hiergrammar.sweep.analysis import grid_array, mean_over_draws, profile_from_frame
 from hiergrammar.sweep.config import SweepConfig, Task, parse_config, read_config
 from hiergrammar.sweep.execution import (
     DEFAULT_RETRIES,
+    SweepFailed,
     SweepResult,
     current_scheduler,
     run_sweep,
+    scheduler_for,
+    sweep_frame,
     use_scheduler,
 )
 from hiergrammar.sweep.measurements import (
@@ -108,6 +111,7 @@ from hiergrammar.sweep.store import load, read_store_manifest
 __all__ = [
     "DEFAULT_RETRIES",
     "SweepConfig",
+    "SweepFailed",
     "SweepResult",
     "Task",
     "current_scheduler",
@@ -117,10 +121,13 @@ __all__ = [
     "mean_over_draws",
     "measurements",
     "parse_config",
+    "profile_from_frame",
     "read_config",
     "read_store_manifest",
     "register_measurement",
     "run_sweep",
+    "scheduler_for",
+    "sweep_frame",
     "unregister_measurement",
     "use_scheduler",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 
 from hiergrammar.validation import InputError
 
-__all__ = ["grid_array", "mean_over_draws"]
+__all__ = ["grid_array", "mean_over_draws", "profile_from_frame"]
 
 
 def mean_over_draws(
@@ -124,3 +124,47 @@ def grid_array(frame: Any, value: str, axes: Sequence[str]) -> tuple[np.ndarray,
     out = np.full(tuple(len(c) for c in coords) + cells.shape[1:], np.nan)
     out[index] = cells
     return out, coords
+
+
+def profile_from_frame(frame: Any, n_per_rule: int, noise_levels: Sequence[float] | None = None):
+    """The :class:`~hiergrammar.experiments.beliefs.BPProfile` of a ``beliefs`` sweep's rows of
+    one grammar point and one noise process: means over rule draws, with the standard errors
+    :func:`~hiergrammar.experiments.beliefs.bp_profile` reports (:func:`mean_over_draws`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows of one grammar point and process (columns ``rule_draw``, ``noise_level``,
+        ``level``, ``u``, ``d``, ``p``, ``accuracy`` and their ``*_se``).
+    n_per_rule : int
+        Strings per noise level and rule draw (recorded in the profile).
+    noise_levels : sequence of float, optional
+        The order of the first axis (default: ascending); each must be in the frame.
+
+    Returns
+    -------
+    BPProfile
+        Arrays of shape ``(len(noise_levels), L + 1)``.
+
+    Raises
+    ------
+    InputError
+        If a noise level is not in the frame.
+    """
+    from hiergrammar.experiments.beliefs import BPProfile
+
+    quantities = ["u", "d", "p", "accuracy"]
+    means = mean_over_draws(frame, quantities, by=["noise_level", "level"])
+    arrays = {}
+    for q in quantities:
+        for key in (q, f"{q}_se"):
+            values, (levels, _) = grid_array(means, key, ["noise_level", "level"])
+            if noise_levels is not None:
+                wanted = np.asarray(noise_levels, dtype=np.float64)
+                index = np.searchsorted(levels, wanted)
+                index = np.minimum(index, len(levels) - 1)
+                if not np.array_equal(levels[index], wanted):
+                    raise InputError(f"noise_levels {wanted.tolist()} are not all in the frame")
+                values = values[index]
+            arrays[key] = values
+    return BPProfile(**arrays, n_rules=int(means["n_draws"].max()), n_per_rule=int(n_per_rule))

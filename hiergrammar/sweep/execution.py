@@ -48,9 +48,12 @@ from hiergrammar.validation import InputError, check_int
 __all__ = [
     "DEFAULT_RETRIES",
     "SharedScheduler",
+    "SweepFailed",
     "SweepResult",
     "current_scheduler",
     "run_sweep",
+    "scheduler_for",
+    "sweep_frame",
     "use_scheduler",
 ]
 
@@ -83,6 +86,8 @@ class SweepResult:
         Wall time of the run (store opening, cluster start and stop included).
     compute_seconds : float
         Sum over tasks of the seconds they spent in the measurement and writing.
+    cpu_seconds : float
+        Sum over tasks of the CPU seconds of the processes that ran them.
     scheduler : str
         ``"serial"``, ``"local"`` or the address used.
     workers : int or None
@@ -96,6 +101,7 @@ class SweepResult:
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     compute_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     scheduler: str = _SERIAL
     workers: int | None = None
 
@@ -266,6 +272,102 @@ def current_scheduler(default: Any = _LOCAL) -> Any:
     """The scheduler of the enclosing :func:`use_scheduler` block, else ``default``."""
     shared = _CURRENT.get()
     return shared if shared is not None else default
+
+
+@contextlib.contextmanager
+def scheduler_for(
+    scheduler: Any = None, *, default: Any = _SERIAL, workers: int | None = None
+) -> Iterator[SharedScheduler]:
+    """The scheduler a group of sweeps (a figure step's) shares.
+
+    ``scheduler`` if given, else the enclosing :func:`use_scheduler` block's, else ``default``
+    (with ``workers`` local worker processes when it is ``"local"``). A local cluster started
+    here is stopped when the block ends.
+
+    Examples
+    --------
+    >>> with scheduler_for() as chosen:
+    ...     chosen.description
+    'serial'
+    """
+    if scheduler is None:
+        scheduler = _CURRENT.get()
+    if scheduler is None:
+        scheduler = default
+    if isinstance(scheduler, SharedScheduler):
+        yield scheduler
+        return
+    with use_scheduler(scheduler, workers if scheduler == _LOCAL else None) as shared:
+        yield shared
+
+
+class SweepFailed(RuntimeError):
+    """Tasks of a sweep failed after their retries (raised by :func:`sweep_frame`); ``result``
+    is the :class:`SweepResult`, whose ``failed`` maps each task to its error."""
+
+    def __init__(self, result: SweepResult):
+        self.result = result
+        first = next(iter(result.failed.values()))
+        super().__init__(
+            f"{len(result.failed)} of {result.n_tasks} tasks of the sweep in {result.folder} "
+            f"failed; the first: {first['error']}\n{first['traceback']}"
+        )
+
+    def __reduce__(self):  # picklable, like every exception that may cross processes
+        return (type(self), (self.result,))
+
+
+def sweep_frame(
+    config: SweepConfig | Mapping[str, Any],
+    store: str | os.PathLike | None = None,
+    *,
+    scheduler: Any = None,
+    retries: int = DEFAULT_RETRIES,
+):
+    """Run a sweep and return its results: what the figure steps call.
+
+    Parameters
+    ----------
+    config : SweepConfig or dict
+        The sweep.
+    store : str or os.PathLike, optional
+        Its store (a store of another grid there is replaced). Default: a temporary folder,
+        deleted once the results are read.
+    scheduler : optional
+        As for :func:`run_sweep`; default the enclosing :func:`use_scheduler` block's, else
+        this process.
+    retries : int
+        As for :func:`run_sweep`.
+
+    Returns
+    -------
+    tuple
+        ``(frame, result)``: the :func:`load` DataFrame and the :class:`SweepResult`.
+
+    Raises
+    ------
+    SweepFailed
+        If a task still fails after its retries (the other results stay in the store).
+
+    Examples
+    --------
+    >>> frame, result = sweep_frame({"grammar": {"v": 4, "m": 2, "s": 2, "L": 1},
+    ...                              "noise": {"process": "eps", "levels": [0.0]},
+    ...                              "measure": {"name": "beliefs", "n_samples": 5}})
+    >>> frame["accuracy"].tolist(), result.computed
+    ([1.0, 1.0], 1)
+    """
+    if scheduler is None:
+        scheduler = current_scheduler(default=_SERIAL)
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            import tempfile
+
+            store = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "store"
+        result = run_sweep(config, store, scheduler=scheduler, retries=retries, replace=True)
+        if result.failed:
+            raise SweepFailed(result)
+        return result.frame(), result
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -490,6 +592,7 @@ def run_sweep(
         result.computed = len(reported) - len(unseen)
         result.failed = failed
         result.compute_seconds = compute["seconds"]
+        result.cpu_seconds = compute["cpu_seconds"]
         result.seconds = time.perf_counter() - started
         run_record.update(
             {
