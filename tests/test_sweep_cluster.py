@@ -137,7 +137,11 @@ def test_the_command_starts_and_stops_its_own_local_cluster(serial, tmp_path, ca
         '[measure]\nname = "beliefs"\nn_samples = 300\n'
     )
     before = {t.name for t in threading.enumerate()}
+    environ = dict(os.environ)
     assert main(["sweep", str(toml), "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
+    # Dask's nannies write their workers' variables (OMP_NUM_THREADS=1...) into the process
+    # that starts them; the command puts this process's environment back.
+    assert dict(os.environ) == environ
     assert "1 tasks: 1 computed, 0 already there, 0 failed" in capsys.readouterr().out
     # Rule draw 0 of (m = 3, L = 4) is a task of the reference grid: the same file.
     (name,) = _hashes(tmp_path / "s")
