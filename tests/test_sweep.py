@@ -190,6 +190,24 @@ def test_task_ids_and_seeds_are_the_same_in_a_fresh_interpreter():
     assert not {t.id for t in changed} & {row[0] for row in here}
 
 
+def test_ids_and_seeds_follow_their_documented_definition():
+    """The ids and seeds assembled from JSON fragments are the SHA-256 of the canonical JSON
+    of the whole, as documented."""
+    from hiergrammar.sweep.config import canonical_json
+
+    def h(*parts):
+        return hashlib.sha256(canonical_json(list(parts)).encode()).digest()
+
+    config = parse_config(small(noise={"process": ["eps", "uniform"], "levels": [0.1, 1 / 3]}))
+    for task in config.tasks():
+        assert task.id == h("task", task.canonical()).hex()[:20]
+        grammar = task.grammar.canonical()
+        assert task.rule_seed == int.from_bytes(h("rule", 3, grammar, task.rule_draw)[:8]) >> 1
+        for t, seed in zip(task.levels, task.data_seeds, strict=True):
+            parts = ("data", 3, grammar, task.rule_draw, task.data_draw, task.process, None, t)
+            assert seed == int.from_bytes(h(*parts)[:8], "big") >> 1
+
+
 # -- running, the store and load -----------------------------------------------------------------
 def test_results_do_not_depend_on_how_levels_are_split_into_tasks(tmp_path):
     whole = sweep(small(), tmp_path / "a")
@@ -486,3 +504,21 @@ def test_the_command_refuses_bad_input_with_one_line(tmp_path, capsys):
 def test_the_shipped_small_sweep_is_valid():
     config = read_config(ROOT / "benchmarks" / "sweep_small.toml")
     assert 10 <= len(config.tasks()) <= 40
+
+
+def test_the_docs_page_documents_every_key_and_its_example_runs(tmp_path):
+    """docs/sweeps.md: its TOML example is a valid sweep and every config key is on the page."""
+    import re
+
+    from hiergrammar.sweep.config import _NOISE_KEYS, _TOP_KEYS, GRAMMAR_KEYS
+
+    page = (ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", page, re.S).group(1)
+    (tmp_path / "example.toml").write_text(example)
+    config = read_config(tmp_path / "example.toml")
+    assert len(config.tasks()) == 3 * 2 * 4  # m x L x rule draws
+    for key in (*_TOP_KEYS, *GRAMMAR_KEYS, *_NOISE_KEYS, "name", "n_samples", "start", "num"):
+        assert re.search(rf"\b{key}\b", page), key
+    for target in re.findall(r"\]\(([^)\s]+)\)", page):
+        if not re.match(r"^[a-z]+:", target):
+            assert (ROOT / "docs" / target).is_file(), target

@@ -112,6 +112,20 @@ def _derived_seed(*parts: Any) -> int:
     return int.from_bytes(_digest(*parts)[:8], "big") >> 1
 
 
+# Fast paths for millions of tasks: canonical JSON assembled from canonical fragments is the
+# canonical JSON of the whole (separators "," and ":", keys sorted), without re-encoding.
+def _list_json(*fragments: str) -> str:
+    return "[" + ",".join(fragments) + "]"
+
+
+def _object_json(fragments: dict[str, str]) -> str:
+    return "{" + ",".join(f"{json.dumps(k)}:{fragments[k]}" for k in sorted(fragments)) + "}"
+
+
+def _seed_of(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
 # -- one grammar point ---------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class GrammarPoint:
@@ -562,28 +576,74 @@ class SweepConfig:
 
     def tasks(self) -> list[Task]:
         """Every task of the grid, in grid order (grammar points, noise, level groups, rule
-        draws, data draws); duplicates (a point listed in two tables) appear once."""
+        draws, data draws); duplicates (a point listed in two tables) appear once.
+
+        A task's ``id`` is the first 20 hex digits of ``SHA-256(canonical_json(["task",
+        task.canonical()]))``; its rule seed ``H("rule", seed, grammar, rule_draw)`` and its data
+        seeds ``H("data", seed, grammar, rule_draw, data_draw, process, schedule, level)``
+        (``H``: the first 63 bits of the SHA-256 of the canonical JSON of the list).
+        """
         out: dict[str, Task] = {}
+        enc = canonical_json
+        head = {
+            "format": enc(FORMAT_NAME),
+            "version": enc(FORMAT_VERSION),
+            "seed": enc(self.seed),
+            "measure": enc(self.measure.canonical()),
+        }
         for grammar in self.grammars:
-            g = grammar.canonical()
+            g = enc(grammar.canonical())
+            prefix = grammar.prefix()
+            rule_seeds = {
+                r: _seed_of(_list_json('"rule"', head["seed"], g, enc(r))) for r in self.rule_draws
+            }
             for noise in self.noises:
+                process, schedule = enc(noise.process), enc(noise.schedule)
                 for levels in noise.chunks():
+                    level_texts = [enc(t) for t in levels]
+                    levels_text = _list_json(*level_texts)
                     for r in self.rule_draws:
-                        rule_seed = _derived_seed("rule", self.seed, g, r)
+                        r_text = enc(r)
                         for k in self.data_draws:
+                            k_text = enc(k)
                             seeds = tuple(
-                                _derived_seed(
-                                    "data", self.seed, g, r, k, noise.process, noise.schedule, t
+                                _seed_of(
+                                    _list_json(
+                                        '"data"',
+                                        head["seed"],
+                                        g,
+                                        r_text,
+                                        k_text,
+                                        process,
+                                        schedule,
+                                        t,
+                                    )
                                 )
-                                for t in levels
+                                for t in level_texts
                             )
-                            task = Task(
-                                "",
-                                "",
+                            canonical = _object_json(
+                                {
+                                    **head,
+                                    "grammar": g,
+                                    "rule_draw": r_text,
+                                    "data_draw": k_text,
+                                    "process": process,
+                                    "schedule": schedule,
+                                    "levels": levels_text,
+                                }
+                            )
+                            tid = hashlib.sha256(
+                                _list_json('"task"', canonical).encode("utf-8")
+                            ).hexdigest()[:20]
+                            if tid in out:
+                                continue
+                            out[tid] = Task(
+                                tid,
+                                f"{prefix}-{noise.process}-r{r}-d{k}-{tid}.parquet",
                                 grammar,
                                 r,
                                 k,
-                                rule_seed,
+                                rule_seeds[r],
                                 noise.process,
                                 noise.schedule,
                                 levels,
@@ -591,16 +651,11 @@ class SweepConfig:
                                 self.measure,
                                 self.seed,
                             )
-                            tid = _digest("task", task.canonical()).hex()[:20]
-                            name = f"{grammar.prefix()}-{noise.process}-r{r}-d{k}-{tid}.parquet"
-                            object.__setattr__(task, "id", tid)
-                            object.__setattr__(task, "name", name)
-                            out.setdefault(tid, task)
         return list(out.values())
 
-    def digest(self) -> str:
+    def digest(self, tasks: list[Task] | None = None) -> str:
         """SHA-256 of the sorted task ids: two configs with the same tasks are one sweep."""
-        ids = sorted(task.id for task in self.tasks())
+        ids = sorted(task.id for task in (self.tasks() if tasks is None else tasks))
         return hashlib.sha256("\n".join(ids).encode("ascii")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:

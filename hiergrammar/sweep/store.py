@@ -176,7 +176,7 @@ class Store:
         from hiergrammar.artifacts import check_output_dir
 
         root = Path(os.path.abspath(check_output_dir(name, root)))
-        digest = config.digest()
+        digest = config.digest(tasks)
         manifest = read_store_manifest(root) if root.is_dir() else None
         others = _foreign_files(root, is_store=manifest is not None)
         if others:  # checked before anything is deleted
