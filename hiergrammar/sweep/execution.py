@@ -549,7 +549,7 @@ def run_sweep(
     func = get_measurement(config.measure.name).func
     tasks = config.tasks()
     store = Store.open(out, config, tasks, resume=resume, replace=replace)
-    present = store.present()
+    present = store.present(clean=True)  # no task of this store runs yet: orphans go
     missing = [t for t in tasks if store.relative_path(t.id, t.name) not in present]
     missing.sort(key=lambda t: -t.cost())  # the longest first: no straggler at the end
     skipped = len(tasks) - len(missing)
@@ -591,7 +591,9 @@ def run_sweep(
     finally:
         if owned:
             shared.close()
-        present = store.present()
+        # Every task has finished (or failed): a killed worker's temporary file goes. After an
+        # interruption, cancelled tasks may still be running: leave theirs.
+        present = store.present(clean=status == "finished")
         grid_files = {t.id: store.relative_path(t.id, t.name) for t in tasks}
         unseen = [tid for tid in reported if grid_files[tid] not in present]
         for tid in unseen:  # a worker wrote where this machine cannot see
@@ -633,15 +635,10 @@ def run_sweep(
             }
         )
         store.write_manifest()
-    # Only a finished sweep's files join an enclosing run's manifest: an interrupted run's
-    # store stays out of it, so the next run resumes it instead of deleting it.
-    _record_in_run_folder(store)
-    return result
-
-
-def _record_in_run_folder(store: Store) -> None:
-    """List the store's files in the manifest of an enclosing run folder (``hiergrammar
-    reproduce``): they are written by other processes or quietly, so it cannot see them."""
+    # Only a finished sweep's files join an enclosing run's manifest (``hiergrammar
+    # reproduce``): workers and the store write them quietly, so it cannot see them. An
+    # interrupted run's store stays out of it, so the next run resumes it.
     from hiergrammar.artifacts import record_written
 
-    record_written(store.files())
+    record_written(store.files(present, list(grid_files.values())))
+    return result

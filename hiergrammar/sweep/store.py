@@ -115,8 +115,12 @@ class Store:
     def task_path(self, task: Task) -> Path:
         return self.root / self.relative_path(task.id, task.name)
 
-    def present(self) -> set[str]:
-        """Relative paths of the task files on disk (temporary files excluded)."""
+    def present(self, *, clean: bool = False) -> set[str]:
+        """Relative paths of the task files on disk: one listing of the task folders.
+
+        ``clean=True`` also removes the temporary files a killed writer left there (call it
+        only when no task of this store is running).
+        """
         found = set()
         base = self.root / TASKS_DIR
         if not base.is_dir():
@@ -128,16 +132,20 @@ class Store:
             prefix = folder.relative_to(self.root).as_posix()
             with os.scandir(folder) as entries:
                 for entry in entries:
-                    if entry.name.endswith(".parquet") and not is_temporary_name(entry.name):
+                    if is_temporary_name(entry.name):
+                        if clean:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(entry.path)
+                    elif entry.name.endswith(".parquet"):
                         found.add(f"{prefix}/{entry.name}")
         return found
 
-    def files(self) -> list[Path]:
-        """Every file of the store that belongs to its grid (for a run's manifest)."""
+    def files(self, present: set[str], grid_files: list[str]) -> list[Path]:
+        """Every file of the store that belongs to its grid (for a run's manifest), from the
+        task files ``present`` on disk and the grid's ``grid_files``."""
         out = [self.root / MANIFEST_NAME, self.root / GRID_NAME]
         out += sorted((self.root / "grammars").glob("*.npz"))
-        grid = set(self.grid_files())
-        out += [self.root / rel for rel in sorted(self.present() & grid)]
+        out += [self.root / rel for rel in grid_files if rel in present]
         return [p for p in out if p.is_file()]
 
     def grid_files(self) -> list[str]:
@@ -199,7 +207,7 @@ class Store:
                 raise InputError(f"{name}={str(root)!r} holds no sweep to resume")
             return cls._create(root, config, tasks, digest)
         store = cls(root, manifest)
-        remove_temporary_files(root)
+        _remove_top_temporaries(root)
         return store
 
     @classmethod
@@ -210,7 +218,7 @@ class Store:
         from hiergrammar import __version__
 
         root.mkdir(parents=True, exist_ok=True)
-        remove_temporary_files(root)
+        _remove_top_temporaries(root)
         shard = 2 if len(tasks) > SHARD_ABOVE else 0
         manifest = {
             "format": FORMAT_NAME,
@@ -263,24 +271,35 @@ class Store:
                 folder.rmdir()
 
 
+def _remove_top_temporaries(root: Path) -> None:
+    """Remove the temporary files a killed driver left beside the manifest and the grid
+    (those of the task folders go in :meth:`Store.present`)."""
+    for folder in (root, root / "grammars"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() and is_temporary_name(path.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+
+
 def _foreign_files(root: Path, is_store: bool) -> list[str]:
-    """Files in ``root`` that a store does not own (all files, if it holds no store)."""
+    """What in ``root`` a store does not own: every file if it holds no store; else the
+    entries beside ``sweep.json``, ``grid.parquet``, ``tasks/`` and ``grammars/`` (the task
+    folders are not walked: a store may hold a million files)."""
     if not root.is_dir():
         return []
-    out = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or is_temporary_name(path.name):
-            continue
-        rel = path.relative_to(root).as_posix()
-        parts = rel.split("/")
-        owned = is_store and (
-            rel in (MANIFEST_NAME, GRID_NAME)
-            or (parts[0] == TASKS_DIR and rel.endswith(".parquet") and len(parts) <= 3)
-            or (parts[0] == "grammars" and rel.endswith(".npz") and len(parts) == 2)
-        )
-        if not owned:
-            out.append(rel)
-    return out
+    if not is_store:
+        return [
+            path.relative_to(root).as_posix()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and not is_temporary_name(path.name)
+        ]
+    owned = {MANIFEST_NAME, GRID_NAME, TASKS_DIR, "grammars"}
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.name not in owned and not is_temporary_name(entry.name)
+    )
 
 
 def _read_tables(paths: Iterable[Path]):
