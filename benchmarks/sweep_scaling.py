@@ -16,8 +16,10 @@ Prints, for a grid of exact-BP tasks (``beliefs`` on RHMs with v = 16, L = 5..7)
 * the time to resume a finished sweep (nothing to compute: open the store, list its files),
   for this grid and for a grid of 4,000 finished tasks.
 
-The machine's load average is printed with every figure: on a shared machine the numbers move
-with it.
+The machine's load average is printed with every figure, and the share of a core each worker
+got: on a shared machine the numbers move with them (with the kernel's autogroup scheduling,
+the processes of one session share one session's share of the cores, so two workers cannot
+beat one while another session keeps a core busy).
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         n = serial.n_tasks
         print(
             f"grid: {n} tasks; in this process (no Dask): {serial_wall:.2f} s wall, "
-            f"{serial.compute_seconds:.2f} s in the tasks ({load()})"
+            f"{serial.compute_seconds:.2f} s in the tasks, {serial.cpu_seconds:.2f} CPU-s "
+            f"({load()})"
         )
         noop_serial, _ = timed(noop_grid(n_noop), root / "noop-serial", "serial")
         walls = {}
@@ -120,9 +123,12 @@ def main(argv: list[str] | None = None) -> None:
                 timed(warm, root / f"warm-{workers}", client)
                 wall, result = timed(config, root / f"dask-{workers}", client)
                 walls[workers] = wall
+                share = result.cpu_seconds / max(result.compute_seconds, 1e-9)
                 line = (
                     f"LocalCluster {workers} worker(s): started in {started:.2f} s; grid "
-                    f"{wall:.2f} s wall, {result.compute_seconds:.2f} s in the tasks ({load()})"
+                    f"{wall:.2f} s wall, {result.compute_seconds:.2f} s in the tasks, of which "
+                    f"{result.cpu_seconds:.2f} CPU-s (each worker got {share:.0%} of a core; "
+                    f"{load()})"
                 )
                 print(line)
                 if workers == 1:
