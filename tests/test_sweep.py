@@ -501,6 +501,17 @@ def test_the_command_refuses_bad_input_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys, monkeypatch):
+    import hiergrammar.sweep.execution as execution
+
+    monkeypatch.setattr(execution, "CONNECT_TIMEOUT", 2)
+    (tmp_path / "s.toml").write_text(TOML)
+    args = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "s")]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 2  # nothing listens there
+    assert "no Dask scheduler answered within 2 s" in _one_line_error(capsys)
+    assert not (tmp_path / "s").exists()  # refused before any file is written
+
+
 def test_the_shipped_small_sweep_is_valid():
     config = read_config(ROOT / "benchmarks" / "sweep_small.toml")
     assert 10 <= len(config.tasks()) <= 40

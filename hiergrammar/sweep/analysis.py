@@ -59,6 +59,13 @@ def mean_over_draws(
     ------
     InputError
         If a column is missing, or a group holds a draw twice.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> one = pd.DataFrame({"rule_draw": [0], "level": [1], "p": [0.8], "p_se": [0.05]})
+    >>> mean_over_draws(one, ["p"], by=["level"])[["p", "p_se", "n_draws"]].values.tolist()
+    [[0.8, 0.05, 1.0]]
     """
     import pandas as pd
 
@@ -107,6 +114,14 @@ def grid_array(frame: Any, value: str, axes: Sequence[str]) -> tuple[np.ndarray,
     ------
     InputError
         If a column is missing or a combination of ``axes`` appears twice.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"L": [3, 2, 2], "t": [0.5, 0.5, 0.1], "x": [1.0, 2.0, 3.0]})
+    >>> values, (Ls, ts) = grid_array(frame, "x", ["L", "t"])
+    >>> values.tolist(), Ls.tolist(), ts.tolist()     # no row for (L = 3, t = 0.1): NaN
+    ([[3.0, 2.0], [nan, 1.0]], [2, 3], [0.1, 0.5])
     """
     axes = list(axes)
     missing = [c for c in [*axes, value] if c not in frame.columns]
@@ -150,6 +165,16 @@ def profile_from_frame(frame: Any, n_per_rule: int, noise_levels: Sequence[float
     ------
     InputError
         If a noise level is not in the frame.
+
+    Examples
+    --------
+    >>> from hiergrammar.sweep import sweep_frame
+    >>> frame, _ = sweep_frame({"rule_draws": 2, "grammar": {"v": 4, "m": 2, "s": 2, "L": 2},
+    ...                         "noise": {"process": "eps", "levels": [0.5, 0.0]},
+    ...                         "measure": {"name": "beliefs", "n_samples": 10}})
+    >>> profile = profile_from_frame(frame, 10, [0.0, 0.5])
+    >>> profile.accuracy.shape, profile.accuracy[0].tolist()   # (levels, L + 1)
+    ((2, 3), [1.0, 1.0, 1.0])
     """
     from hiergrammar.experiments.beliefs import BPProfile
 

@@ -295,7 +295,13 @@ def use_scheduler(scheduler: Any = _LOCAL, workers: int | None = None) -> Iterat
 
 
 def current_scheduler(default: Any = _LOCAL) -> Any:
-    """The scheduler of the enclosing :func:`use_scheduler` block, else ``default``."""
+    """The scheduler of the enclosing :func:`use_scheduler` block, else ``default``.
+
+    Examples
+    --------
+    >>> current_scheduler("serial")
+    'serial'
+    """
     shared = _CURRENT.get()
     return shared if shared is not None else default
 
@@ -548,7 +554,15 @@ def run_sweep(
         raise InputError("workers applies to a local cluster started by this sweep")
     func = get_measurement(config.measure.name).func
     tasks = config.tasks()
-    store = Store.open(out, config, tasks, resume=resume, replace=replace)
+    owned = shared is not scheduler
+    try:
+        if isinstance(shared.scheduler, str) and shared.scheduler not in (_LOCAL, _SERIAL):
+            shared.client()  # an address that does not answer: refused before any file exists
+        store = Store.open(out, config, tasks, resume=resume, replace=replace)
+    except BaseException:
+        if owned:
+            shared.close()
+        raise
     present = store.present(clean=True)  # no task of this store runs yet: orphans go
     missing = [t for t in tasks if store.relative_path(t.id, t.name) not in present]
     missing.sort(key=lambda t: -t.cost())  # the longest first: no straggler at the end
@@ -578,7 +592,6 @@ def run_sweep(
     show = None if progress is None else not progress
     desc = f"sweep {store.root.name}"
     status = "interrupted"
-    owned = shared is not scheduler
     try:
         if missing:
             client = shared.client()

@@ -219,7 +219,15 @@ def register_measurement(
 
 
 def unregister_measurement(name: str) -> None:
-    """Remove the measurement ``name`` (an :class:`InputError` if there is none)."""
+    """Remove the measurement ``name`` (an :class:`InputError` if there is none).
+
+    Examples
+    --------
+    >>> unregister_measurement("no_such_measurement")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: no measurement named 'no_such_measurement' is registered
+    """
     if name not in _REGISTRY:
         raise InputError(f"no measurement named {name!r} is registered")
     del _REGISTRY[name]

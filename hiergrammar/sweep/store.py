@@ -76,6 +76,12 @@ def read_store_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     ------
     InputError
         If the file exists but is not a sweep store's manifest.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_store_manifest(tempfile.mkdtemp()) is None
+    True
     """
     path = Path(folder) / MANIFEST_NAME
     try:
