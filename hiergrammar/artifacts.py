@@ -378,10 +378,19 @@ _ACTIVE_RUNS: list[RunFolder] = []
 
 
 def _notify_written(path: Path) -> None:
+    record_written([path])
+
+
+def record_written(paths: Iterable[str | os.PathLike]) -> None:
+    """Record files written without :func:`atomic_open` (by worker processes, or quietly) as
+    outputs of the enclosing :func:`run_folder`, so its ``run.json`` lists them; files outside
+    the folder, and calls outside any ``run_folder`` block, are ignored.
+    """
+    paths = [Path(p) for p in paths]
     with _ACTIVE_LOCK:
         runs = list(_ACTIVE_RUNS)
     for run in runs:
-        run._record(path)
+        run._record_many(paths)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -535,16 +544,22 @@ class RunFolder:
             "files": sorted(self.files),
         }
 
-    def _record(self, path: Path) -> None:
-        try:
-            rel = Path(os.path.abspath(path)).relative_to(self.path)
-        except ValueError:
-            return  # written outside this folder
-        name = rel.as_posix()
-        if name in (MANIFEST_NAME, IN_PROGRESS_NAME) or name in self.files:
-            return
-        self.files.append(name)
-        _write_json_quietly(self.path / IN_PROGRESS_NAME, self._marker())
+    def _record_many(self, paths: Iterable[Path]) -> None:
+        added = False
+        known = set(self.files)
+        for path in paths:
+            try:
+                rel = Path(os.path.abspath(path)).relative_to(self.path)
+            except ValueError:
+                continue  # written outside this folder
+            name = rel.as_posix()
+            if name in (MANIFEST_NAME, IN_PROGRESS_NAME) or name in known:
+                continue
+            self.files.append(name)
+            known.add(name)
+            added = True
+        if added:
+            _write_json_quietly(self.path / IN_PROGRESS_NAME, self._marker())
 
 
 def _matches(previous: dict, identity: dict) -> bool:

@@ -5,6 +5,11 @@ this module lists them, runs them in order into one output folder and links what
 The folder is one consistent set with a manifest ``run.json`` written last
 (:func:`hiergrammar.artifacts.run_folder`).
 
+The heavy grids of the steps run as sweeps (:mod:`hiergrammar.sweep`) on one local Dask
+cluster shared by the steps (one worker process per core; in this process with
+``quick=True``); their stores are kept under ``sweeps/`` of the output folder and listed in
+``run.json``.
+
 A step whose optional modules are missing (torch for ``cnn_probe``) is reported as skipped,
 with the install hint, and the other steps run. The report gives the seconds each step took
 and its budget (``budget_seconds`` of the step's sizes): the full run is budgeted under 10
@@ -21,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 from hiergrammar.artifacts import ReportSection, progress, run_folder, save_text
+from hiergrammar.sweep import use_scheduler
 from hiergrammar.validation import InputError, check_seed
 
 __all__ = ["Step", "STEPS", "STEP_NAMES", "COMMAND", "missing_requirements", "reproduce"]
@@ -126,7 +132,11 @@ def reproduce(
         raise InputError("seed=None: reproduce needs a seed (a non-negative integer)")
     steps = _choose(only)
     parameters = {"quick": bool(quick), "steps": [step.name for step in steps]}
-    with run_folder(out_dir, command=COMMAND, parameters=parameters, seed=seed, force=force) as run:
+    with (
+        run_folder(out_dir, command=COMMAND, parameters=parameters, seed=seed, force=force) as run,
+        # The steps' sweeps share one cluster, started by the first sweep that needs it.
+        use_scheduler("serial" if quick else "local"),
+    ):
         sections: list[ReportSection] = []
         rows: list[str] = []
         record: dict[str, dict] = {}

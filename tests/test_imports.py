@@ -187,7 +187,8 @@ def test_no_library_code_switches_the_matplotlib_backend():
 def _heavy_modules_after(code: str) -> list[str]:
     probe = (
         f"{code}\nimport json, sys\n"
-        "print(json.dumps(sorted(m for m in ('pgmpy', 'torch', 'sympy', 'matplotlib') "
+        "print(json.dumps(sorted(m for m in ('pgmpy', 'torch', 'sympy', 'matplotlib', 'dask', "
+        "'distributed', 'pyarrow', 'pandas') "
         "if m in sys.modules)))"
     )
     done = subprocess.run(
@@ -199,7 +200,8 @@ def _heavy_modules_after(code: str) -> list[str]:
 
 def test_import_and_tree_bp_stay_light():
     """``import hiergrammar`` and a ``tree_bp`` call import neither pgmpy (which imports torch
-    when installed: seconds), torch, sympy nor matplotlib."""
+    when installed: seconds), torch, sympy, matplotlib, nor the sweeps' Dask, pyarrow and
+    pandas."""
     assert _heavy_modules_after("import hiergrammar") == []
     code = (
         "from hiergrammar import RHM\n"

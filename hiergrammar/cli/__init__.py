@@ -1,7 +1,8 @@
 """The ``hiergrammar`` command.
 
 Each sub-command lives in a thin module of this package exposing ``register(subparsers)``
-(``hiergrammar.cli.reproduce``, ``.crosscheck``, ``.instances``, ``.theory``, ``.teach``);
+(``hiergrammar.cli.reproduce``, ``.crosscheck``, ``.instances``, ``.theory``, ``.sweep``,
+``.teach``);
 the ``vision`` group registers itself from :mod:`hiergrammar.vision.cli`. Shared flags and their
 checks are in :mod:`hiergrammar.cli.args`. Command modules import their heavy dependencies
 (sympy, torch) inside the handlers, so that building the parser stays fast.
@@ -17,14 +18,14 @@ import argparse
 import sys
 
 from hiergrammar import __version__
-from hiergrammar.cli import crosscheck, instances, reproduce, teach, theory
+from hiergrammar.cli import crosscheck, instances, reproduce, sweep, teach, theory
 from hiergrammar.validation import InputError
 from hiergrammar.vision import cli as vision_cli
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The sub-command modules, in help order.
-COMMANDS = (reproduce, crosscheck, instances, theory, teach, vision_cli)
+COMMANDS = (reproduce, crosscheck, instances, theory, sweep, teach, vision_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

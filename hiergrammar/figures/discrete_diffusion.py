@@ -5,7 +5,8 @@ masking (absorbing) and the uniform process to a time ``t`` (linear schedule,
 ``alpha = 1 - t``) and resampled from the exact posterior
 (:func:`hiergrammar.sampling.exact_forward_backward`): what a perfect discrete diffusion model
 started at ``t`` generates. :func:`compute_discrete_diffusion` measures, on a grid of times and
-for several rule draws (:mod:`hiergrammar.experiments.token_changes`),
+for several rule draws (:mod:`hiergrammar.experiments.token_changes`, run as two sweeps of
+:mod:`hiergrammar.sweep`: :func:`token_changes_config` and :func:`reconstruction_config`),
 
 * the fraction of unchanged symbols per level of the tree, and the class transition time
   ``t*`` where the class is unchanged with probability half-way between 1 and chance;
@@ -40,20 +41,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hiergrammar.artifacts import ReportSection, progress, save_figure, save_json, save_npz
+from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
 from hiergrammar.experiments.masked_reconstruction import (
     MaskedReconstruction,
-    masked_reconstruction,
 )
 from hiergrammar.experiments.token_changes import (
     DrawSummary,
     TokenChangeCurves,
     class_transition_time,
     combine_draws,
-    token_change_curves,
 )
-from hiergrammar.processes import MaskingProcess, UniformProcess
-from hiergrammar.rhm import RHM
+from hiergrammar.sweep import grid_array, scheduler_for, sweep_frame
 from hiergrammar.validation import check_int
 
 if TYPE_CHECKING:
@@ -87,7 +85,6 @@ EXTRA: str | None = None
 
 #: The processes of this step, in report order.
 PROCESSES = ("masking", "uniform")
-_PROCESS_CLASSES = {"masking": MaskingProcess, "uniform": UniformProcess}
 
 #: The command that runs this step alone (``hiergrammar reproduce`` runs it as a step too).
 COMMAND = "python -m hiergrammar.figures.discrete_diffusion OUT_DIR"
@@ -115,11 +112,15 @@ class DiscreteDiffusionSizes:
     n_reconstruction : int
         Samples per time of the masked reconstruction (one rule draw, deepest ``L``).
     workers : int
-        Worker processes (1: run in this process).
+        Worker processes of a local Dask cluster started for the step (1: run in this
+        process); inside :func:`hiergrammar.sweep.use_scheduler` (``hiergrammar reproduce``)
+        the block's scheduler is used instead.
     budget_seconds : float
         The step's time budget on two CPU cores.
     dpi : int
         Resolution of the PNG figures.
+    levels_per_task : int
+        Times measured by one task of the sweeps (its size).
     """
 
     v: int
@@ -135,6 +136,7 @@ class DiscreteDiffusionSizes:
     workers: int
     budget_seconds: float
     dpi: int = 150
+    levels_per_task: int = 6
 
     @property
     def samples_per_point(self) -> int:
@@ -364,43 +366,90 @@ class DiscreteDiffusionResult:
 
 
 # -- compute ---------------------------------------------------------------------------------
-def _rule_seed(seed: int, L: int, draw: int) -> int:
-    return int(np.random.SeedSequence([seed, L, draw]).generate_state(1)[0])
+def token_changes_config(sizes: DiscreteDiffusionSizes, seed: int = 0) -> dict[str, Any]:
+    """The token-change grid as a sweep: every depth, both processes on the linear schedule at
+    ``sizes.t``, ``sizes.n_rules`` rule draws (the same grammars for both processes),
+    ``sizes.n_per_rule`` strings per time and draw, float32 BP (0.25 CPU-s per block of 1024
+    strings at L = 7 against 0.46 in float64, benchmarks/exact_forward_backward.py).
+
+    >>> config = token_changes_config(QUICK)
+    >>> config["grammar"]["L"], config["noise"]["process"], config["measure"]["name"]
+    ([2, 3], ['masking', 'uniform'], 'token_changes')
+    """
+    z = sizes
+    return {
+        "seed": seed,
+        "rule_draws": z.n_rules,
+        "grammar": {"v": z.v, "n_classes": z.n_classes, "m": z.m, "s": z.s, "L": list(z.depths)},
+        "noise": {
+            "process": list(PROCESSES),
+            "levels": list(z.t),
+            "levels_per_task": z.levels_per_task,
+        },
+        "measure": {"name": "token_changes", "n_samples": z.n_per_rule, "dtype": "float32"},
+    }
 
 
-def _data_seed(seed: int, L: int, draw: int, process: str) -> int:
-    code = PROCESSES.index(process) + 1
-    return int(np.random.SeedSequence([seed, L, draw, code]).generate_state(1, np.uint64)[0])
+def reconstruction_config(sizes: DiscreteDiffusionSizes, seed: int = 0) -> dict[str, Any]:
+    """The masked reconstruction as a sweep: the deepest ``L``, rule draw 0 (the grammar of the
+    token-change sweep's draw 0), ``sizes.n_reconstruction`` strings per time.
+
+    >>> reconstruction_config(QUICK)["grammar"]["L"]
+    3
+    """
+    z = sizes
+    return {
+        "seed": seed,
+        "rule_draws": [0],
+        "grammar": {"v": z.v, "n_classes": z.n_classes, "m": z.m, "s": z.s, "L": max(z.depths)},
+        "noise": {
+            "process": "masking",
+            "levels": list(z.t),
+            "levels_per_task": z.levels_per_task,
+        },
+        "measure": {
+            "name": "masked_reconstruction",
+            "n_samples": z.n_reconstruction,
+            "dtype": "float32",
+        },
+    }
 
 
-def _token_change_job(job: tuple) -> tuple[str, int, int, TokenChangeCurves, float]:
-    """One rule draw of one process and depth (run in a worker process)."""
-    process, L, draw, params, rule_seed, data_seed, t, n = job
-    start = time.process_time()
-    rhm = RHM(**params, L=L, seed=rule_seed)
-    proc = _PROCESS_CLASSES[process](params["v"])
-    # float32 BP: 0.25 CPU-s per block of 1024 strings at L = 7 against 0.46 in float64
-    # (benchmarks/exact_forward_backward.py); it keeps the FULL step near 190 CPU-seconds.
-    curves = token_change_curves(rhm, proc, t, n, seed=data_seed, dtype=np.float32)
-    return process, L, draw, curves, time.process_time() - start
+def _curves(frame: Any, t: np.ndarray, n: int) -> TokenChangeCurves:
+    """The :class:`TokenChangeCurves` of one process, depth and rule draw (rows of a
+    ``token_changes`` sweep), on the times ``t``."""
 
+    def along(name: str, rows: Any, axes: list[str]) -> np.ndarray:
+        values, coords = grid_array(rows, name, axes)
+        return values[np.searchsorted(coords[0], t)]
 
-def _reconstruction_job(job: tuple) -> tuple[str, int, int, MaskedReconstruction, float]:
-    params, L, rule_seed, t, n, seed = job
-    start = time.process_time()
-    rhm = RHM(**params, L=L, seed=rule_seed)
-    rec = masked_reconstruction(rhm, t, n, seed=seed, dtype=np.float32)
-    return "reconstruction", L, 0, rec, time.process_time() - start
+    leaves = frame[frame["level"] == 0]
+    axes = ["noise_level", "level"]
+    return TokenChangeCurves(
+        t=t,
+        unchanged=along("unchanged", frame, axes),
+        unchanged_se=along("unchanged_se", frame, axes),
+        C=along("C", leaves, ["noise_level"]),
+        C_tree=along("C_tree", frame, axes),
+        chi=along("chi", leaves, ["noise_level"]),
+        chi_se=along("chi_se", leaves, ["noise_level"]),
+        n=n,
+    )
 
 
 def compute_discrete_diffusion(
-    sizes: DiscreteDiffusionSizes = FULL, seed: int = 0
+    sizes: DiscreteDiffusionSizes = FULL,
+    seed: int = 0,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
 ) -> DiscreteDiffusionResult:
     """Run every forward-backward measurement of the step.
 
-    Jobs (one per process, depth and rule draw, plus the masked reconstruction) run in
-    ``sizes.workers`` processes; each has its own seed derived from ``seed``, so the result
-    does not depend on the number of workers. The same rule draws serve both processes.
+    Two sweeps (:func:`token_changes_config`, :func:`reconstruction_config`): tasks of one
+    process, depth, rule draw and a few times, each with seeds derived from its parameters, so
+    the result depends on neither the number of workers nor how the times are split into
+    tasks. The same rule draws serve both processes.
 
     Parameters
     ----------
@@ -408,6 +457,13 @@ def compute_discrete_diffusion(
         :data:`FULL`, :data:`QUICK` or your own.
     seed : int
         Seed of the rule draws, the data and the noise.
+    store : str or Path, optional
+        Folder of the two sweep stores (``token_changes``, ``masked_reconstruction``); default
+        temporary folders.
+    scheduler : optional
+        Where the sweeps run (:func:`hiergrammar.sweep.run_sweep`); default the enclosing
+        :func:`hiergrammar.sweep.use_scheduler` block's, else this process (``sizes.workers ==
+        1``) or a local cluster of ``sizes.workers`` processes.
 
     Returns
     -------
@@ -421,67 +477,46 @@ def compute_discrete_diffusion(
     """
     seed = check_int("seed", seed, 0)
     z = sizes
-    params = dict(v=z.v, n_classes=z.n_classes, m=z.m, s=z.s)
+    workers = check_int("workers", z.workers, 1)
     t = np.asarray(z.t, dtype=np.float64)
-    deepest = max(z.depths)
-    jobs: list[tuple[Any, tuple]] = [
-        (
-            _token_change_job,
-            (
-                process,
-                L,
-                draw,
-                params,
-                _rule_seed(seed, L, draw),
-                _data_seed(seed, L, draw, process),
-                t,
-                z.n_per_rule,
-            ),
-        )
-        for L in sorted(z.depths, reverse=True)  # the longest jobs first balance the workers
-        for process in PROCESSES
-        for draw in range(z.n_rules)
-    ]
-    jobs.insert(
-        2,
-        (
-            _reconstruction_job,
-            (params, deepest, _rule_seed(seed, deepest, 0), t, z.n_reconstruction, seed),
-        ),
-    )
+    store = None if store is None else Path(store)
     start = time.perf_counter()
-    outputs = _run_jobs(jobs, check_int("workers", z.workers, 1))
+    with scheduler_for(
+        scheduler, default="serial" if workers == 1 else "local", workers=workers
+    ) as shared:
+        changes, ran = sweep_frame(
+            token_changes_config(z, seed),
+            None if store is None else store / "token_changes",
+            scheduler=shared,
+        )
+        rec_frame, rec_ran = sweep_frame(
+            reconstruction_config(z, seed),
+            None if store is None else store / "masked_reconstruction",
+            scheduler=shared,
+        )
     wall = time.perf_counter() - start
-    draws: dict[str, dict[int, list[TokenChangeCurves]]] = {
-        p: {L: [None] * z.n_rules for L in z.depths} for p in PROCESSES
+    draws: dict[str, dict[int, list[TokenChangeCurves]]] = {p: {} for p in PROCESSES}
+    for process in PROCESSES:
+        for L in z.depths:
+            rows = changes[(changes["process"] == process) & (changes["L"] == L)]
+            draws[process][L] = [
+                _curves(rows[rows["rule_draw"] == r], t, z.n_per_rule) for r in range(z.n_rules)
+            ]
+    rec = rec_frame.set_index("noise_level").loc[t]
+    reconstruction = MaskedReconstruction(
+        t=t,
+        accuracy=rec["accuracy"].to_numpy(),
+        accuracy_se=rec["accuracy_se"].to_numpy(),
+        cross_entropy=rec["cross_entropy"].to_numpy(),
+        masked_fraction=rec["masked_fraction"].to_numpy(),
+        n=z.n_reconstruction,
+    )
+    timings = {
+        "wall_seconds": wall,
+        "cpu_seconds": ran.cpu_seconds + rec_ran.cpu_seconds,
+        "workers": max(ran.workers or 1, rec_ran.workers or 1),
     }
-    reconstruction = None
-    cpu = 0.0
-    for name, L, draw, value, seconds in outputs:
-        cpu += seconds
-        if name == "reconstruction":
-            reconstruction = value
-        else:
-            draws[name][L][draw] = value
-    timings = {"wall_seconds": wall, "cpu_seconds": cpu, "workers": z.workers}
     return DiscreteDiffusionResult(z, seed, t, draws, reconstruction, timings)
-
-
-def _run_jobs(jobs: list[tuple[Any, tuple]], workers: int) -> list[tuple]:
-    """Run ``(function, argument)`` jobs, in this process or in a pool of fresh processes."""
-    if workers == 1:
-        return [func(arg) for func, arg in progress(jobs, desc="discrete_diffusion")]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # Fresh interpreters ("spawn"): no state of the parent (threads, open files) is inherited.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(func, arg) for func, arg in jobs]
-        return [
-            f.result()
-            for f in progress(as_completed(futures), desc="discrete_diffusion", total=len(jobs))
-        ]
 
 
 # -- plot ------------------------------------------------------------------------------------
@@ -944,7 +979,8 @@ def reproduce_step(
     out_dir = Path(out_dir)
     sizes = sizes if sizes is not None else (QUICK if quick else FULL)
     start = time.perf_counter()
-    result = compute_discrete_diffusion(sizes, seed=seed)
+    stores = out_dir / "sweeps" / "discrete_diffusion"
+    result = compute_discrete_diffusion(sizes, seed=seed, store=stores)
     plots = {
         "unchanged": plot_unchanged,
         "correlations": plot_correlations,
@@ -960,6 +996,8 @@ def reproduce_step(
     data = [
         save_npz(out_dir / "discrete_diffusion.npz", **result.arrays()),
         save_json(out_dir / "discrete_diffusion.json", summary),
+        stores / "token_changes" / "sweep.json",
+        stores / "masked_reconstruction" / "sweep.json",
     ]
     t = result.timings
     text = "\n\n".join(
@@ -970,7 +1008,9 @@ def reproduce_step(
             f"at t generates). {sizes.samples_per_point} samples per point. Run in "
             f"{t['step_seconds']:.0f} s ({t['cpu_seconds']:.1f} CPU-seconds in "
             f"{t['workers']} worker process(es); budget {sizes.budget_seconds:.0f} s on two "
-            f"cores). Alone: `{COMMAND}`.",
+            f"cores). Alone: `{COMMAND}`. Every measured point is in the sweep stores "
+            "`sweeps/discrete_diffusion/token_changes` and `.../masked_reconstruction` (one "
+            "Parquet file per task; read them with `hiergrammar.sweep.load`).",
             describe_unchanged(result),
             describe_correlations(result),
             describe_susceptibility(result),

@@ -1,11 +1,13 @@
 """Figure step ``phase_transition``: P(correct symbol) per level vs noise (the paper's Figs. 5, 7).
 
-For RHMs of several depths, :func:`compute_phase_transition` measures with exact BP
-(:func:`hiergrammar.experiments.phase_transition.accuracy_vs_noise`) how often the most likely
-symbol of every level is the true one, under the epsilon-process and under the diffusion of
-one-hot inputs; the mean-field threshold ``eps*`` comes from :mod:`hiergrammar.theory`.
-:func:`plot_phase_transition` draws one of the two noises, :func:`describe_phase_transition`
-writes the report text from the numbers.
+For RHMs of several depths, :func:`compute_phase_transition` measures with exact BP how often
+the most likely symbol of every level is the true one, under the epsilon-process and under the
+diffusion of one-hot inputs (the ``beliefs`` measurement of :mod:`hiergrammar.sweep`, one sweep
+over depths x noise x rule draws, see :func:`sweep_config`); the mean-field threshold ``eps*``
+comes from :mod:`hiergrammar.theory`. :func:`plot_phase_transition` draws one of the two
+noises, :func:`describe_phase_transition` writes the report text from the numbers.
+:func:`reproduce_step` keeps the sweep's store in ``sweeps/phase_transition`` of the output
+folder.
 
 Examples
 --------
@@ -29,7 +31,7 @@ import numpy as np
 from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
 from hiergrammar.experiments.beliefs import BPProfile
 from hiergrammar.experiments.curves import first_crossing
-from hiergrammar.experiments.phase_transition import accuracy_vs_noise
+from hiergrammar.sweep import profile_from_frame, sweep_frame
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,7 +60,8 @@ class PhaseTransitionSizes:
 
     ``v, n_classes, m, s``: the RHMs; ``depths``: their depths ``L``; ``n`` samples for each of
     ``n_rules`` rule draws per point; ``eps``: epsilon values; ``t``: diffusion times;
-    ``budget_seconds``: the step's time budget on two CPU cores.
+    ``budget_seconds``: the step's time budget on two CPU cores; ``levels_per_task``: noise
+    values measured by one task of the sweep (its size).
     """
 
     v: int
@@ -71,6 +74,7 @@ class PhaseTransitionSizes:
     eps: tuple[float, ...]
     t: tuple[float, ...]
     budget_seconds: float
+    levels_per_task: int = 8
 
 
 def _grid(*parts: np.ndarray) -> tuple[float, ...]:
@@ -156,7 +160,35 @@ def mean_field_eps_star(v: int, m: int, s: int) -> float | None:
     return value if 0.0 < value < 1.0 - 1.0 / v - 1e-12 else None
 
 
-def compute_phase_transition(sizes: PhaseTransitionSizes, seed: int = 0) -> PhaseTransitionResult:
+def sweep_config(sizes: PhaseTransitionSizes, seed: int = 0) -> dict[str, Any]:
+    """The step's grid as a sweep (:mod:`hiergrammar.sweep`): every depth, the eps-process at
+    ``sizes.eps`` and the diffusion at ``sizes.t``, ``sizes.n_rules`` rule draws, ``sizes.n``
+    strings per point and draw, float32 BP (its ~1e-6 error is far below the sampling noise).
+
+    >>> config = sweep_config(QUICK)
+    >>> config["grammar"]["L"], [n["process"] for n in config["noise"]]
+    ([2, 3], ['eps', 'gaussian'])
+    """
+    z = sizes
+    return {
+        "seed": seed,
+        "rule_draws": z.n_rules,
+        "grammar": {"v": z.v, "n_classes": z.n_classes, "m": z.m, "s": z.s, "L": list(z.depths)},
+        "noise": [
+            {"process": "eps", "levels": list(z.eps), "levels_per_task": z.levels_per_task},
+            {"process": "gaussian", "levels": list(z.t), "levels_per_task": z.levels_per_task},
+        ],
+        "measure": {"name": "beliefs", "n_samples": z.n, "dtype": "float32"},
+    }
+
+
+def compute_phase_transition(
+    sizes: PhaseTransitionSizes,
+    seed: int = 0,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
+) -> PhaseTransitionResult:
     """Measure P(correct symbol) per level vs eps and vs diffusion time for every depth.
 
     Parameters
@@ -164,7 +196,12 @@ def compute_phase_transition(sizes: PhaseTransitionSizes, seed: int = 0) -> Phas
     sizes : PhaseTransitionSizes
         :data:`FULL`, :data:`QUICK` or your own.
     seed : int
-        Depth ``L`` uses seed ``seed + L`` (eps) and ``seed + 100 + L`` (diffusion).
+        Seed of the sweep (rule draws, data and noise derive from it and their parameters).
+    store : str or Path, optional
+        Folder of the sweep's store (default: a temporary one).
+    scheduler : optional
+        Where the sweep runs (:func:`hiergrammar.sweep.run_sweep`); default the enclosing
+        :func:`hiergrammar.sweep.use_scheduler` block's, else this process.
 
     Returns
     -------
@@ -173,24 +210,14 @@ def compute_phase_transition(sizes: PhaseTransitionSizes, seed: int = 0) -> Phas
     z = sizes
     params = dict(v=z.v, n_classes=z.n_classes, m=z.m, s=z.s)
     eps, t = np.asarray(z.eps, dtype=np.float64), np.asarray(z.t, dtype=np.float64)
-    by_eps = {
-        L: accuracy_vs_noise(
-            **params, L=L, noise="eps", levels=eps, n=z.n, n_rules=z.n_rules, seed=seed + L
-        )
-        for L in z.depths
-    }
-    by_t = {
-        L: accuracy_vs_noise(
-            **params,
-            L=L,
-            noise="diffusion",
-            levels=t,
-            n=z.n,
-            n_rules=z.n_rules,
-            seed=seed + 100 + L,
-        )
-        for L in z.depths
-    }
+    frame, _ = sweep_frame(sweep_config(z, seed), store, scheduler=scheduler)
+
+    def profile(L: int, process: str, levels: np.ndarray) -> BPProfile:
+        part = frame[(frame["L"] == L) & (frame["process"] == process)]
+        return profile_from_frame(part, z.n, levels)
+
+    by_eps = {L: profile(L, "eps", eps) for L in z.depths}
+    by_t = {L: profile(L, "gaussian", t) for L in z.depths}
     eps_star = mean_field_eps_star(z.v, z.m, z.s)
     deepest = z.depths[-1]
 
@@ -327,9 +354,11 @@ def reproduce_step(
     out_dir: Path, *, seed: int = 0, sizes: PhaseTransitionSizes = FULL
 ) -> ReportSection:
     """Compute, plot and describe; write ``phase_transition_{eps,diffusion}.png``,
-    ``phase_transition.npz`` and ``phase_transition.json`` into ``out_dir``."""
+    ``phase_transition.npz`` and ``phase_transition.json`` into ``out_dir``, from the sweep
+    store ``out_dir / "sweeps" / "phase_transition"``."""
     out_dir = Path(out_dir)
-    result = compute_phase_transition(sizes, seed=seed)
+    store = out_dir / "sweeps" / "phase_transition"
+    result = compute_phase_transition(sizes, seed=seed, store=store)
     fig_eps = save_figure(
         plot_phase_transition(result, "eps"), out_dir / "phase_transition_eps.png"
     )
@@ -340,7 +369,9 @@ def reproduce_step(
     js = save_json(out_dir / "phase_transition.json", result.summary)
     return ReportSection(
         title="Phase transition of class reconstruction (Figs. 5, 7)",
-        text=describe_phase_transition(result),
+        text=describe_phase_transition(result)
+        + " Every measured point is in the sweep store `sweeps/phase_transition` (one Parquet "
+        "file per task; read it with `hiergrammar.sweep.load`).",
         figures=[fig_eps, fig_t],
-        data=[npz, js],
+        data=[npz, js, store / "sweep.json"],
     )

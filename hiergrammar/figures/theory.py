@@ -15,8 +15,11 @@
 :func:`describe_theory` writes the report text, and :func:`reproduce_step` writes each PNG with
 its data (NPZ and JSON) into ``theory/`` of the output folder.
 
-The measurements come from :mod:`hiergrammar.experiments.beliefs` (exact BP) and
-:mod:`hiergrammar.theory.meanfield` (the theory).
+The exact-BP grids run as sweeps (:mod:`hiergrammar.sweep`, the ``beliefs`` measurement):
+Fig. 6's phase diagram (:func:`phase_diagram_config`, both panels in one sweep) and the
+mean-field validation grid of Figs. 7, 12-15 (the profiles vs eps and the diffusion times);
+:func:`reproduce_step` keeps their stores in ``sweeps/theory/`` of the output folder. The
+theory comes from :mod:`hiergrammar.theory.meanfield`.
 
 Examples
 --------
@@ -36,8 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hiergrammar.artifacts import ReportSection, save_figure, save_json, save_npz
-from hiergrammar.experiments.beliefs import bp_profile, bp_profile_diffusion, true_beliefs
+from hiergrammar.experiments.beliefs import BPProfile, true_beliefs
 from hiergrammar.experiments.curves import first_crossing
+from hiergrammar.sweep import (
+    grid_array,
+    mean_over_draws,
+    profile_from_frame,
+    scheduler_for,
+    sweep_frame,
+)
 from hiergrammar.theory.meanfield import critical_eps, critical_line, profile
 
 if TYPE_CHECKING:
@@ -71,6 +81,58 @@ EXTRA: str | None = None
 # float32 BP: about twice as fast, and its ~1e-6 error is far below every sampling error here.
 _DTYPE = np.float32
 
+#: Noise values one task of the profile and diffusion sweeps measures: tasks of about a second
+#: at the FULL sizes, enough of them to keep two workers busy.
+_LEVELS_PER_TASK = 5
+
+
+def _beliefs_sweep(
+    grammars: list[dict[str, Any]],
+    process: str,
+    levels: Sequence[float],
+    n_samples: int,
+    n_rules: int,
+    seed: int,
+    levels_per_task: int | None = None,
+) -> dict[str, Any]:
+    """A ``beliefs`` sweep over ``grammars`` (``[[grammar]]`` tables) and ``n_rules`` rule
+    draws, ``n_samples`` strings per noise level over all draws (as ``bp_profile`` counts)."""
+    noise: dict[str, Any] = {"process": process, "levels": [float(x) for x in levels]}
+    if levels_per_task is not None:
+        noise["levels_per_task"] = levels_per_task
+    return {
+        "seed": seed,
+        "rule_draws": n_rules,
+        "grammar": grammars,
+        "noise": noise,
+        "measure": {
+            "name": "beliefs",
+            "n_samples": max(1, n_samples // n_rules),
+            "dtype": "float32",
+        },
+    }
+
+
+def _profile(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    process: str,
+    levels: np.ndarray,
+    n_samples: int,
+    n_rules: int,
+    seed: int,
+    store: str | Path | None,
+    scheduler: Any,
+) -> BPProfile:
+    """Exact-BP profile of one RHM (``n_rules`` rule draws) under ``process`` at ``levels``."""
+    grammar = {"v": v, "n_classes": n_classes, "m": m, "s": s, "L": L}
+    config = _beliefs_sweep([grammar], process, levels, n_samples, n_rules, seed, _LEVELS_PER_TASK)
+    frame, _ = sweep_frame(config, store, scheduler=scheduler)
+    return profile_from_frame(frame, max(1, n_samples // n_rules), levels)
+
 
 def _figure(**kwargs: Any) -> Figure:
     """A matplotlib Figure of its own: no pyplot state, no backend switch."""
@@ -93,46 +155,49 @@ def _level_name(level: int, L: int) -> str:
 
 
 # -- Fig. 6: phase diagram ------------------------------------------------------------------------
-def phase_diagram_data(
-    s: int,
-    v: int,
-    ms: Sequence[int],
+def phase_diagram_config(
+    panels: Sequence[PhaseDiagramPanel],
     eps: Sequence[float],
-    depths: Sequence[int],
     n_samples: int = 64,
     n_rules: int = 2,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Class reconstruction by exact BP on a ``(f, eps)`` grid, for ``n_classes = v``.
+) -> dict[str, Any]:
+    """Fig. 6's grid as one sweep: a ``[[grammar]]`` table per panel (``n_classes = v``, every
+    ``m`` of its ``f`` axis, every depth), the eps-process at ``eps``, ``n_rules`` rule draws
+    and ``n_samples`` strings per point over all draws.
 
-    Returns arrays: ``f`` ``(len(ms),)``, ``eps`` ``(len(eps),)``, ``depths``; ``belief``
-    and ``accuracy`` of shape ``(len(depths), len(ms), len(eps))`` (mean BP marginal of the true
-    class, the paper's probability of reconstruction, and the argmax accuracy of the class),
-    with ``belief_se`` and ``accuracy_se``; ``eps_star`` ``(len(ms),)`` (the
-    mean-field threshold at this ``v``); ``f_line``, ``eps_line_v`` and ``eps_line_inf``: the
-    critical line on a dense ``f`` axis at this ``v`` and for ``v -> infinity``.
+    >>> config = phase_diagram_config(QUICK.panels, QUICK.phase_eps, 8, 1)
+    >>> [(g["s"], g["m"], g["L"]) for g in config["grammar"]]
+    [(2, [1, 2, 4], [2, 3]), (3, [1, 4], [2])]
     """
+    grammars = [
+        {"v": p.v, "n_classes": p.v, "m": list(p.ms), "s": p.s, "L": list(p.depths)} for p in panels
+    ]
+    return _beliefs_sweep(grammars, "eps", eps, n_samples, n_rules, seed)
+
+
+def phase_diagram_panel(
+    frame: Any, s: int, v: int, ms: Sequence[int], eps: Sequence[float], depths: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """One panel of Fig. 6 from the frame of a :func:`phase_diagram_config` sweep (the arrays
+    of :func:`phase_diagram_data`)."""
     ms = np.asarray(ms, dtype=np.int64)
     eps = np.asarray(eps, dtype=np.float64)
     depths = np.asarray(depths, dtype=np.int64)
-    shape = (len(depths), len(ms), len(eps))
-    acc, acc_se, belief, belief_se = (np.empty(shape) for _ in range(4))
-    for i, L in enumerate(depths):
-        for j, m in enumerate(ms):
-            bp = bp_profile(
-                v,
-                v,
-                int(m),
-                s,
-                int(L),
-                eps,
-                n_samples=n_samples,
-                n_rules=n_rules,
-                seed=seed + 7919 * int(L) + int(m),
-                dtype=_DTYPE,
-            )
-            acc[i, j], acc_se[i, j] = bp.accuracy[:, L], bp.accuracy_se[:, L]
-            belief[i, j], belief_se[i, j] = bp.p[:, L], bp.p_se[:, L]
+    rows = frame[(frame["s"] == s) & (frame["v"] == v) & (frame["level"] == frame["L"])]
+    means = mean_over_draws(rows, ["accuracy", "p"], by=["L", "m", "noise_level"])
+    out = {}
+    for key, name in (
+        ("accuracy", "accuracy"),
+        ("accuracy_se", "accuracy_se"),
+        ("belief", "p"),
+        ("belief_se", "p_se"),
+    ):
+        values, (Ls, m_axis, e_axis) = grid_array(means, name, ["L", "m", "noise_level"])
+        pick = np.ix_(
+            np.searchsorted(Ls, depths), np.searchsorted(m_axis, ms), np.searchsorted(e_axis, eps)
+        )
+        out[key] = values[pick]
     f = ms / float(v) ** (s - 1)
     f_line = np.linspace(1.0 / v ** (s - 1), min(1.0, 1.1 * f.max()), 300)
     return {
@@ -142,15 +207,44 @@ def phase_diagram_data(
         "f": f,
         "eps": eps,
         "depths": depths,
-        "accuracy": acc,
-        "accuracy_se": acc_se,
-        "belief": belief,
-        "belief_se": belief_se,
+        **out,
         "eps_star": np.array([critical_eps(v, int(m), s) for m in ms]),
         "f_line": f_line,
         "eps_line_v": critical_line(f_line, s, v=v),
         "eps_line_inf": critical_line(f_line, s),
     }
+
+
+def phase_diagram_data(
+    s: int,
+    v: int,
+    ms: Sequence[int],
+    eps: Sequence[float],
+    depths: Sequence[int],
+    n_samples: int = 64,
+    n_rules: int = 2,
+    seed: int = 0,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
+) -> dict[str, np.ndarray]:
+    """Class reconstruction by exact BP on a ``(f, eps)`` grid, for ``n_classes = v``.
+
+    One sweep (:func:`phase_diagram_config`) into ``store`` (default a temporary folder), on
+    ``scheduler`` (default the enclosing :func:`hiergrammar.sweep.use_scheduler` block's, else
+    this process).
+
+    Returns arrays: ``f`` ``(len(ms),)``, ``eps`` ``(len(eps),)``, ``depths``; ``belief``
+    and ``accuracy`` of shape ``(len(depths), len(ms), len(eps))`` (mean BP marginal of the true
+    class, the paper's probability of reconstruction, and the argmax accuracy of the class),
+    with ``belief_se`` and ``accuracy_se``; ``eps_star`` ``(len(ms),)`` (the
+    mean-field threshold at this ``v``); ``f_line``, ``eps_line_v`` and ``eps_line_inf``: the
+    critical line on a dense ``f`` axis at this ``v`` and for ``v -> infinity``.
+    """
+    panel = PhaseDiagramPanel(s, v, tuple(int(m) for m in ms), tuple(int(L) for L in depths), 0)
+    config = phase_diagram_config([panel], eps, n_samples, n_rules, seed)
+    frame, _ = sweep_frame(config, store, scheduler=scheduler)
+    return phase_diagram_panel(frame, s, v, ms, eps, depths)
 
 
 def _edges(x: np.ndarray) -> np.ndarray:
@@ -241,8 +335,15 @@ def profiles_data(
     n_rules: int = 4,
     seed: int = 0,
     n_dense: int = 200,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
 ) -> dict[str, np.ndarray]:
     """Mean-field and exact-BP beliefs per level vs eps.
+
+    The BP side is a sweep (``n_rules`` rule draws, ``n_samples`` strings per eps over all
+    draws) into ``store`` (default a temporary folder), on ``scheduler`` (default the enclosing
+    :func:`hiergrammar.sweep.use_scheduler` block's, else this process).
 
     Returns ``eps`` ``(E,)`` and ``bp_u``, ``bp_d``, ``bp_p``, ``bp_accuracy`` with their
     ``*_se``, each ``(E, L+1)``; ``eps_dense`` ``(n_dense,)`` and ``mf_u``, ``mf_d``, ``mf_p``
@@ -251,9 +352,7 @@ def profiles_data(
     eps = np.asarray(eps, dtype=np.float64)
     dense = np.linspace(0.0, 1.0 - 1.0 / v, n_dense)
     mf = profile(v, n_classes, m, s, L, dense)
-    bp = bp_profile(
-        v, n_classes, m, s, L, eps, n_samples=n_samples, n_rules=n_rules, seed=seed, dtype=_DTYPE
-    )
+    bp = _profile(v, n_classes, m, s, L, "eps", eps, n_samples, n_rules, seed, store, scheduler)
     out = {
         "eps": eps,
         "eps_dense": dense,
@@ -427,8 +526,14 @@ def diffusion_data(
     seed: int = 0,
     t_dense: Sequence[float] | None = None,
     n_leaves: int = 4000,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
 ) -> dict[str, np.ndarray]:
     """Exact BP on diffused one-hot inputs at continuous times ``t`` (``abar = exp(-2t)``).
+
+    The BP side is a sweep of the ``gaussian`` process (as :func:`profiles_data`'s, into
+    ``store`` on ``scheduler``).
 
     Returns ``t`` ``(T,)``, ``eps_eff`` ``(T,)`` (``1 - u_0`` measured on the same leaves),
     ``bp_p``, ``bp_accuracy`` and their ``*_se`` ``(T, L+1)``, ``mf_p`` ``(T, L+1)`` (the
@@ -443,18 +548,7 @@ def diffusion_data(
         if t_dense is None
         else np.asarray(t_dense, dtype=np.float64)
     )
-    bp = bp_profile_diffusion(
-        v,
-        n_classes,
-        m,
-        s,
-        L,
-        continuous_alpha_bar(t),
-        n_samples=n_samples,
-        n_rules=n_rules,
-        seed=seed,
-        dtype=_DTYPE,
-    )
+    bp = _profile(v, n_classes, m, s, L, "gaussian", t, n_samples, n_rules, seed, store, scheduler)
     eps_eff = np.clip(1.0 - bp.u[:, 0], 0.0, 1.0)
     return {
         "t": t,
@@ -679,7 +773,13 @@ class TheoryResult:
         return {f"s{p['s']}_{k}": val for p in self.phase_panels for k, val in p.items()}
 
 
-def compute_theory(sizes: TheorySizes, seed: int = 0) -> TheoryResult:
+def compute_theory(
+    sizes: TheorySizes,
+    seed: int = 0,
+    *,
+    store: str | Path | None = None,
+    scheduler: Any = None,
+) -> TheoryResult:
     """Run the measurements of Figs. 7/12-14, 11, 15 and 6 at ``sizes``.
 
     Parameters
@@ -688,18 +788,42 @@ def compute_theory(sizes: TheorySizes, seed: int = 0) -> TheoryResult:
         :data:`FULL`, :data:`QUICK` or your own.
     seed : int
         Seed of every rule draw, sample and noise.
+    store : str or Path, optional
+        Folder of the step's sweep stores (``profiles``, ``diffusion``, ``phase_diagram``);
+        default temporary folders.
+    scheduler : optional
+        Where the sweeps run (:func:`hiergrammar.sweep.run_sweep`); default the enclosing
+        :func:`hiergrammar.sweep.use_scheduler` block's, else this process.
 
     Returns
     -------
     TheoryResult
     """
+    with scheduler_for(scheduler) as shared:
+        return _compute_theory(sizes, seed, None if store is None else Path(store), shared)
+
+
+def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: Any) -> TheoryResult:
     z = sizes
     v, m, s, L, rules = z.v, z.m, z.s, z.L, z.n_rules
+
+    def where(name: str) -> Path | None:
+        return None if store is None else store / name
 
     # Figs. 7, 12-14
     prof_eps = np.asarray(z.profile_eps, dtype=np.float64)
     prof = profiles_data(
-        v, v, m, s, L, prof_eps, n_samples=z.profile_samples, n_rules=rules, seed=seed
+        v,
+        v,
+        m,
+        s,
+        L,
+        prof_eps,
+        n_samples=z.profile_samples,
+        n_rules=rules,
+        seed=seed,
+        store=where("profiles"),
+        scheduler=shared,
     )
     dev = np.abs(prof["mf_at_bp_p"] - prof["bp_p"])
     mf_at_bp = profile(v, v, m, s, L, prof_eps)
@@ -758,6 +882,8 @@ def compute_theory(sizes: TheorySizes, seed: int = 0) -> TheoryResult:
         n_rules=rules,
         seed=seed,
         n_leaves=z.diffusion_leaves,
+        store=where("diffusion"),
+        scheduler=shared,
     )
     # Where the class (l = L) and input (l = 0) marginals fall through 1/2: diffusion (vs
     # eps_eff), eps-process BP and mean field (vs eps).
@@ -785,20 +911,13 @@ def compute_theory(sizes: TheorySizes, seed: int = 0) -> TheoryResult:
         "max_abs_p_diffusion_minus_mf_at_eps_eff": float(np.abs(diff["mf_p"] - diff["bp_p"]).max()),
     }
 
-    # Fig. 6
+    # Fig. 6: both panels in one sweep
     pd_eps = np.asarray(z.phase_eps, dtype=np.float64)
+    config = phase_diagram_config(z.panels, pd_eps, z.phase_samples, z.phase_rules, seed)
+    pd_frame, _ = sweep_frame(config, where("phase_diagram"), scheduler=shared)
     panels, pd_summary = [], {}
     for panel in z.panels:
-        data = phase_diagram_data(
-            panel.s,
-            panel.v,
-            panel.ms,
-            pd_eps,
-            panel.depths,
-            n_samples=z.phase_samples,
-            n_rules=z.phase_rules,
-            seed=seed,
-        )
+        data = phase_diagram_panel(pd_frame, panel.s, panel.v, panel.ms, pd_eps, panel.depths)
         panels.append(data)
         j = panel.ms.index(panel.fixed_m)
         star = float(data["eps_star"][j])
@@ -903,9 +1022,11 @@ bars are the spread of the per-draw means over sqrt({rules}).
 
 def reproduce_step(out_dir: Path, *, seed: int = 0, sizes: TheorySizes = FULL) -> ReportSection:
     """Compute, plot and describe Figs. 6, 7/12-14, 11 and 15; write each figure's PNG, NPZ
-    and JSON into ``out_dir / "theory"``."""
+    and JSON into ``out_dir / "theory"``, from the sweep stores in
+    ``out_dir / "sweeps" / "theory"``."""
+    stores = Path(out_dir) / "sweeps" / "theory"
     out_dir = Path(out_dir) / "theory"
-    result = compute_theory(sizes, seed=seed)
+    result = compute_theory(sizes, seed=seed, store=stores)
     figures: list[Path] = []
     files: list[Path] = []
     for stem, fig, data, summary in (
@@ -937,9 +1058,13 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, sizes: TheorySizes = FULL) -
         figures.append(save_figure(fig, out_dir / f"{stem}.png", dpi=sizes.dpi))
         files.append(save_npz(out_dir / f"{stem}.npz", **data))
         files.append(save_json(out_dir / f"{stem}.json", summary))
+    files += [stores / name / "sweep.json" for name in ("profiles", "diffusion", "phase_diagram")]
     return ReportSection(
         title="Mean-field theory vs exact BP (Figs. 6, 7, 11-15)",
-        text=describe_theory(result),
+        text=describe_theory(result)
+        + "\nThe exact-BP points come from the sweep stores `sweeps/theory/profiles`, "
+        "`sweeps/theory/diffusion` and `sweeps/theory/phase_diagram` (one Parquet file per "
+        "task; read them with `hiergrammar.sweep.load`).\n",
         figures=figures,
         data=files,
     )
