@@ -524,8 +524,8 @@ def check_uai(
 
 
 def format_report(report: UAICheckReport) -> str:
-    """A plain-text table: instance, engine, max |Δ marginal|, |Δ log10 Z|, seconds, verdict
-    and reason.
+    """A plain-text table: instance, engine, max ``|Δ marginal|``, ``|Δ log10 Z|``, seconds,
+    verdict and reason.
 
     Examples
     --------
