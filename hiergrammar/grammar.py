@@ -47,7 +47,7 @@ from hiergrammar.validation import (
     make_rng,
 )
 
-__all__ = ["Grammar", "GrammarSample", "ParseResult", "RHMSample"]
+__all__ = ["Grammar", "GrammarSample", "ParseResult", "RHMSample", "check_grammar"]
 
 #: Largest tuple space ``card**s`` for which the parser keeps a dense lookup table (the table
 #: costs 16 bytes per tuple); larger spaces use sorted codes and a binary search.
@@ -1069,3 +1069,39 @@ class Grammar:
     def _save_params(self) -> dict[str, Any] | None:
         """Constructor parameters restored by the loader (``None``: a plain grammar)."""
         return None
+
+
+def check_grammar(grammar: Any, name: str = "grammar") -> Grammar:
+    """``grammar`` itself if it is a :class:`Grammar` (an RHM, a family constructor's result, a
+    loaded file), else an :class:`~hiergrammar.validation.InputError` naming the argument.
+
+    Parameters
+    ----------
+    grammar : Any
+        The object an engine was given.
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    Grammar
+
+    Raises
+    ------
+    InputError
+        For anything that is not a Grammar.
+
+    Examples
+    --------
+    >>> check_grammar({1: [[[0, 1]]]})   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: grammar must be a hiergrammar.Grammar ..., got dict
+    """
+    if not isinstance(grammar, Grammar):
+        raise InputError(
+            f"{name} must be a hiergrammar.Grammar (an RHM, sparse_rhm(...), "
+            f"filtered_grammar(...), load_grammar(path) or Grammar(rules, rule_probs, "
+            f"root_prior)), got {type(grammar).__name__}"
+        )
+    return grammar
