@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +41,6 @@ from hiergrammar.validation import (
     check_memory,
     check_seed,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    import networkx as nx
-    from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
 
 __all__ = ["RHM", "GrammarSample", "ParseResult", "RHMSample", "check_int", "check_parameters"]
 
@@ -423,24 +419,3 @@ class RHM(Grammar):
             f"RHM(v={v}, n_classes={self.n_classes}, m={m}, s={self.s}, "
             f"L={self.L}, seed={self.seed}{extra})"
         )
-
-    # -- graph views (implemented in hiergrammar.graphs) ----------------------------------------
-    def to_factor_graph(
-        self, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
-    ) -> FactorGraph:
-        """The RHM as a :class:`pgmpy.models.FactorGraph` (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import to_factor_graph
-
-        return to_factor_graph(self, evidence=evidence, root_prior=root_prior)
-
-    def to_bayesian_network(self, root_prior: np.ndarray | None = None) -> DiscreteBayesianNetwork:
-        """The RHM as a pgmpy discrete Bayesian network (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import to_bayesian_network
-
-        return to_bayesian_network(self, root_prior=root_prior)
-
-    def to_networkx(self) -> nx.DiGraph:
-        """The tree of variables as a networkx DiGraph (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import tree_graph
-
-        return tree_graph(self)
