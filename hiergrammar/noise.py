@@ -8,8 +8,8 @@
   ``abar`` comes from continuous time (``exp(-2t)``) or from a discrete DDPM schedule, optionally
   respaced as in the paper (250 of 1000 steps).
 
-The noise functions are shortcuts of the process objects of :mod:`hiergrammar.processes` (re-
-exported here) with the same numbers: :func:`eps_evidence` is ``EpsProcess(v).leaf_likelihood``,
+The noise functions are shortcuts of the process objects of :mod:`hiergrammar.processes`
+(re-exported here), with the same numbers: :func:`eps_evidence` is ``EpsProcess(v).leaf_likelihood``,
 and :func:`diffuse_onehot`, :func:`leaf_posterior` and :func:`diffusion_evidence` run the one
 implementation behind ``GaussianProcess.corrupt`` and ``GaussianProcess.leaf_likelihood``
 (:func:`~hiergrammar.processes.diffuse`, :func:`~hiergrammar.processes.gaussian_posterior`), at a
