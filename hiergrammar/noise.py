@@ -9,11 +9,12 @@
   respaced as in the paper (250 of 1000 steps).
 
 The noise functions are shortcuts of the process objects of :mod:`hiergrammar.processes`
-(re-exported here), with the same numbers: :func:`eps_evidence` is ``EpsProcess(v).leaf_likelihood``,
-and :func:`diffuse_onehot`, :func:`leaf_posterior` and :func:`diffusion_evidence` run the one
-implementation behind ``GaussianProcess.corrupt`` and ``GaussianProcess.leaf_likelihood``
-(:func:`~hiergrammar.processes.diffuse`, :func:`~hiergrammar.processes.gaussian_posterior`), at a
-given ``alpha_bar`` rather than a time. They keep their own argument checks and messages.
+(re-exported here), with the same numbers: :func:`eps_evidence` is
+``EpsProcess(v).leaf_likelihood``, and :func:`diffuse_onehot`, :func:`leaf_posterior` and
+:func:`diffusion_evidence` run the one implementation behind ``GaussianProcess.corrupt`` and
+``GaussianProcess.leaf_likelihood`` (:func:`~hiergrammar.processes.diffuse`,
+:func:`~hiergrammar.processes.gaussian_posterior`), at a given ``alpha_bar`` rather than a time.
+They keep their own argument checks and messages.
 
 Every one-hot vector is written by indexing, never through ``np.eye(v)``: ``v`` may be large
 (``eps_evidence`` at ``v = 10**6`` allocates its ``(n, d, v)`` result only). Outputs are checked
