@@ -194,12 +194,13 @@ def tutorial(page: Page) -> None:
     # ## 3. The factor graph
     #
     # `hiergrammar.graphs.to_factor_graph` writes the model as a pgmpy `FactorGraph`: one
-    # variable `h{level}_{index}` per node, one 0/1 factor `psi(a; b_1, b_2)` per internal node
-    # (1 exactly when `a -> b_1 b_2` is a rule), a prior factor on the root and one evidence
-    # factor per leaf. Because each variable has exactly one factor above it and one below, the
-    # graph is a tree. In the drawing (right) the square above the root is the prior, the
-    # square below each internal node its rule factor, and the squares under the leaves the
-    # evidence; the tree (left) shows each node's sampled symbol under its name.
+    # variable `h{level}_{index}` per node, one factor `psi(a; b_1, b_2)` per internal node
+    # (the probability that `a` writes `b_1 b_2`: `1/m` on a rule, 0 elsewhere), a prior factor
+    # on the root and one evidence factor per leaf. Because each variable has exactly one factor
+    # above it and one below, the graph is a tree. In the drawing (right) the square above the
+    # root is the prior, the square below each internal node its rule factor, and the squares
+    # under the leaves the evidence; the tree (left) shows each node's sampled symbol under its
+    # name.
 
     # %%
     import matplotlib
@@ -337,9 +338,9 @@ def tutorial(page: Page) -> None:
     # **Log-evidence.** Each normaliser divided out of an upward message is a factor of the
     # partition function `Z = sum over all assignments of prod(factors)`, so `log Z` is the
     # sum of their logs, plus the log of the last sum at the root, `sum_a prior(a) up(a)`.
-    # Our rule factors are 0/1 rather than probabilities `1/m`, so `Z = m**N * P(evidence)`
-    # with `N = 3` internal nodes: subtract `N log m` to get the log-probability of the
-    # evidence.
+    # Our hand-written rule factors are 0/1 rather than the probabilities `1/m` that
+    # `to_factor_graph` holds, so our `Z = m**N * P(evidence)` with `N = 3` internal nodes:
+    # subtract `N log m` to get the log-probability of the evidence.
 
     # %%
     log_z += np.log(prior @ up[node_name(L, 0)])
@@ -358,7 +359,7 @@ def tutorial(page: Page) -> None:
     # %%
     from hiergrammar.bp import tree_bp
 
-    result = tree_bp(rhm, evidence)
+    result = tree_bp(rhm, evidence, backend="numpy")  # the reference; numba agrees to rounding
 
     def largest_gap(ours, theirs):
         """max |ours[node] - theirs[level][0, index]| over all nodes."""
@@ -402,8 +403,9 @@ def tutorial(page: Page) -> None:
         query = engine.query(list(marginal), joint=False, show_progress=False)
     page.check("max |hand - pgmpy|, marginals",
                max(np.abs(marginal[name] - query[name].values).max() for name in marginal))
+    # pgmpy's factors hold the rule probabilities 1/m: its partition function is P(evidence).
     z_pgmpy = factor_graph.get_partition_function()
-    page.check("|log Z - log(pgmpy partition function)|", abs(log_z - np.log(z_pgmpy)))
+    page.check("|log P(evidence) - log(pgmpy Z)|", abs(log_p_evidence - np.log(z_pgmpy)))
 
     # %% [markdown]
     # Every message and marginal at once (blue: upward, orange: downward, grey: marginal; the
@@ -430,7 +432,7 @@ def tutorial(page: Page) -> None:
     from hiergrammar.sampling import posterior_sample
 
     n_draws = 20000
-    draws = posterior_sample(rhm, np.repeat(evidence, n_draws, axis=0), seed=2)
+    draws = posterior_sample(rhm, np.repeat(evidence, n_draws, axis=0), seed=2, backend="numpy")
     print("all draws valid:", bool(rhm.parse(draws.x).valid.all()))
     trees = enumerate_trees(rhm)  # levels[l]: (16, width_l)
     log_w = np.log(evidence[0][np.arange(rhm.d), trees[0]]).sum(axis=1)  # prior is uniform
