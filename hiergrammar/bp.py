@@ -165,7 +165,7 @@ def resolve_backend(backend: str | None, device: Any = None) -> str:
     """
     from hiergrammar import kernels
 
-    cpu = device is None or str(device) == "cpu"
+    cpu = device is None or str(device).split(":")[0] == "cpu"
     if backend is None:
         name = kernels.default_backend(device)
         if name == "numba" and _NUMBA_FAILURE:
@@ -191,21 +191,21 @@ def _run(
     backend: str | None,
     device: Any,
     reference: Callable[[], Any],
-    kernel: Callable[[Callable], Any],
+    kernel: Callable[[Callable, Any], Any],
     canonical: Callable[[InputError], None],
 ) -> Any:
     """Run computation ``name`` on the chosen backend: ``reference()`` for numpy, else
-    ``kernel(entry)``. A kernel's :class:`InputError` goes through ``canonical`` first, which
-    raises the reference's error for the same input (so messages do not depend on the
-    backend); a default numba backend that fails to compile falls back to numpy, once per
-    process, with a ``RuntimeWarning``."""
+    ``kernel(entry, device)`` (the device only for torch). A kernel's :class:`InputError` goes
+    through ``canonical`` first, which raises the reference's error for the same input (so messages
+    do not depend on the backend); a default numba backend that fails to compile falls back to
+    numpy, once per process, with a ``RuntimeWarning``."""
     from hiergrammar import kernels
 
     chosen = resolve_backend(backend, device)
     if chosen == "numpy":
         return reference()
     try:
-        return kernel(kernels.entry(chosen, name))
+        return kernel(kernels.entry(chosen, name), device if chosen == "torch" else None)
     except InputError as err:
         canonical(err)
         raise
@@ -629,7 +629,7 @@ def upward_pass(
         lambda: _upward_result(
             grammar, leaf_evidence, root_prior, node_evidence, dtype, memory_budget, "upward_pass"
         ),
-        lambda fn: fn(
+        lambda fn, device: fn(
             grammar.rules,
             grammar.rule_probs,
             grammar.cards,
@@ -754,7 +754,7 @@ def tree_bp(
         lambda: _tree_bp_numpy(
             grammar, leaf_evidence, root_prior, node_evidence, dtype, memory_budget
         ),
-        lambda fn: fn(
+        lambda fn, device: fn(
             grammar.rules,
             grammar.rule_probs,
             grammar.cards,

@@ -213,7 +213,7 @@ def posterior_sample(
         backend,
         device,
         reference,
-        lambda fn: fn(
+        lambda fn, device: fn(
             grammar.rules,
             grammar.rule_probs,
             grammar.cards,
