@@ -36,7 +36,8 @@ Backends
   ``torch.set_num_threads``);
 * ``None`` (default): ``"torch"`` for a non-CPU ``device``, else the fastest backend available
   on the CPU: ``"numba"``, or ``"numpy"`` where numba cannot be imported or cannot compile the
-  kernel (a ``RuntimeWarning`` says so once).
+  kernel (a ``RuntimeWarning`` says so once). The environment variable ``HIERGRAMMAR_BACKEND``
+  (``numpy``, ``numba`` or ``torch``) names the CPU default instead.
 
 Every backend gives the same results to rounding (1e-12 in float64, 1e-5 in float32) and the
 same error messages for bad input: the messages of :mod:`hiergrammar.evidence` and of this

@@ -317,3 +317,14 @@ def test_zero_evidence_from_a_kernel_names_the_level_as_the_reference_does():
             tree_bp(rhm, ev, backend=backend)
         messages.add(str(info.value))
     assert len(messages) == 1, messages
+
+
+def test_the_environment_names_the_default_backend(monkeypatch):
+    from hiergrammar.bp import resolve_backend
+
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "numpy")
+    assert resolve_backend(None) == "numpy"
+    assert resolve_backend("numba") == "numba"  # an explicit backend wins
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "fortran")
+    with pytest.raises(InputError, match=r"\$HIERGRAMMAR_BACKEND='fortran' is not one of"):
+        resolve_backend(None)
