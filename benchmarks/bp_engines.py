@@ -5,9 +5,10 @@ batch), and every engine's marginals are checked against ours. Per-sample time i
 get the posterior marginal of every node for one evidence set.
 
 * ours: :func:`hiergrammar.bp.tree_bp` on ``--n`` samples at once (best of ``--repeats``),
-  float64 and float32; beside it the multiply-adds per sample that the m rules per symbol
-  require (:func:`hiergrammar.bp.flops_per_sample`: upward ``s`` per rule entry and node,
-  downward ``s`` per rule entry and child; bp.py executes exactly these, with a sparse
+  float64 and float32, on ``--backend`` (default: the library's default, numba where it
+  compiles; ``numpy`` times the reference); beside it the multiply-adds per sample that the m
+  rules per symbol require (:func:`hiergrammar.bp.flops_per_sample`: upward ``s`` per rule entry
+  and node, downward ``s`` per rule entry and child; bp.py executes exactly these, with a sparse
   scatter). multiply-adds per sample / seconds per sample = achieved rate.
 * pyAgrum: ``LazyPropagation`` on the rule-choice Bayesian network, leaf likelihoods changed
   per sample with ``chgEvidence``; junction tree built once (setup, not counted).
@@ -56,13 +57,15 @@ def _ours_sample(ref, k: int) -> list[np.ndarray]:
     return [mg[k] for mg in ref.marginals]
 
 
-def time_ours(rhm: RHM, ev: np.ndarray, repeats: int, dtype: type = np.float64):
-    tree_bp(rhm, ev[: min(len(ev), 8)], dtype=dtype)  # warm-up
+def time_ours(
+    rhm: RHM, ev: np.ndarray, repeats: int, dtype: type = np.float64, backend: str | None = None
+):
+    tree_bp(rhm, ev[: min(len(ev), 8)], dtype=dtype, backend=backend)  # warm-up (and compile)
     best = np.inf
     result = None
     for _ in range(repeats):
         start = time.perf_counter()
-        result = tree_bp(rhm, ev, dtype=dtype)
+        result = tree_bp(rhm, ev, dtype=dtype, backend=backend)
         best = min(best, time.perf_counter() - start)
     return best / len(ev), result
 
@@ -202,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         choices=["pyagrum", "pgmpy_bp_mp", "pgmpy_ve", "pgmpy_bp", "deep"],
     )
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=["numpy", "numba", "torch"],
+        help="our tree_bp's backend (default: the library's default)",
+    )
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--profile", action="store_true", help="cProfile one call of our BP")
     args = p.parse_args(argv)
@@ -225,12 +234,16 @@ def run(args: argparse.Namespace) -> int:
     )
 
     rows: list[dict[str, Any]] = []
-    ours64, ref = time_ours(rhm, ev, args.repeats)
-    ours32, ref32 = time_ours(rhm, ev, args.repeats, dtype=np.float32)
+    from hiergrammar.bp import resolve_backend
+
+    backend = resolve_backend(args.backend)
+    print(f"our backend: {backend}")
+    ours64, ref = time_ours(rhm, ev, args.repeats, backend=backend)
+    ours32, ref32 = time_ours(rhm, ev, args.repeats, dtype=np.float32, backend=backend)
     sparse_ma = flops_per_sample(rhm)
     rows.append(
         {
-            "engine": f"ours tree_bp float64 (batch n={args.n})",
+            "engine": f"ours tree_bp {backend} float64 (batch n={args.n})",
             "L": rhm.L,
             "samples": args.n,
             "per_sample": ours64,
@@ -239,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     )
     rows.append(
         {
-            "engine": f"ours tree_bp float32 (batch n={args.n})",
+            "engine": f"ours tree_bp {backend} float32 (batch n={args.n})",
             "L": rhm.L,
             "samples": args.n,
             "per_sample": ours32,
@@ -296,10 +309,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         small_ev = eps_evidence(small.sample(args.n, seed=args.seed + 1).x, args.eps, small.v)
-        ours_small, ref_small = time_ours(small, small_ev, args.repeats)
+        ours_small, ref_small = time_ours(small, small_ev, args.repeats, backend=backend)
         rows.append(
             {
-                "engine": f"ours tree_bp float64 (batch n={args.n})",
+                "engine": f"ours tree_bp {backend} float64 (batch n={args.n})",
                 "L": small.L,
                 "samples": args.n,
                 "per_sample": ours_small,

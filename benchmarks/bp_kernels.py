@@ -23,7 +23,14 @@ thread and on all threads at once) and its write bandwidth ``W`` (numpy filling 
 the floor per sample is ``max(M / P, B / W)``, and the printed ratio is measured time / floor.
 The load average is printed before and after: on a shared machine, rerun when it is quiet.
 
-Also a deep tree (s=2, L=16, n=10, float32; target under 0.2 s).
+Also a deep tree (s=2, L=16, n=10, float32; target under 0.2 s), and two comparisons through
+the public :func:`hiergrammar.bp.tree_bp` (what users call, validation included):
+
+* every backend (``backend="numpy"``, ``"numba"``, ``"torch"`` on the CPU), float32 and float64,
+  end to end from the ``(n, d, v)`` evidence array;
+* weighted vs uniform rules: a Zipf RHM (``rule_law="zipf"``, ``zipf_a=1``; the same rules as
+  the uniform RHM of the seed, unequal probabilities) against the uniform RHM, per sample, on the
+  numpy and numba backends, with the ratio (target: at most 1.2x).
 
 Usage::
 
@@ -55,8 +62,19 @@ from hiergrammar.rhm import RHM
 #: Targets of the issue: numba float32 / float64 on both cores, per sample; ratio to pyAgrum.
 TARGET_F32_US, TARGET_F64_US, PYAGRUM_TARGET, DEEP_TARGET_S = 10.0, 20.0, 2000.0, 0.2
 
+#: Target of the grammars issue: weighted BP at most this many times uniform BP per sample.
+WEIGHTED_TARGET = 1.2
+
 
 # -- the machine ----------------------------------------------------------------------------------
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _fma_kernel():
     from numba import njit
 
@@ -170,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deep-L", type=int, default=16)
     p.add_argument("--deep-n", type=int, default=10)
     p.add_argument(
-        "--skip", nargs="*", default=[], choices=["numpy", "torch", "pyagrum", "pgmpy", "deep"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["numpy", "torch", "pyagrum", "pgmpy", "deep", "public", "weighted"],
     )
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -219,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         + f"; write bandwidth {bandwidth / 1e9:.1f} GB/s"
     )
 
-    ref = tree_bp(rhm, ev64)
+    ref = tree_bp(rhm, ev64, backend="numpy")
     rows: list[dict[str, Any]] = []
     n = args.n
 
@@ -259,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
                 "numpy tree_bp (reference)",
                 dtype,
                 0,
-                lambda ev=ev, dt=dtype: tree_bp(rhm, ev, dtype=dt),
+                lambda ev=ev, dt=dtype: tree_bp(rhm, ev, dtype=dt, backend="numpy"),
                 marg,
                 "all",
                 leaf * np.dtype(dtype).itemsize,
@@ -340,6 +361,73 @@ def run(args: argparse.Namespace) -> int:
                 )
             _set_threads(torch_threads=before)
 
+    # -- the public tree_bp on every backend, and weighted vs uniform rules ---------------------
+    public: list[dict[str, Any]] = []
+    if "public" not in args.skip:
+        for backend in ("numpy", "numba", "torch"):
+            if backend == "numpy" and "numpy" in args.skip:
+                continue
+            if backend == "torch" and ("torch" in args.skip or not _has_torch()):
+                continue
+            for dtype, ev in ((np.float32, ev32), (np.float64, ev64)):
+                seconds, out = best_time(
+                    lambda ev=ev, dt=dtype, b=backend: tree_bp(rhm, ev, dtype=dt, backend=b),
+                    args.repeats,
+                )
+                public.append(
+                    dict(
+                        backend=backend,
+                        dtype=dtype.__name__,
+                        per_sample_us=seconds / n * 1e6,
+                        max_delta=max_delta(out.marginals, ref.marginals),
+                    )
+                )
+    weighted: list[dict[str, Any]] = []
+    if "weighted" not in args.skip:
+        zipf = RHM(
+            v=args.v,
+            n_classes=args.n_classes,
+            m=args.m,
+            s=args.s,
+            L=args.L,
+            seed=args.seed,
+            rule_law="zipf",
+            zipf_a=1.0,
+        )
+        zipf_ev = eps_evidence(zipf.sample(args.n, seed=args.seed + 1).x, eps=args.eps, v=zipf.v)
+        for backend in ("numpy", "numba"):
+            if backend == "numpy" and "numpy" in args.skip:
+                continue
+            for dtype in (np.float32, np.float64):
+                # Interleaved runs (uniform, weighted, uniform, ...): on a shared machine the
+                # load changes between two separate series more than the two computations differ.
+                cast = {"uniform": (rhm, ev64.astype(dtype)), "zipf": (zipf, zipf_ev.astype(dtype))}
+                calls = {
+                    label: (
+                        lambda m=model, ev=ev, dt=dtype, b=backend: tree_bp(
+                            m, ev, dtype=dt, backend=b
+                        )
+                    )
+                    for label, (model, ev) in cast.items()
+                }
+                times = {label: np.inf for label in calls}
+                for call in calls.values():
+                    call()  # warm-up
+                for _ in range(2 * args.repeats):
+                    for label, call in calls.items():
+                        start = time.perf_counter()
+                        call()
+                        times[label] = min(times[label], time.perf_counter() - start)
+                weighted.append(
+                    dict(
+                        backend=backend,
+                        dtype=dtype.__name__,
+                        uniform_us=times["uniform"] / n * 1e6,
+                        weighted_us=times["zipf"] / n * 1e6,
+                        ratio=times["zipf"] / times["uniform"],
+                    )
+                )
+
     best32 = min(
         r["per_sample_us"]
         for r in rows
@@ -397,6 +485,25 @@ def run(args: argparse.Namespace) -> int:
         f"downward); bytes moved (evidence in, results out): float32 all "
         f"{leaf * 4 + 3 * flat.row_length * 4:,}, marginals only {leaf * 4 + flat.row_length * 4:,}"
     )
+
+    if public:
+        print()
+        print("the public hiergrammar.bp.tree_bp, end to end (validation included):")
+        for r in public:
+            print(
+                f"  backend={r['backend']:6s} {r['dtype']:8s} {r['per_sample_us']:9.2f} us/sample"
+                f"  max|d| vs numpy float64 {r['max_delta']:.1e}"
+            )
+    if weighted:
+        print()
+        print("weighted (Zipf, zipf_a=1) vs uniform rules, tree_bp per sample:")
+        for r in weighted:
+            met = "met" if r["ratio"] <= WEIGHTED_TARGET else "NOT met"
+            print(
+                f"  backend={r['backend']:6s} {r['dtype']:8s} uniform {r['uniform_us']:9.2f} us, "
+                f"weighted {r['weighted_us']:9.2f} us: {r['ratio']:.2f}x "
+                f"(target <= {WEIGHTED_TARGET:g}: {met})"
+            )
 
     # -- verdicts ------------------------------------------------------------------------------
     def pick(engine, dtype, threads):
@@ -486,6 +593,8 @@ def run(args: argparse.Namespace) -> int:
                 engines=engines,
                 verdicts=verdicts,
                 deep=deep,
+                public=public,
+                weighted=weighted,
             ),
         )
         print(f"wrote {args.json}")

@@ -1,23 +1,47 @@
-"""Exact, batched sum-product belief propagation on the RHM tree (docs/model.md §4).
+"""Exact, batched sum-product belief propagation on a grammar's tree (docs/model.md §4).
 
-The RHM's factor graph is a tree whose factors join a parent with its ``s`` children and hold
-1 exactly on the parent's ``m`` rules. Summing over a factor therefore only visits the ``m`` rules
-of each parent value, never the ``v**s`` tuples: the upward message into a parent is a gather of
-the children's messages at the rule entries, a product over the ``s`` positions and a sum over
-the ``m`` rules; the downward message into a child scatters the same rule weights back onto the
-child's values, which we write as one matrix product with a 0/1 scatter matrix.
+The factor graph of a :class:`~hiergrammar.grammar.Grammar` is a tree whose factors join a
+parent with its ``s`` children: ``psi(a; b_1..b_s) = sum_r rule_probs[a, r] [rules[a, r] =
+(b_1..b_s)]``. Summing over a factor therefore only visits the ``m`` rules of each parent value,
+never the ``card**s`` tuples: the upward message into a parent is a gather of the children's
+messages at the rule entries, a product over the ``s`` positions and a sum over the ``m`` rules
+weighted by their probabilities (one batched matrix product); the downward message into a
+child scatters the same weighted rule entries back onto the child's values, written as one
+sparse matrix product whose entries are the rule probabilities. Several rules may share a tuple
+(an ambiguous grammar): the tree is fixed, so BP stays exact. Levels may have different
+cardinalities (``grammar.cards``) and different numbers of rules.
 
 Every message is normalised after each step (raw products underflow after a few levels, and in
 deep trees such as ``s=2, L=12`` after one), and the log normalisers are summed to give the exact
-log-evidence.
+log-evidence ``log P(evidence)`` under the weighted grammar.
 
 Evidence follows the contract of :mod:`hiergrammar.evidence`: ``(n, d, v)`` or ``(d, v)`` (one
-set), real, finite, non-negative, any scale. Each leaf's evidence is rescaled by a power of two
-before it is cast to the message dtype (the scale goes back into the log-evidence), so float32
-messages work for evidence of any magnitude.
+set), real, finite, non-negative, any scale, with ``v = grammar.cards[0]``. Each leaf's evidence
+is rescaled by a power of two before it is cast to the message dtype (the scale goes back into
+the log-evidence), so float32 messages work for evidence of any magnitude.
 
-Only ``model.d``, ``model.v``, ``model.L``, ``model.s``, ``model.card(level)``,
-``model.width(level)`` and ``model.rules[level]`` (``(card_l, m_l, s)`` child tuples) are read.
+Backends
+--------
+:func:`tree_bp`, :func:`upward_pass` (and :func:`hiergrammar.sampling.posterior_sample`) take
+``backend=None | "numpy" | "numba" | "torch"`` and ``device``:
+
+* ``"numpy"``: the code of this module, the reference every other backend is tested against;
+* ``"numba"``: the fused CPU kernel of :mod:`hiergrammar.kernels.numba_bp` (several times
+  faster; compiled on its first call per message dtype after installation, about 15-30 s,
+  then loaded from numba's disk cache in under a second). Its threads follow numba's setting:
+  ``numba.set_num_threads(k)`` or the environment variable ``NUMBA_NUM_THREADS`` (all cores by
+  default);
+* ``"torch"``: :mod:`hiergrammar.kernels.torch_bp` on ``device`` (``"cpu"``, ``"cuda"``, ...),
+  returning torch tensors on that device (torch's own thread setting on the CPU,
+  ``torch.set_num_threads``);
+* ``None`` (default): ``"torch"`` for a non-CPU ``device``, else the fastest backend available
+  on the CPU: ``"numba"``, or ``"numpy"`` where numba cannot be imported or cannot compile the
+  kernel (a ``RuntimeWarning`` says so once). The environment variable ``HIERGRAMMAR_BACKEND``
+  (``numpy``, ``numba`` or ``torch``) names the CPU default instead.
+
+Every backend gives the same results to rounding (1e-12 in float64, 1e-5 in float32) and the
+same error messages for bad input: the messages of :mod:`hiergrammar.evidence` and of this
+module (a kernel's refusal is re-checked here with the reference's checks).
 
 Examples
 --------
@@ -30,20 +54,39 @@ Examples
 (10, 1, 4)
 >>> bool((result.marginals[3][:, 0].argmax(-1) == data.y).mean() > 0.5)
 True
+>>> zipf = RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0, rule_law="zipf", zipf_a=1.0)
+>>> ev = eps_evidence(data.x, eps=0.1, v=8)
+>>> a = tree_bp(zipf, ev, backend="numpy").log_evidence
+>>> b = tree_bp(zipf, ev, backend="numba").log_evidence
+>>> bool(np.allclose(a, b, rtol=0, atol=1e-10))
+True
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_array
 
-from hiergrammar.evidence import check_leaf_evidence, check_root_prior, rescale_by_powers_of_two
-from hiergrammar.validation import InputError, ZeroEvidenceError, check_int, check_real_array
+from hiergrammar.evidence import (
+    check_leaf_evidence,
+    check_root_prior,
+    leaf_card,
+    rescale_by_powers_of_two,
+)
+from hiergrammar.grammar import Grammar, check_grammar
+from hiergrammar.validation import (
+    InputError,
+    ZeroEvidenceError,
+    check_choice,
+    check_int,
+    check_real_array,
+)
 
 __all__ = [
     "BPResult",
@@ -51,36 +94,134 @@ __all__ = [
     "ZeroEvidenceError",
     "bp_bytes_per_set",
     "flops_per_sample",
+    "resolve_backend",
     "scatter_matrices",
     "tree_bp",
     "upward_pass",
 ]
-
-#: Any grammar with the attributes the engines read (``RHM`` today).
-Model = Any
 
 
 @dataclass(frozen=True)
 class BPResult:
     """Messages and marginals of :func:`tree_bp`, as lists indexed by level ``l = 0..L``.
 
-    Each entry has shape ``(n, width_l, card_l)`` and sums to 1 over the last axis.
+    Each entry has shape ``(n, width_l, card_l)`` and sums to 1 over the last axis (numpy
+    arrays; torch tensors on the device with ``backend="torch"``).
 
     ``up[l]``: message a node of level ``l`` sends to the factor above it (its subtree's
     evidence, including any node evidence at ``l``); ``up[0]`` is the normalised leaf evidence.
     ``down[l]``: message the factor above sends into the node; ``down[L]`` is the root prior.
     ``marginals[l]``: ``P(h_i^(l) | evidence) ∝ up[l] * down[l]``.
     ``log_evidence``: shape ``(n,)``, ``log sum_trees P(tree) * prod(evidence)`` with the
-    evidence taken as given (unnormalised) and ``P(tree) = prior(class) * m**-(internal
-    nodes)``, the generative model's probability (each symbol picks one of its ``m`` rules
-    uniformly). With one-hot evidence it is ``log P(x)``. The 0/1 factor graph's partition
-    function is larger by the constant ``m**(internal nodes)``.
+    evidence taken as given (unnormalised) and ``P(tree)`` the grammar's probability of the
+    tree: the root prior times, at every internal node, the probability of the rule it used
+    (``1/m`` per node for the uniform RHM; summed over the rules that give the same children
+    in an ambiguous grammar). With one-hot evidence it is ``log P(x)``; it is also the log
+    partition function of :func:`hiergrammar.graphs.to_factor_graph` with the evidence.
     """
 
-    up: list[np.ndarray]
-    down: list[np.ndarray]
-    marginals: list[np.ndarray]
-    log_evidence: np.ndarray
+    up: list[Any]
+    down: list[Any]
+    marginals: list[Any]
+    log_evidence: Any
+
+
+# -- backends ------------------------------------------------------------------------------------
+#: Why the default backend fell back from numba to numpy in this process (empty: it did not).
+_NUMBA_FAILURE: list[str] = []
+
+
+def resolve_backend(backend: str | None, device: Any = None) -> str:
+    """The backend that runs for ``backend`` and ``device`` (see the module docstring).
+
+    Parameters
+    ----------
+    backend : {None, "numpy", "numba", "torch"}
+        None picks ``"torch"`` for a non-CPU ``device``, else the fastest one available on the
+        CPU (``"numba"``, else ``"numpy"``).
+    device : None, str or torch.device
+        Where the results live: None or ``"cpu"`` for numpy arrays; any torch device with
+        ``"torch"``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+        For an unknown backend, a backend that is not available here (numba that does not
+        import or compile, torch that is not installed), or a device the backend cannot use.
+
+    Examples
+    --------
+    >>> resolve_backend("numpy")
+    'numpy'
+    >>> resolve_backend(None) in ("numba", "numpy")
+    True
+    >>> resolve_backend("numpy", device="cuda")   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: device='cuda' needs backend='torch' ...
+    """
+    from hiergrammar import kernels
+
+    cpu = device is None or str(device).split(":")[0] == "cpu"
+    if backend is None:
+        name = kernels.default_backend(device)
+        if name == "numba" and _NUMBA_FAILURE:
+            name = "numpy"
+    else:
+        name = check_choice("backend", backend, kernels.BACKENDS)
+        if name != "torch" and not cpu:
+            raise InputError(
+                f"device={device!r} needs backend='torch' (backend={name!r} runs on the CPU "
+                "and returns numpy arrays)"
+            )
+    if name != "numpy" and not kernels.available(name):
+        what = {"numba": "numba does not import or cannot compile here", "torch": "needs torch"}
+        raise InputError(
+            f"backend={name!r} is not available: {what[name]} "
+            f"(pip install {'numba' if name == 'numba' else 'torch'}; backend='numpy' always runs)"
+        )
+    return name
+
+
+def _run(
+    name: str,
+    backend: str | None,
+    device: Any,
+    reference: Callable[[], Any],
+    kernel: Callable[[Callable, Any], Any],
+    canonical: Callable[[InputError], None],
+) -> Any:
+    """Run computation ``name`` on the chosen backend: ``reference()`` for numpy, else
+    ``kernel(entry, device)`` (the device only for torch). A kernel's :class:`InputError` goes
+    through ``canonical`` first, which raises the reference's error for the same input (so messages
+    do not depend on the backend); a default numba backend that fails to compile falls back to
+    numpy, once per process, with a ``RuntimeWarning``."""
+    from hiergrammar import kernels
+
+    chosen = resolve_backend(backend, device)
+    if chosen == "numpy":
+        return reference()
+    try:
+        return kernel(kernels.entry(chosen, name), device if chosen == "torch" else None)
+    except InputError as err:
+        canonical(err)
+        raise
+    except Exception as err:
+        canonical(InputError(str(err)))  # input a kernel chokes on: the reference's message
+        if backend is not None or chosen != "numba" or not type(err).__module__.startswith("numba"):
+            raise
+        _NUMBA_FAILURE.append(f"{type(err).__name__}: {err}")
+        warnings.warn(
+            f"the numba kernel failed to compile ({type(err).__name__}); hiergrammar's BP "
+            "falls back to backend='numpy' in this process",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return reference()
 
 
 def _normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,20 +233,26 @@ def _normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return raw / safe, total
 
 
-def scatter_matrices(rules: np.ndarray, v: int, dtype: type = np.float64) -> list[csr_array]:
-    """Sparse 0/1 matrices ``S_i``, shape ``(v, K*m)``, ``S_i[b, k*m + j] = [rules[k, j, i] == b]``.
+def scatter_matrices(
+    rules: np.ndarray, v: int, dtype: type = np.float64, weights: np.ndarray | None = None
+) -> list[csr_array]:
+    """Sparse matrices ``S_i``, shape ``(v, K*m)``, ``S_i[b, k*m + j] = w[k, j] [rules[k, j, i]
+    == b]`` with ``w`` the rule weights (1 when ``weights`` is None).
 
-    ``S_i @ W``, with ``W`` of shape ``(K*m, ...)`` holding one weight per rule, adds each rule's
-    weight onto the value its ``i``-th child takes: the sum over a factor in the downward message.
+    ``S_i @ W``, with ``W`` of shape ``(K*m, ...)`` holding one number per rule, adds each rule's
+    number times its weight onto the value its ``i``-th child takes: the sum over a factor in
+    the downward message.
 
     Parameters
     ----------
     rules : numpy.ndarray
-        ``(K, m, s)`` child tuples of a level (``model.rules[level]``).
+        ``(K, m, s)`` child tuples of a level (``grammar.rules[level]``).
     v : int
         Cardinality of the children's level.
     dtype : type
         Float type of the entries.
+    weights : numpy.ndarray, optional
+        ``(K, m)`` rule weights (``grammar.rule_probs[level]``).
 
     Returns
     -------
@@ -117,12 +264,19 @@ def scatter_matrices(rules: np.ndarray, v: int, dtype: type = np.float64) -> lis
     >>> S = scatter_matrices(np.array([[[0, 1]], [[1, 1]]]), v=2)
     >>> S[1].toarray().tolist()      # both rules put their second child on value 1
     [[0.0, 0.0], [1.0, 1.0]]
+    >>> S = scatter_matrices(np.array([[[0, 1], [1, 1]]]), v=2, weights=np.array([[0.3, 0.7]]))
+    >>> S[0].toarray().tolist()
+    [[0.3, 0.0], [0.0, 0.7]]
     """
     K, m, s = rules.shape
     columns = np.arange(K * m)
-    ones = np.ones(K * m, dtype=dtype)
+    values = (
+        np.ones(K * m, dtype=dtype)
+        if weights is None
+        else np.asarray(weights, dtype=dtype).reshape(K * m)
+    )
     return [
-        csr_array((ones, (rules[:, :, i].ravel(), columns)), shape=(v, K * m)) for i in range(s)
+        csr_array((values, (rules[:, :, i].ravel(), columns)), shape=(v, K * m)) for i in range(s)
     ]
 
 
@@ -143,16 +297,6 @@ def _product_of_others(factors: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def _log_rule_choices(model: Model) -> float:
-    """``log`` of the number of rule-choice combinations, ``sum_l width_l * log(m_l)``: the
-    0/1 rule factors count each tree once, while the grammar picks each rule with prob 1/m."""
-    counts: dict[int, int] = {}
-    for level in range(1, model.L + 1):
-        m = int(model.rules[level].shape[1])
-        counts[m] = counts.get(m, 0) + model.width(level)
-    return float(sum(count * np.log(m) for m, count in counts.items()))
-
-
 def _check_dtype(dtype: Any) -> type:
     try:
         kind = None if dtype is None else np.dtype(dtype).type  # np.dtype(None) is float64
@@ -164,18 +308,19 @@ def _check_dtype(dtype: Any) -> type:
 
 
 def bp_bytes_per_set(
-    model: Model, dtype: Any = np.float64, downward: bool = True, node_levels: Any = ()
+    grammar: Grammar, dtype: Any = np.float64, downward: bool = True, node_levels: Any = ()
 ) -> int:
-    """Working memory of :func:`tree_bp` (or, with ``downward=False``, :func:`upward_pass`) per
-    evidence set, in bytes: the size guard's estimate.
+    """Working memory of the numpy :func:`tree_bp` (or, with ``downward=False``,
+    :func:`upward_pass`) per evidence set, in bytes: the size guard's estimate.
 
     It counts the float64 copies of the evidence made by validation and rescaling, the
     value-first input, every level's messages (up; down and marginals with ``downward``), the
     children's messages gathered at the rule entries, and the largest per-level temporaries.
+    (The numba and torch backends need less and check their own estimates.)
 
     Parameters
     ----------
-    model : Model
+    grammar : Grammar
         The grammar.
     dtype : type
         Message dtype, ``np.float32`` or ``np.float64``.
@@ -196,27 +341,27 @@ def bp_bytes_per_set(
     True
     """
     b = np.dtype(_check_dtype(dtype)).itemsize
-    d, v, s = int(model.d), int(model.v), int(model.s)
+    d, v, s = int(grammar.d), leaf_card(grammar), int(grammar.s)
     total = d * v * (8 + 8 + b)  # validated float64, rescaled float64, value-first copy
-    nodes = sum(int(model.width(l)) * int(model.card(l)) for l in range(model.L + 1))
+    nodes = sum(int(grammar.width(l)) * int(grammar.card(l)) for l in range(grammar.L + 1))
     total += nodes * b * (3 if downward else 1)  # up (+ down, marginals)
     largest = 0
-    for level in range(1, model.L + 1):
-        K, m, _ = (int(x) for x in model.rules[level].shape)
-        w = int(model.width(level))
+    for level in range(1, grammar.L + 1):
+        K, m, _ = (int(x) for x in grammar.rules[level].shape)
+        w = int(grammar.width(level))
         entries = K * m * w
         total += s * entries * b  # gathered children messages (kept for the downward pass)
-        step = 2 * entries * b  # product and its reshaped sum
+        step = 2 * entries * b  # product and its weighted sum
         if downward:
-            step += (s + 1) * entries * b + 2 * int(model.card(level - 1)) * w * s * b
+            step += (s + 1) * entries * b + 2 * int(grammar.card(level - 1)) * w * s * b
         largest = max(largest, step)
     for level in node_levels:
-        total += int(model.width(level)) * int(model.card(level)) * (8 + 8 + b)
+        total += int(grammar.width(level)) * int(grammar.card(level)) * (8 + 8 + b)
     return total + largest
 
 
-def _value_first_inputs(
-    model: Model,
+def _check_inputs(
+    grammar: Grammar,
     leaf_evidence: Any,
     root_prior: Any,
     node_evidence: Mapping[int, Any] | None,
@@ -225,15 +370,15 @@ def _value_first_inputs(
     memory_budget: int | str | None,
     what: str,
     extra_bytes_per_set: int = 0,
-) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
-    """Validate the inputs and return them value-first: leaf evidence ``(v, d, n)`` (times any
-    level-0 node evidence), the normalised prior ``(card_L, 1, n)``, the other node evidence
-    ``{level: (card, width, n)}``, and the log of the scales taken out of them, ``(n,)``.
-
-    Internally every array is "value-first", (card, width, n): the sample axis is last and
-    contiguous, so gathers at rule entries copy whole rows, the sum over a parent's m rules is a
-    contiguous reduction, and the downward scatter is one sparse-times-dense product.
-    """
+    *,
+    memory: bool = True,
+    values: bool = True,
+) -> tuple[type, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """The reference's checks, in their order: the dtype, ``node_evidence``'s type and levels,
+    the memory estimate (unless ``memory=False``), the leaf evidence, the root prior (None: the
+    grammar's), the node evidence arrays. Returns ``(dtype, evidence (n, d, v), prior (n,
+    card_L), {level: (n, width_l, card_l)})``, all float64 and checked. With ``values=False``
+    only the shapes before the memory estimate are checked (and the rest is not returned)."""
     dtype = _check_dtype(dtype)
     if node_evidence is not None and not isinstance(node_evidence, Mapping):
         raise InputError(
@@ -241,18 +386,27 @@ def _value_first_inputs(
             f"got {type(node_evidence).__name__}"
         )
     node_evidence = {} if node_evidence is None else node_evidence
-    levels = [check_int("node_evidence level", level, 0, model.L) for level in node_evidence]
-    per_set = bp_bytes_per_set(model, dtype, downward=downward, node_levels=levels)
-    per_set += extra_bytes_per_set
+    levels = [check_int("node_evidence level", level, 0, grammar.L) for level in node_evidence]
+    per_set = 0
+    if memory:
+        per_set = bp_bytes_per_set(grammar, dtype, downward=downward, node_levels=levels)
+        per_set += extra_bytes_per_set
     ev = check_leaf_evidence(
-        model, leaf_evidence, bytes_per_set=per_set, what=what, memory_budget=memory_budget
+        grammar,
+        leaf_evidence,
+        bytes_per_set=per_set,
+        what=what,
+        memory_budget=memory_budget,
+        values=values,
     )
+    if not values:
+        return dtype, ev, np.empty(0), {}
     n = ev.shape[0]
-    prior = check_root_prior(model, root_prior, n)  # (n, card_L), rows sum to 1
+    prior = check_root_prior(grammar, root_prior, n)  # (n, card_L), rows sum to 1
     unary: dict[int, np.ndarray] = {}
     for level, (key, array) in zip(levels, node_evidence.items(), strict=True):
         name = f"node_evidence[{key!r}]"
-        shape = (model.width(level), model.card(level))
+        shape = (grammar.width(level), grammar.card(level))
         checked = check_real_array(name, array, nonnegative=True)
         if checked.ndim == 2:
             checked = checked[None]
@@ -262,6 +416,22 @@ def _value_first_inputs(
                 f"or {shape} for one set; got {np.shape(array)}"
             )
         unary[level] = checked
+    return dtype, ev, prior, unary
+
+
+def _value_first(
+    ev: np.ndarray, prior: np.ndarray, unary: dict[int, np.ndarray], dtype: type
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
+    """Checked inputs -> value-first arrays: leaf evidence ``(v, d, n)`` (times any level-0
+    node evidence), the prior ``(card_L, 1, n)``, the other node evidence ``{level: (card,
+    width, n)}``, and the log of the scales taken out of them, ``(n,)``.
+
+    Internally every array is "value-first", (card, width, n): the sample axis is last and
+    contiguous, so gathers at rule entries copy whole rows, the weighted sum over a parent's
+    m rules is one batched matrix product, and the downward scatter is one sparse-times-dense
+    product.
+    """
+    unary = dict(unary)
     if 0 in unary:
         ev = ev * unary.pop(0)
     # Powers of two scale exactly: float64 results do not move, and float32 messages can hold
@@ -272,16 +442,16 @@ def _value_first_inputs(
         unary[level], node_exponents = rescale_by_powers_of_two(unary[level])
         log_scale = log_scale + node_exponents.sum(axis=1)
 
-    def value_first(array: np.ndarray) -> np.ndarray:
+    def transposed(array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.transpose(2, 1, 0), dtype=dtype)
 
-    leaves = value_first(ev)
-    unary = {level: value_first(array) for level, array in unary.items()}
-    return leaves, value_first(prior[:, None, :]), unary, log_scale * math.log(2.0)
+    leaves = transposed(ev)
+    unary = {level: transposed(array) for level, array in unary.items()}
+    return leaves, transposed(prior[:, None, :]), unary, log_scale * math.log(2.0)
 
 
 def _upward(
-    model: Model,
+    grammar: Grammar,
     leaves: np.ndarray,
     prior: np.ndarray,
     unary: dict[int, np.ndarray],
@@ -291,7 +461,7 @@ def _upward(
     the children's messages at the rule entries ``factors[l][i]`` ``(K*m, w, n)`` (reused by
     the downward pass; empty lists unless ``keep_factors``), and the log-evidence ``(n,)`` of
     the evidence as given to it."""
-    L, s = model.L, model.s
+    L, s = grammar.L, grammar.s
     n = leaves.shape[-1]
     log_z = np.zeros(n)
     up: list[np.ndarray] = []
@@ -299,16 +469,19 @@ def _upward(
     raw = leaves
     for level in range(L + 1):
         if level > 0:
-            rules = model.rules[level]
+            rules = grammar.rules[level]
             K, m, _ = rules.shape
-            w = model.width(level)
-            child_up = up[level - 1].reshape(model.card(level - 1), w, s, n)
+            w = grammar.width(level)
+            child_up = up[level - 1].reshape(grammar.card(level - 1), w, s, n)
             gathered = [child_up[:, :, i, :][rules[:, :, i].ravel()] for i in range(s)]
             factors.append(gathered if keep_factors else [])
             product = gathered[0] * gathered[1]
             for g in gathered[2:]:
                 product *= g
-            raw = product.reshape(K, m, w, n).sum(axis=1)  # (K, w, n)
+            # The sum over each parent's rules weighted by their probabilities: one batched
+            # (1, m) @ (m, w*n) product per parent value, as fast as the plain sum.
+            weights = grammar.rule_probs[level].astype(leaves.dtype, copy=False)[:, None, :]
+            raw = np.matmul(weights, product.reshape(K, m, w * n)).reshape(K, w, n)
             if level in unary:
                 raw *= unary[level]
         message, total = _normalise(raw)
@@ -321,8 +494,6 @@ def _upward(
     if np.any(root_total <= 0):
         raise ZeroEvidenceError(np.flatnonzero(root_total <= 0), _zero_reason(L, prior.dtype))
     log_z += np.log(root_total.astype(np.float64))
-    # The 0/1 rule factors count each tree once; the grammar picks each rule with prob 1/m.
-    log_z -= _log_rule_choices(model)
     return up, factors, log_z
 
 
@@ -340,31 +511,95 @@ def _public(a: np.ndarray) -> np.ndarray:
     return a.transpose(2, 1, 0)
 
 
+def _reference_error(
+    grammar: Grammar,
+    leaf_evidence: Any,
+    root_prior: Any,
+    node_evidence: Mapping[int, Any] | None,
+    dtype: Any,
+    what: str,
+    err: InputError,
+) -> None:
+    """Raise the numpy reference's error for inputs a kernel refused with ``err``, so that the
+    message does not depend on the backend; return when the reference accepts them (then the
+    kernel's own error stands, e.g. its memory estimate)."""
+    if "above the memory budget" in str(err):
+        # The kernel's own (smaller) estimate stands; the reference checks what comes before
+        # its estimate (the dtype, node evidence keys, the evidence's shape), never the values
+        # of an array too large to scan.
+        _check_inputs(
+            grammar,
+            leaf_evidence,
+            root_prior,
+            node_evidence,
+            dtype,
+            False,
+            None,
+            what,
+            memory=False,
+            values=False,
+        )
+        return
+    _, ev, prior, unary = _check_inputs(
+        grammar, leaf_evidence, root_prior, node_evidence, dtype, False, None, what, memory=False
+    )
+    samples = np.asarray(getattr(err, "samples", []), dtype=np.int64)
+    if not isinstance(err, ZeroEvidenceError) or samples.size == 0:
+        return
+    # The kernel found no tree for these samples: the reference says where (its level).
+    try:
+        _upward(
+            grammar, *_value_first(ev[samples], prior[samples], _rows(unary, samples), dtype)[:3]
+        )
+    except ZeroEvidenceError as ref:
+        raise ZeroEvidenceError(samples[np.asarray(ref.samples)], ref.reason) from None
+
+
+def _rows(unary: dict[int, np.ndarray], samples: np.ndarray) -> dict[int, np.ndarray]:
+    return {level: array[samples] for level, array in unary.items()}
+
+
+def _canonical(
+    grammar: Grammar,
+    leaf_evidence: Any,
+    root_prior: Any,
+    node_evidence: Mapping[int, Any] | None,
+    dtype: Any,
+    what: str,
+) -> Callable[[InputError], None]:
+    def canonical(err: InputError) -> None:
+        _reference_error(grammar, leaf_evidence, root_prior, node_evidence, dtype, what, err)
+
+    return canonical
+
+
 @dataclass(frozen=True)
 class UpwardResult:
     """What :func:`upward_pass` computes: ``up[l]`` (as in :class:`BPResult`), the root's
     marginal ``(n, 1, card_L)``, and ``log_evidence`` ``(n,)``."""
 
-    up: list[np.ndarray]
-    root_marginal: np.ndarray
-    log_evidence: np.ndarray
+    up: list[Any]
+    root_marginal: Any
+    log_evidence: Any
 
 
 def upward_pass(
-    rhm: Model,
+    grammar: Grammar,
     leaf_evidence: np.ndarray,
     root_prior: np.ndarray | None = None,
     node_evidence: dict[int, np.ndarray] | None = None,
     dtype: type = np.float64,
     *,
     memory_budget: int | str | None = None,
+    backend: str | None = None,
+    device: Any = None,
 ) -> UpwardResult:
     """The upward half of :func:`tree_bp`: enough for the root's marginal, the log-evidence and
     posterior sampling, at about half the cost.
 
     Parameters
     ----------
-    rhm, leaf_evidence, root_prior, node_evidence, dtype, memory_budget
+    grammar, leaf_evidence, root_prior, node_evidence, dtype, memory_budget, backend, device
         As for :func:`tree_bp`.
 
     Returns
@@ -386,13 +621,32 @@ def upward_pass(
     >>> res.root_marginal.shape, res.log_evidence.shape
     ((3, 1, 2), (3,))
     """
-    return _upward_result(
-        rhm, leaf_evidence, root_prior, node_evidence, dtype, memory_budget, "upward_pass"
+    grammar = check_grammar(grammar)
+    _check_dtype(dtype)  # None is float64 to numpy, refused here whichever backend runs
+    return _run(
+        "upward_pass",
+        backend,
+        device,
+        lambda: _upward_result(
+            grammar, leaf_evidence, root_prior, node_evidence, dtype, memory_budget, "upward_pass"
+        ),
+        lambda fn, device: fn(
+            grammar.rules,
+            grammar.rule_probs,
+            grammar.cards,
+            leaf_evidence,
+            grammar.root_prior if root_prior is None else root_prior,
+            node_evidence,
+            dtype,
+            memory_budget=memory_budget,
+            device=device,
+        ),
+        _canonical(grammar, leaf_evidence, root_prior, node_evidence, dtype, "upward_pass"),
     )
 
 
 def _upward_result(
-    model: Model,
+    grammar: Grammar,
     leaf_evidence: Any,
     root_prior: Any,
     node_evidence: Mapping[int, Any] | None,
@@ -401,10 +655,10 @@ def _upward_result(
     what: str,
     extra_bytes_per_set: int = 0,
 ) -> UpwardResult:
-    """:func:`upward_pass` for callers that allocate more per set afterwards (posterior
-    sampling): ``extra_bytes_per_set`` joins the memory estimate."""
-    leaves, prior, unary, log_scale = _value_first_inputs(
-        model,
+    """The numpy :func:`upward_pass`, for callers that allocate more per set afterwards
+    (posterior sampling): ``extra_bytes_per_set`` joins the memory estimate."""
+    dtype, ev, prior, unary = _check_inputs(
+        grammar,
         leaf_evidence,
         root_prior,
         node_evidence,
@@ -414,8 +668,9 @@ def _upward_result(
         what,
         extra_bytes_per_set,
     )
-    up, _, log_z = _upward(model, leaves, prior, unary, keep_factors=False)
-    root_marginal = _normalise(up[model.L] * prior)[0]  # up[L] already holds node evidence
+    leaves, prior, unary, log_scale = _value_first(ev, prior, unary, dtype)
+    up, _, log_z = _upward(grammar, leaves, prior, unary, keep_factors=False)
+    root_marginal = _normalise(up[grammar.L] * prior)[0]  # up[L] already holds node evidence
     return UpwardResult(
         up=[_public(a) for a in up],
         root_marginal=_public(root_marginal),
@@ -424,26 +679,31 @@ def _upward_result(
 
 
 def tree_bp(
-    rhm: Model,
+    grammar: Grammar,
     leaf_evidence: np.ndarray,
     root_prior: np.ndarray | None = None,
     node_evidence: dict[int, np.ndarray] | None = None,
     dtype: type = np.float64,
     *,
     memory_budget: int | str | None = None,
+    backend: str | None = None,
+    device: Any = None,
 ) -> BPResult:
-    """Exact marginals of every node of the RHM tree, for ``n`` evidence sets at once.
+    """Exact marginals of every node of the grammar's tree, for ``n`` evidence sets at once.
 
     Parameters
     ----------
-    rhm : RHM or any grammar with the attributes listed in the module docstring
-        The model.
+    grammar : Grammar
+        Any :class:`~hiergrammar.grammar.Grammar`: an :class:`~hiergrammar.rhm.RHM` (uniform,
+        Zipf, per-level, shared tuples), :func:`~hiergrammar.families.sparse_rhm`,
+        :func:`~hiergrammar.families.filtered_grammar`, or ``Grammar(rules, rule_probs,
+        root_prior)``.
     leaf_evidence : array_like
-        ``(n, s**L, v)``, or ``(s**L, v)`` for one set: non-negative likelihoods
-        ``P(obs_i | h_i^(0) = x)`` (any scale; see :mod:`hiergrammar.evidence`). ``n = 0``
-        gives empty results.
+        ``(n, s**L, v)``, or ``(s**L, v)`` for one set, with ``v = grammar.cards[0]``:
+        non-negative likelihoods ``P(obs_i | h_i^(0) = x)`` (any scale; see
+        :mod:`hiergrammar.evidence`). ``n = 0`` gives empty results.
     root_prior : array_like, optional
-        ``(card_L,)`` or ``(n, card_L)``; uniform if None.
+        ``(card_L,)`` or ``(n, card_L)``; the grammar's ``root_prior`` if None.
     node_evidence : dict, optional
         ``{level: (n, width_l, card_l)}`` extra unary factors on any level (a one-hot row
         clamps a node; level 0 multiplies the leaf evidence).
@@ -451,8 +711,12 @@ def tree_bp(
         Float type of the messages. ``np.float32`` is about twice as fast and accurate to
         ~1e-6, enough for experiments; keep the default ``np.float64`` for cross-checks.
     memory_budget : int or str, optional
-        Overrides the memory budget (:func:`hiergrammar.validation.memory_budget`); the
+        Overrides the memory budget (:func:`hiergrammar.validation.memory_budget`); the numpy
         estimate is :func:`bp_bytes_per_set` times ``n``.
+    backend : {None, "numpy", "numba", "torch"}
+        Who computes (see the module docstring); None: the fastest available for ``device``.
+    device : None, str or torch.device
+        With ``backend="torch"`` (or None), the torch device of the results.
 
     Returns
     -------
@@ -463,8 +727,9 @@ def tree_bp(
     Raises
     ------
     InputError
-        On badly shaped, complex, NaN, infinite or negative evidence or prior, a bad dtype, or
-        an estimate above the memory budget.
+        On a model that is not a Grammar, badly shaped, complex, NaN, infinite or negative
+        evidence or prior, a bad dtype, backend or device, or an estimate above the memory
+        budget.
     ZeroEvidenceError
         (an InputError) naming the samples whose evidence no tree can produce.
 
@@ -478,27 +743,64 @@ def tree_bp(
     ((1, 4, 4), True)
     >>> tree_bp(rhm, np.zeros((0, 4, 4))).log_evidence.shape
     (0,)
+    >>> float(np.exp(tree_bp(rhm, ev, backend="numpy").log_evidence[0]))  # 1/(2 * 2**3)
+    0.0625
     """
-    leaves, prior, unary, log_scale = _value_first_inputs(
-        rhm, leaf_evidence, root_prior, node_evidence, dtype, True, memory_budget, "tree_bp"
+    grammar = check_grammar(grammar)
+    _check_dtype(dtype)  # None is float64 to numpy, refused here whichever backend runs
+    return _run(
+        "tree_bp",
+        backend,
+        device,
+        lambda: _tree_bp_numpy(
+            grammar, leaf_evidence, root_prior, node_evidence, dtype, memory_budget
+        ),
+        lambda fn, device: fn(
+            grammar.rules,
+            grammar.rule_probs,
+            grammar.cards,
+            leaf_evidence,
+            grammar.root_prior if root_prior is None else root_prior,
+            node_evidence,
+            dtype,
+            memory_budget=memory_budget,
+            device=device,
+        ),
+        _canonical(grammar, leaf_evidence, root_prior, node_evidence, dtype, "tree_bp"),
     )
-    dtype = leaves.dtype
-    s = rhm.s
-    up, factors, log_z = _upward(rhm, leaves, prior, unary)
+
+
+def _tree_bp_numpy(
+    grammar: Grammar,
+    leaf_evidence: Any,
+    root_prior: Any,
+    node_evidence: Mapping[int, Any] | None,
+    dtype: Any,
+    memory_budget: int | str | None,
+) -> BPResult:
+    """The reference: :func:`tree_bp` in numpy."""
+    dtype, ev, prior, unary = _check_inputs(
+        grammar, leaf_evidence, root_prior, node_evidence, dtype, True, memory_budget, "tree_bp"
+    )
+    leaves, prior, unary, log_scale = _value_first(ev, prior, unary, dtype)
+    s = grammar.s
+    up, factors, log_z = _upward(grammar, leaves, prior, unary)
     n = leaves.shape[-1]
 
     # -- downward pass: root to leaves -----------------------------------------------------
-    down: list[np.ndarray] = [prior] * (rhm.L + 1)
-    for level in range(rhm.L, 0, -1):
-        rules = rhm.rules[level]
+    down: list[np.ndarray] = [prior] * (grammar.L + 1)
+    for level in range(grammar.L, 0, -1):
+        rules = grammar.rules[level]
         K, m, _ = rules.shape
-        w = rhm.width(level)
-        child_card = rhm.card(level - 1)
+        w = grammar.width(level)
+        child_card = grammar.card(level - 1)
         # What the parent sends into its factor: everything but the factor's own message.
         parent_out = down[level] * unary[level] if level in unary else down[level]
         others = _product_of_others(factors[level])
         children = np.empty((child_card, w, s, n), dtype=dtype)
-        for i, scatter in enumerate(scatter_matrices(rules, child_card, dtype)):
+        # The rule probabilities sit in the scatter matrices: no extra pass over the entries.
+        scatters = scatter_matrices(rules, child_card, dtype, grammar.rule_probs[level])
+        for i, scatter in enumerate(scatters):
             weight = others[i].reshape(K, m, w, n) * parent_out[:, None]
             children[:, :, i, :] = (scatter @ weight.reshape(K * m, w * n)).reshape(
                 child_card, w, n
@@ -514,18 +816,19 @@ def tree_bp(
     )
 
 
-def flops_per_sample(rhm: Model) -> int:
+def flops_per_sample(grammar: Grammar) -> int:
     """Multiply-adds of one :func:`tree_bp` call per sample (upward + downward passes).
 
     Upward, per parent node and rule entry (``K*m`` of them): ``s - 1`` multiplies for the
-    product over the children and one add for the sum over rules. Downward, per child position
-    and rule entry: ``s - 1`` multiplies (parent weight times the other children) and one add
-    for the sparse scatter. This is what the rules strictly need; normalisations, the marginals
-    and, for ``s > 2``, the prefix/suffix products are not counted.
+    product over the children and one multiply-add for the weighted sum over rules. Downward,
+    per child position and rule entry: ``s - 1`` multiplies (parent weight times the other
+    children) and one multiply-add for the weighted scatter. This is what the rules strictly
+    need; normalisations, the marginals and, for ``s > 2``, the prefix/suffix products are not
+    counted.
 
     Parameters
     ----------
-    rhm : Model
+    grammar : Grammar
         The grammar.
 
     Returns
@@ -540,9 +843,9 @@ def flops_per_sample(rhm: Model) -> int:
     24
     """
     total = 0
-    for level in range(1, rhm.L + 1):
-        K, m, s = rhm.rules[level].shape
-        w = rhm.width(level)
+    for level in range(1, grammar.L + 1):
+        K, m, s = grammar.rules[level].shape
+        w = grammar.width(level)
         up = w * K * m * s
         down = w * s * K * m * s
         total += up + down

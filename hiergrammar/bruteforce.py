@@ -1,18 +1,23 @@
-"""Exact posteriors of tiny RHMs by enumerating every tree: the independent ground truth.
+"""Exact posteriors of tiny grammars by enumerating every derivation: the independent ground truth.
 
-A tree is a class ``y`` and one rule choice at each of the ``N = (s**L - 1) / (s - 1)``
-internal nodes, so there are ``n_classes * m**N`` trees (``card_L * prod_l m_l**width_l`` when
-the number of rules ``m_l`` varies with the level). The generative probability of a tree is
-``prior(y) * m**-N``; given leaf evidence ``e`` (a likelihood vector per leaf) its weight is
+A derivation is a root symbol ``y`` and one rule choice at each of the ``N = (s**L - 1) / (s -
+1)`` internal nodes, so there are ``card_L * prod_l m_l**width_l`` of them (``n_classes *
+m**N`` for the RHM). Its generative probability is the root prior times the probability of
+every chosen rule,
 
-    w(tree) = prior(y) * m**-N * prod_i e_i(x_i)
+    log P(derivation) = log prior(y) + sum_nodes log rule_probs[l][a, r],
 
-The evidence probability is ``sum_tree w(tree)`` and the marginal of node ``h`` is
-``P(h = a | e) = sum_{tree: h = a} w(tree) / sum_tree w(tree)``. Nothing here shares code with
-the message-passing engines: no messages, no rule tensors, only the grammar's rules applied
-top-down. Evidence follows the contract of :mod:`hiergrammar.evidence`; evidence that no tree
-can produce gives ``log_evidence = -inf`` and NaN marginals (the ground truth reports it, it
-does not refuse it).
+(``prior(y) m**-N`` for the uniform RHM); given leaf evidence ``e`` (a likelihood vector per leaf)
+its weight is ``w = P(derivation) * prod_i e_i(x_i)``. Derivations through a rule of probability
+0 are dropped. The evidence probability is ``sum w`` and the marginal of node ``h`` is ``P(h = a |
+e) = sum_{h = a} w / sum w``. In an ambiguous grammar several derivations (rules of several
+parents, or a tuple listed twice) may write the same tree: their weights add up, which is exactly
+the tree's probability (:meth:`~hiergrammar.grammar.Grammar.tree_log_prob`), so marginals and the
+evidence probability are those of the grammar. Nothing here shares code with the
+message-passing engines: no messages, no rule tensors, only the grammar's rules applied top-down.
+Evidence follows the contract of :mod:`hiergrammar.evidence`; evidence that no tree can produce
+gives ``log_evidence = -inf`` and NaN marginals (the ground truth reports it, it does not refuse
+it).
 
 Tree counts grow as ``m**N``: at ``L = 14`` the count has thousands of digits, more than Python
 converts to text by default, so messages give huge counts as powers of ten
@@ -39,6 +44,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from hiergrammar.evidence import check_leaf_evidence, check_root_prior
+from hiergrammar.grammar import Grammar, check_grammar
 from hiergrammar.validation import InputError, check_int, check_memory
 
 __all__ = [
@@ -64,8 +70,8 @@ class BruteForceResult:
 
     ``marginals[l]``: float64 ``(n, width_l, card_l)``, ``P(h_i^(l) = a | evidence)``, rows sum
     to 1 (NaN where the evidence has probability 0). ``log_evidence``: ``(n,)``, the natural log
-    of ``sum_tree prior(y) m**-N prod_i e_i(x_i)`` (``-inf`` where it is 0). ``n_trees``: how
-    many trees were enumerated.
+    of ``sum_derivations P(derivation) prod_i e_i(x_i)`` (``-inf`` where it is 0). ``n_trees``:
+    how many derivations were enumerated (those through rules of probability 0 included).
     """
 
     marginals: list[np.ndarray]
@@ -73,7 +79,7 @@ class BruteForceResult:
     n_trees: int
 
 
-def _rules_per_node(model: Any) -> list[int]:
+def _rules_per_node(model: Grammar) -> list[int]:
     """``m`` of every internal node, top-down and left to right (the enumeration's order)."""
     return [
         int(model.rules[level].shape[1])
@@ -82,7 +88,7 @@ def _rules_per_node(model: Any) -> list[int]:
     ]
 
 
-def _rule_counts(model: Any) -> dict[int, int]:
+def _rule_counts(model: Grammar) -> dict[int, int]:
     """``{m: number of internal nodes with m rules}``."""
     counts: dict[int, int] = {}
     for level in range(1, model.L + 1):
@@ -91,12 +97,12 @@ def _rule_counts(model: Any) -> dict[int, int]:
     return counts
 
 
-def n_trees(rhm: Any) -> int:
+def n_trees(rhm: Grammar) -> int:
     """The number of distinct trees, ``n_classes * m**N`` (``N`` internal nodes), exactly.
 
     Parameters
     ----------
-    rhm : RHM or any grammar
+    rhm : Grammar
         The model.
 
     Returns
@@ -116,12 +122,12 @@ def n_trees(rhm: Any) -> int:
     return total
 
 
-def log10_n_trees(rhm: Any) -> float:
+def log10_n_trees(rhm: Grammar) -> float:
     """``log10`` of :func:`n_trees`, computed without the exact count (cheap at any depth).
 
     Parameters
     ----------
-    rhm : RHM or any grammar
+    rhm : Grammar
         The model.
 
     Returns
@@ -140,14 +146,14 @@ def log10_n_trees(rhm: Any) -> float:
     )
 
 
-def describe_tree_count(rhm: Any) -> str:
+def describe_tree_count(rhm: Grammar) -> str:
     """The tree count as text: the formula, and the number in full or as a power of ten.
 
     Never converts a huge int to text (Python refuses above 4300 digits by default).
 
     Parameters
     ----------
-    rhm : RHM or any grammar
+    rhm : Grammar
         The model.
 
     Returns
@@ -171,7 +177,7 @@ def describe_tree_count(rhm: Any) -> str:
     return f"{formula} = about 10**{log10:.1f} trees"
 
 
-def _check_tree_bound(rhm: Any, max_trees: Any) -> int:
+def _check_tree_bound(rhm: Grammar, max_trees: Any) -> int:
     """The exact tree count, or an InputError when it exceeds ``max_trees``."""
     bound = check_int("max_trees", max_trees, low=1)
     # Compare on log10 first: the exact count of a deep model is a huge integer.
@@ -183,7 +189,7 @@ def _check_tree_bound(rhm: Any, max_trees: Any) -> int:
     return n_trees(rhm)
 
 
-def _enumeration_bytes(rhm: Any, total: int) -> int:
+def _enumeration_bytes(rhm: Grammar, total: int) -> int:
     """Bytes of the enumeration's tables: codes, rule choices and every level's symbols."""
     nodes = sum(int(rhm.width(level)) for level in range(rhm.L + 1))
     n_internal = nodes - int(rhm.d)
@@ -191,24 +197,32 @@ def _enumeration_bytes(rhm: Any, total: int) -> int:
 
 
 def enumerate_trees(
-    rhm: Any, max_trees: int = MAX_TREES, *, memory_budget: int | str | None = None
-) -> list[np.ndarray]:
-    """Every tree of the grammar: ``levels[l]`` of shape ``(T, width_l)``, ``T = n_trees``.
+    rhm: Grammar,
+    max_trees: int = MAX_TREES,
+    *,
+    memory_budget: int | str | None = None,
+    with_log_prob: bool = False,
+) -> list[np.ndarray] | tuple[list[np.ndarray], np.ndarray]:
+    """Every derivation of the grammar: ``levels[l]`` of shape ``(T, width_l)``, ``T =
+    n_trees``.
 
     Parameters
     ----------
-    rhm : RHM or any grammar
+    rhm : Grammar
         The model.
     max_trees : int
-        Refuse models with more trees than this.
+        Refuse models with more derivations than this.
     memory_budget : int or str, optional
         Overrides the memory budget for the tables.
+    with_log_prob : bool
+        Also return each derivation's ``log P`` ``(T,)``: the root prior plus the log
+        probability of every chosen rule (``-inf`` through a rule of probability 0).
 
     Returns
     -------
-    list of numpy.ndarray
-        int64 ``(T, width_l)`` per level ``l = 0..L``; tree ``t`` has class ``t // (T /
-        n_classes)``.
+    list of numpy.ndarray, or (list, numpy.ndarray)
+        int64 ``(T, width_l)`` per level ``l = 0..L``; derivation ``t`` has class ``t // (T /
+        n_classes)``. An ambiguous grammar can list one tree several times.
 
     Raises
     ------
@@ -222,13 +236,23 @@ def enumerate_trees(
     >>> levels = enumerate_trees(RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0))
     >>> [lv.shape for lv in levels]
     [(4, 2), (4, 1)]
+    >>> _, log_p = enumerate_trees(RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0), with_log_prob=True)
+    >>> np.exp(log_p).tolist()                     # prior 1/2 times rule 1/2
+    [0.25, 0.25, 0.25, 0.25]
     """
+    rhm = check_grammar(rhm, "rhm")
     total = _check_tree_bound(rhm, max_trees)
     check_memory(f"enumerating {total} trees", _enumeration_bytes(rhm, total), memory_budget)
-    return _enumerate(rhm, total)
+    levels, log_rules = _enumerate(rhm, total)
+    if not with_log_prob:
+        return levels
+    with np.errstate(divide="ignore"):
+        log_prior = np.log(rhm.root_prior)
+    return levels, log_prior[levels[rhm.L][:, 0]] + log_rules
 
 
-def _enumerate(rhm: Any, total: int) -> list[np.ndarray]:
+def _enumerate(rhm: Grammar, total: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every derivation's levels, and the sum of the log probabilities of its rules ``(T,)``."""
     radix = np.array(_rules_per_node(rhm), dtype=np.int64)
     per_class = total // int(rhm.card(rhm.L))
     # Tree t: class t // per_class; rule choice of internal node k (top-down, left to right)
@@ -240,18 +264,22 @@ def _enumerate(rhm: Any, total: int) -> list[np.ndarray]:
     choices = (rest[:, None] // place) % radix
     levels: list[np.ndarray] = [np.empty(0)] * (rhm.L + 1)
     levels[rhm.L] = y[:, None]
+    log_rules = np.zeros(total)
     offset = 0
     for level in range(rhm.L, 0, -1):
         width = rhm.width(level)
         pick = choices[:, offset : offset + width]
         offset += width
-        children = rhm.rules[level][levels[level], pick]  # (T, width, s)
+        parents = levels[level]
+        with np.errstate(divide="ignore"):
+            log_rules += np.log(rhm.rule_probs[level][parents, pick]).sum(axis=1)
+        children = rhm.rules[level][parents, pick]  # (T, width, s)
         levels[level - 1] = children.reshape(total, width * rhm.s)
-    return levels
+    return levels, log_rules
 
 
 def brute_force_marginals(
-    rhm: Any,
+    rhm: Grammar,
     leaf_evidence: np.ndarray,
     root_prior: np.ndarray | None = None,
     max_trees: int = MAX_TREES,
@@ -262,13 +290,13 @@ def brute_force_marginals(
 
     Parameters
     ----------
-    rhm : RHM or any grammar
+    rhm : Grammar
         The model.
     leaf_evidence : array_like
         ``(n, s**L, v)``, or ``(s**L, v)`` for one set (:mod:`hiergrammar.evidence`);
         ``n = 0`` gives empty results.
     root_prior : array_like, optional
-        ``(n_classes,)`` or ``(n, n_classes)``; uniform if None.
+        ``(n_classes,)`` or ``(n, n_classes)``; the grammar's ``root_prior`` if None.
     max_trees : int
         Refuse models with more than this many trees (``n_classes * m**N``).
     memory_budget : int or str, optional
@@ -295,12 +323,13 @@ def brute_force_marginals(
     >>> float(res.log_evidence[0]), res.marginals[1].tolist()
     (0.0, [[[0.5, 0.5]]])
     """
+    rhm = check_grammar(rhm, "rhm")
     total = _check_tree_bound(rhm, max_trees)
     nodes = sum(int(rhm.width(l)) * int(rhm.card(l)) for l in range(rhm.L + 1))
     widths = sum(int(rhm.width(l)) for l in range(rhm.L + 1))
     # Per set: log evidence, marginals, and the (T, d) gathered log evidence with the
     # (T * width) weights of the widest level; fixed: the enumeration and its flat indices.
-    per_set = 8 * (rhm.d * rhm.v + nodes)
+    per_set = 8 * (rhm.d * rhm.cards[0] + nodes)
     work = 8 * total * (rhm.d + 2 + 2 * max(int(rhm.width(l)) for l in range(rhm.L + 1)))
     base = _enumeration_bytes(rhm, total) + 8 * total * widths + work
     ev = check_leaf_evidence(
@@ -314,17 +343,21 @@ def brute_force_marginals(
     n = ev.shape[0]
     shared_prior = root_prior is None or np.ndim(root_prior) == 1
     prior = check_root_prior(rhm, root_prior, n)  # (n, card_L), normalised
-    levels = _enumerate(rhm, total)
-    n_choices = sum(m_count * np.log(m) for m, m_count in _rule_counts(rhm).items())
+    levels, log_rules = _enumerate(rhm, total)
+    # Derivations through a rule of probability 0 weigh nothing: drop them once.
+    possible = np.isfinite(log_rules)
+    if not possible.all():
+        levels = [lv[possible] for lv in levels]
+        log_rules = log_rules[possible]
 
     with np.errstate(divide="ignore"):
         log_ev = np.log(ev)  # (n, d, v); zeros -> -inf
         log_prior = np.log(prior)  # (n, card_L)
-    # What does not depend on the evidence set, computed once: each tree's log generative
+    # What does not depend on the evidence set, computed once: each derivation's log generative
     # probability (T,) and, per level, its flat (node, value) indices (T * width_l,) that
-    # bincount accumulates the tree weights on.
+    # bincount accumulates the weights on.
     classes = levels[rhm.L][:, 0]
-    log_p_tree = log_prior[0][classes] - n_choices if n else None
+    log_p_tree = log_prior[0][classes] + log_rules if n else None
     flat = [
         ((np.arange(rhm.width(l)) * rhm.card(l))[None, :] + levels[l]).ravel()
         for l in range(rhm.L + 1)
@@ -334,8 +367,8 @@ def brute_force_marginals(
     log_evidence = np.empty(n)
     for k in range(n):
         if not shared_prior:
-            log_p_tree = log_prior[k][classes] - n_choices
-        # (T,) log weights of all trees for evidence set k
+            log_p_tree = log_prior[k][classes] + log_rules
+        # (T,) log weights of all derivations for evidence set k
         logw = log_p_tree + log_ev[k][leaf_idx, levels[0]].sum(axis=1)
         log_z = logsumexp(logw) if np.isfinite(logw).any() else -np.inf
         log_evidence[k] = log_z

@@ -14,22 +14,25 @@ evidence set ``k``. Accepted shapes:
 * ``(n, d, v)``: ``n`` evidence sets (``n = 0`` is valid and gives empty results);
 * ``(d, v)``: one evidence set (``n = 1``);
 
-with ``d = model.d`` leaves (``s**L``) and ``v = model.v`` values. Engines that take exactly one
-set (crosscheck, the pgmpy / pyAgrum views) accept ``(d, v)`` or ``(1, d, v)`` and refuse
-``n != 1``. The values must be real (complex input is refused: casting would drop the
-imaginary part), finite and non-negative; they need not be normalised, and any positive scale
-is allowed (engines rescale each leaf before computing, and put the scale back into the
-log-evidence). A leaf whose evidence is zero for every value makes the evidence impossible and
-raises :class:`~hiergrammar.validation.ZeroEvidenceError` naming the evidence set(s). Evidence
-that is positive at every leaf but that no tree of the grammar can produce raises
-``ZeroEvidenceError`` from the message-passing engines, and from crosscheck before any engine
-runs; brute force, the ground truth, reports it as ``log_evidence = -inf`` with NaN marginals.
+with ``d = model.d`` leaves (``s**L``) and ``v = model.cards[0]`` values (the leaf vocabulary: for
+an RHM with per-level vocabularies ``model.v`` is a tuple, ``cards[0]`` its first entry). Engines
+that take exactly one set (crosscheck, the pgmpy / pyAgrum views) accept ``(d, v)`` or ``(1, d, v)``
+and refuse ``n != 1``. The values must be real (complex input is refused: casting would drop the
+imaginary part), finite and non-negative; they need not be normalised, and any positive scale is
+allowed (engines rescale each leaf before computing, and put the scale back into the log-evidence).
+A leaf whose evidence is zero for every value makes the evidence impossible and raises
+:class:`~hiergrammar.validation.ZeroEvidenceError` naming the evidence set(s). Evidence that is
+positive at every leaf but that no tree of the grammar can produce raises ``ZeroEvidenceError`` from
+the message-passing engines, and from crosscheck before any engine runs; brute force, the ground
+truth, reports it as ``log_evidence = -inf`` with NaN marginals.
 
 Root prior
 ----------
-``root_prior`` is ``None`` (uniform), ``(card_L,)`` (shared by all sets) or ``(n, card_L)`` (one
-per set), with ``card_L = model.card(model.L)`` the number of classes. Real, finite,
-non-negative, with a positive sum for every set; it is normalised here.
+``root_prior`` is ``None`` (the grammar's own ``model.root_prior``, uniform unless the grammar
+sets one), ``(card_L,)`` (shared by all sets) or ``(n, card_L)`` (one per set), with
+``card_L = model.card(model.L)`` the number of classes. A prior given to an engine overrides
+the grammar's for that call. Real, finite, non-negative, with a positive sum for every set; it
+is normalised here.
 
 Memory
 ------
@@ -39,8 +42,8 @@ known and before anything is converted or allocated.
 
 The model
 ---------
-Only the attributes ``model.d``, ``model.v``, ``model.L`` and ``model.card(level)`` are read,
-so any grammar object with those fits.
+Only the attributes ``model.d``, ``model.cards``, ``model.L``, ``model.card(level)`` and
+``model.root_prior`` are read (every :class:`~hiergrammar.grammar.Grammar` has them).
 
 Examples
 --------
@@ -75,11 +78,34 @@ from hiergrammar.validation import (
     check_real_array,
 )
 
-__all__ = ["check_leaf_evidence", "check_root_prior", "rescale_by_powers_of_two"]
+__all__ = ["check_leaf_evidence", "check_root_prior", "leaf_card", "rescale_by_powers_of_two"]
+
+
+def leaf_card(model: Any) -> int:
+    """The leaf vocabulary ``cards[0]`` of a grammar (``model.v`` for objects without
+    ``cards``).
+
+    Parameters
+    ----------
+    model : Grammar
+        The grammar.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> leaf_card(RHM(v=[6, 4], n_classes=2, m=2, s=2, L=2, seed=0))   # rhm.v == (6, 4)
+    6
+    """
+    cards = getattr(model, "cards", None)
+    return int(cards[0]) if cards is not None else int(model.v)
 
 
 def _shape_text(model: Any, single: bool, n: int | None = None) -> str:
-    d, v = model.d, model.v
+    d, v = model.d, leaf_card(model)
     n_text = "n" if n is None else str(n)
     if single:
         return f"shape (s**L, v) = ({d}, {v}), or (1, s**L, v) = (1, {d}, {v}), for one set"
@@ -96,13 +122,14 @@ def check_leaf_evidence(
     base_bytes: int = 0,
     what: str = "",
     memory_budget: int | str | None = None,
+    values: bool = True,
 ) -> np.ndarray:
     """Validate leaf evidence against the contract above; return it as float64 ``(n, d, v)``.
 
     Parameters
     ----------
     model : Any
-        The grammar (reads ``model.d`` and ``model.v``).
+        The grammar (reads ``model.d`` and ``model.cards[0]``).
     leaf_evidence : array_like
         ``(n, d, v)``, or ``(d, v)`` for one set.
     name : str
@@ -118,6 +145,9 @@ def check_leaf_evidence(
         What would be allocated, for the memory message (e.g. ``"tree_bp"``).
     memory_budget : int or str, optional
         Overrides the memory budget (see :func:`~hiergrammar.validation.memory_budget`).
+    values : bool
+        Check the values too (default). With False only the shape (and the memory estimate)
+        is checked and the array is returned as given, ``(n, d, v)``, without a scan or copy.
 
     Returns
     -------
@@ -143,7 +173,7 @@ def check_leaf_evidence(
         ...
     hiergrammar.validation.InputError: leaf_evidence must be one evidence set: ...
     """
-    d, v = model.d, model.v
+    d, v = model.d, leaf_card(model)
     try:
         array = np.asarray(leaf_evidence)
     except (TypeError, ValueError) as err:  # ragged nested lists, unconvertible objects
@@ -165,6 +195,8 @@ def check_leaf_evidence(
             int(base_bytes) + n * int(bytes_per_set),
             memory_budget,
         )
+    if not values:
+        return array
     ev = check_real_array(name, array)
     if ev.size:
         lowest = ev.min()
@@ -197,7 +229,8 @@ def check_root_prior(
     model : Any
         The grammar (reads ``model.L`` and ``model.card(model.L)``).
     root_prior : array_like or None
-        ``None`` (uniform), ``(card_L,)`` or ``(n, card_L)``.
+        ``None`` (the grammar's ``root_prior``; uniform for a model without one), ``(card_L,)``
+        or ``(n, card_L)``.
     n : int, optional
         The number of evidence sets. With ``n`` the result is ``(n, card_L)`` (a shared prior
         is repeated); without it only ``(card_L,)`` is accepted and returned.
@@ -227,7 +260,8 @@ def check_root_prior(
     """
     card = model.card(model.L)
     if root_prior is None:
-        prior = np.full(card, 1.0 / card)
+        own = getattr(model, "root_prior", None)
+        prior = np.full(card, 1.0 / card) if own is None else np.array(own, dtype=np.float64)
         return prior if n is None else np.broadcast_to(prior, (n, card)).copy()
     try:
         array = np.asarray(root_prior)

@@ -35,7 +35,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,7 +47,11 @@ from hiergrammar.validation import (
     make_rng,
 )
 
-__all__ = ["Grammar", "GrammarSample", "ParseResult", "RHMSample"]
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+    from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
+
+__all__ = ["Grammar", "GrammarSample", "ParseResult", "RHMSample", "check_grammar"]
 
 #: Largest tuple space ``card**s`` for which the parser keeps a dense lookup table (the table
 #: costs 16 bytes per tuple); larger spaces use sorted codes and a binary search.
@@ -1088,3 +1092,108 @@ class Grammar:
     def _save_params(self) -> dict[str, Any] | None:
         """Constructor parameters restored by the loader (``None``: a plain grammar)."""
         return None
+
+    # -- graphical-model views (implemented in hiergrammar.graphs) ------------------------------
+    def to_factor_graph(
+        self,
+        evidence: np.ndarray | None = None,
+        root_prior: np.ndarray | None = None,
+        *,
+        memory_budget: int | str | None = None,
+    ) -> FactorGraph:
+        """The grammar as a :class:`pgmpy.models.FactorGraph`: one factor per internal node
+        holding the probability that its symbol writes the children (see
+        :func:`hiergrammar.graphs.to_factor_graph`).
+
+        Examples
+        --------
+        >>> g = Grammar({1: np.array([[[0, 1], [1, 1]]])}, rule_probs={1: [[0.25, 0.75]]})
+        >>> g.to_factor_graph().get_factors()[1].values.tolist()   # the rule factor of h1_0
+        [[[0.0, 0.25], [0.0, 0.75]]]
+        """
+        from hiergrammar.graphs import to_factor_graph
+
+        return to_factor_graph(
+            self, evidence=evidence, root_prior=root_prior, memory_budget=memory_budget
+        )
+
+    def to_bayesian_network(
+        self, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+    ) -> DiscreteBayesianNetwork:
+        """The grammar as a pgmpy ``DiscreteBayesianNetwork`` with one rule-choice variable per
+        internal node (see :func:`hiergrammar.graphs.to_bayesian_network`).
+
+        Examples
+        --------
+        >>> g = Grammar({1: np.array([[[0, 1], [1, 1]]])}, rule_probs={1: [[0.25, 0.75]]})
+        >>> sorted(g.to_bayesian_network().nodes())
+        ['h0_0', 'h0_1', 'h1_0', 'r1_0']
+        """
+        from hiergrammar.graphs import to_bayesian_network
+
+        return to_bayesian_network(self, root_prior=root_prior, memory_budget=memory_budget)
+
+    def to_pyagrum_bayesian_network(
+        self, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+    ) -> Any:
+        """The same rule-choice Bayesian network as a ``pyagrum.BayesNet`` (needs pyAgrum; see
+        :func:`hiergrammar.graphs.to_pyagrum_bayesian_network`).
+
+        Examples
+        --------
+        >>> g = Grammar({1: np.array([[[0, 1], [1, 1]]])})
+        >>> g.to_pyagrum_bayesian_network().size()   # doctest: +SKIP
+        4
+        """
+        from hiergrammar.graphs import to_pyagrum_bayesian_network
+
+        return to_pyagrum_bayesian_network(self, root_prior=root_prior, memory_budget=memory_budget)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The tree of variables as a networkx DiGraph, edges parent -> child (see
+        :func:`hiergrammar.graphs.tree_graph`).
+
+        Examples
+        --------
+        >>> Grammar({1: np.array([[[0, 1]]])}).to_networkx().number_of_nodes()
+        3
+        """
+        from hiergrammar.graphs import tree_graph
+
+        return tree_graph(self)
+
+
+def check_grammar(grammar: Any, name: str = "grammar") -> Grammar:
+    """``grammar`` itself if it is a :class:`Grammar` (an RHM, a family constructor's result, a
+    loaded file), else an :class:`~hiergrammar.validation.InputError` naming the argument.
+
+    Parameters
+    ----------
+    grammar : Any
+        The object an engine was given.
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    Grammar
+
+    Raises
+    ------
+    InputError
+        For anything that is not a Grammar.
+
+    Examples
+    --------
+    >>> check_grammar({1: [[[0, 1]]]})   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: grammar must be a hiergrammar.Grammar ..., got dict
+    """
+    if not isinstance(grammar, Grammar):
+        raise InputError(
+            f"{name} must be a hiergrammar.Grammar (an RHM, sparse_rhm(...), "
+            f"filtered_grammar(...), load_grammar(path) or Grammar(rules, rule_probs, "
+            f"root_prior)), got {type(grammar).__name__}"
+        )
+    return grammar

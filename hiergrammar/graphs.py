@@ -1,5 +1,10 @@
-"""The RHM as explicit graphical models: a pgmpy factor graph, a pgmpy / pyAgrum Bayesian
+"""Grammars as explicit graphical models: a pgmpy factor graph, a pgmpy / pyAgrum Bayesian
 network, a networkx tree, and drawings of them.
+
+Every :class:`~hiergrammar.grammar.Grammar` has these views (weighted rules, per-level
+cardinalities and ambiguous grammars included); ``grammar.to_factor_graph()``,
+``grammar.to_bayesian_network()``, ``grammar.to_pyagrum_bayesian_network()`` and
+``grammar.to_networkx()`` call the functions here.
 
 Variable names
 --------------
@@ -7,21 +12,28 @@ Every tree node is a variable named ``"h{level}_{index}"`` (:func:`node_name`): 
 root of a depth-3 model, ``"h0_5"`` the sixth leaf. Level ``L`` is the class, level 0 the input,
 as in the paper; the children of ``h{l}_{i}`` are ``h{l-1}_{s*i} .. h{l-1}_{s*i+s-1}``. The
 Bayesian-network form adds one rule-choice variable ``"r{level}_{index}"`` (:func:`rule_name`)
-per internal node, with values ``0..m-1``.
+per internal node, with values ``0..m_l-1``.
 
 Two exact forms of the same distribution
 ----------------------------------------
-* :func:`to_factor_graph`: variables ``h``, one 0/1 factor per internal node
-  (``psi(a; b_1..b_s) = 1`` iff ``(a -> b_1..b_s)`` is a rule), a root prior factor and optional
-  leaf evidence factors (docs/model.md §3).
+* :func:`to_factor_graph`: variables ``h``, one factor per internal node,
+  ``psi(a; b_1..b_s) = sum_r rule_probs[a, r] [rules[a, r] = (b_1..b_s)]`` (the probability
+  that ``a`` writes these children: ``1/m`` on the RHM's rules), a root prior factor and
+  optional leaf evidence factors (docs/model.md §3). The product of the factors is the
+  grammar's joint distribution of the tree's symbols, so the partition function with leaf
+  evidence is ``P(evidence)``, the ``log_evidence`` of :func:`hiergrammar.bp.tree_bp`. It is
+  exact for ambiguous grammars too: a factor adds up every rule that writes the same children.
 * :func:`to_bayesian_network`: the generative process written as a DAG. Given its parent ``a``
-  the ``s`` children of a node are *jointly* drawn (one of ``a``'s ``m`` tuples), which no
-  product of per-child CPDs ``P(b_j | a)`` can express. A uniform rule-choice variable
-  ``r`` per internal node restores the factorisation: each child is then a deterministic CPD
-  ``P(b_j | a, r) = [b_j == rules[l][a, r, j]]``. Because no tuple belongs to two parents, every
-  valid tree has exactly one rule-choice assignment, so the BN's marginal over ``h`` is the
-  factor graph's distribution (with tree probability ``prior(y) * m**-(number of internal
-  nodes)``).
+  the ``s`` children of a node are *jointly* drawn (one of ``a``'s tuples), which no product of
+  per-child CPDs ``P(b_j | a)`` can express. A rule-choice variable ``r`` per internal node
+  restores the factorisation: ``P(r | a) = rule_probs[a, r]`` (a CPD with parent ``h`` when the
+  rows of ``rule_probs`` differ; a parentless one when they are equal, as in the uniform RHM),
+  and each child is a deterministic CPD ``P(b_j | a, r) = [b_j == rules[l][a, r, j]]``. The
+  joint of ``(h, r)`` is ``prior(y) prod_nodes rule_probs[a, r] [children = rules[a, r]]``;
+  summing out ``r`` gives, node by node, ``sum_r rule_probs[a, r] [children = rules[a, r]]``,
+  the factor above. So the BN's marginal over ``h`` is the grammar's distribution, also for an
+  ambiguous grammar (several rule choices, even a tuple listed twice, may give the same
+  children: ``r`` is then not determined by ``h``, which only the ``h``-marginal needs).
 
 Leaf evidence is a likelihood vector per leaf (soft evidence). In the factor graph it is a unary
 factor; in the BN it is passed to pgmpy as ``virtual_evidence`` (:func:`virtual_evidence_cpds`),
@@ -57,7 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
 
-    from hiergrammar.rhm import RHM
+    from hiergrammar.grammar import Grammar
 
 __all__ = [
     "MAX_FACTOR_ENTRIES",
@@ -125,23 +137,23 @@ def parse_name(name: str) -> tuple[str, int, int]:
     return match.group(1), int(match.group(2)), int(match.group(3))
 
 
-def _child_names(rhm: RHM, level: int, index: int) -> list[str]:
+def _child_names(rhm: Grammar, level: int, index: int) -> list[str]:
     """Names of the ``s`` children of node ``(level, index)``, in order."""
     return [node_name(level - 1, rhm.s * index + j) for j in range(rhm.s)]
 
 
-def variable_names(rhm: RHM) -> list[str]:
+def variable_names(rhm: Grammar) -> list[str]:
     """All tree-node names, root first, then level by level down to the leaves."""
     return [node_name(l, i) for l in range(rhm.L, -1, -1) for i in range(rhm.width(l))]
 
 
 # -- input validation ----------------------------------------------------------------------------
-def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.ndarray:
+def check_leaf_evidence(rhm: Grammar, evidence: Any, batched: bool = False) -> np.ndarray:
     """Validate leaf evidence (:func:`hiergrammar.evidence.check_leaf_evidence`).
 
     Parameters
     ----------
-    rhm : RHM
+    rhm : Grammar
         The model.
     evidence : array_like
         One set, ``(s**L, v)`` or ``(1, s**L, v)``; with ``batched``, ``(n, s**L, v)`` or
@@ -169,8 +181,9 @@ def check_leaf_evidence(rhm: RHM, evidence: Any, batched: bool = False) -> np.nd
     return ev if batched else ev[0]
 
 
-def check_root_prior(rhm: RHM, root_prior: Any) -> np.ndarray:
-    """Validate a root prior; return it normalised, float64 ``(n_classes,)``; None -> uniform.
+def check_root_prior(rhm: Grammar, root_prior: Any) -> np.ndarray:
+    """Validate a root prior; return it normalised, float64 ``(n_classes,)``; None -> the
+    grammar's ``root_prior``.
 
     See :func:`hiergrammar.evidence.check_root_prior`.
 
@@ -183,7 +196,7 @@ def check_root_prior(rhm: RHM, root_prior: Any) -> np.ndarray:
     return _evidence.check_root_prior(rhm, root_prior)
 
 
-def _dense_factor_entries(rhm: RHM) -> int:
+def _dense_factor_entries(rhm: Grammar) -> int:
     """Entries of all dense rule factors of the factor graph (one per internal node)."""
     return sum(
         int(rhm.width(l)) * int(rhm.card(l)) * int(rhm.card(l - 1)) ** int(rhm.s)
@@ -192,15 +205,16 @@ def _dense_factor_entries(rhm: RHM) -> int:
 
 
 # -- rule tensors --------------------------------------------------------------------------------
-def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
-    """Dense rule table of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
+def rule_tensor(rhm: Grammar, level: int) -> np.ndarray:
+    """Dense rule factor of ``level``: shape ``(card_l,) + (card_{l-1},) * s``.
 
-    ``T[a, b_1, ..., b_s]`` is the number of ``a``'s rules equal to ``(b_1..b_s)``: 1 iff
-    ``(a -> b_1..b_s)`` is a rule of an RHM, whose rules are distinct.
+    ``T[a, b_1, ..., b_s] = sum_r rule_probs[a, r] [rules[a, r] = (b_1..b_s)]``: the probability
+    that symbol ``a`` writes these children (``1/m`` on each rule of the uniform RHM, 0 off its
+    rules).
 
     Parameters
     ----------
-    rhm : RHM
+    rhm : Grammar
         The model.
     level : int
         ``1 <= level <= L``.
@@ -220,8 +234,8 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
     >>> from hiergrammar.rhm import RHM
     >>> rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
     >>> T = rule_tensor(rhm, 2)
-    >>> T.shape, int(T.sum())         # (n_classes, v, v); n_classes * m rules
-    ((2, 3, 3), 4)
+    >>> T.shape, T.sum(axis=(1, 2)).tolist()    # (n_classes, v, v); each row a distribution
+    ((2, 3, 3), [1.0, 1.0])
     """
     if isinstance(level, bool) or not isinstance(level, int | np.integer):
         raise InputError(f"level must be an integer, got {level!r}")
@@ -237,31 +251,36 @@ def rule_tensor(rhm: RHM, level: int) -> np.ndarray:
     tensor = np.zeros((card,) + (child,) * rhm.s)
     rules = rhm.rules[level]  # (card, m, s)
     parents = np.repeat(np.arange(card), rules.shape[1])
-    # Counted, not set: a tuple listed twice among a parent's rules is drawn with twice the
-    # weight (an RHM's rules are distinct, so its entries are 0/1).
-    np.add.at(tensor, (parents,) + tuple(rules.reshape(-1, rhm.s).T), 1.0)
+    # Added, not set: a tuple listed twice among a parent's rules is drawn with the sum of
+    # their probabilities.
+    np.add.at(tensor, (parents,) + tuple(rules.reshape(-1, rhm.s).T), rhm.rule_probs[level].ravel())
     return tensor
 
 
 # -- pgmpy factor graph --------------------------------------------------------------------------
 def to_factor_graph(
-    rhm: RHM,
+    rhm: Grammar,
     evidence: np.ndarray | None = None,
     root_prior: np.ndarray | None = None,
     *,
     memory_budget: int | str | None = None,
+    scale_to_one: bool = False,
 ) -> FactorGraph:
-    """The RHM as a :class:`pgmpy.models.FactorGraph` (docs/model.md §3).
+    """The grammar as a :class:`pgmpy.models.FactorGraph` (docs/model.md §3).
 
     Variables ``h{l}_{i}`` (:func:`node_name`) with cardinality ``card_l``. Factors:
 
     * one rule factor per internal node, ``DiscreteFactor([h{l}_{i}, h{l-1}_{s*i}, ...,
-      h{l-1}_{s*i+s-1}])`` with value 1 iff the tuple is a rule (:func:`rule_tensor`);
-    * a root prior factor on ``h{L}_0`` (uniform over ``n_classes`` by default);
+      h{l-1}_{s*i+s-1}])`` with value ``sum_r rule_probs[a, r] [children = rules[a, r]]``
+      (:func:`rule_tensor`);
+    * a root prior factor on ``h{L}_0`` (the grammar's ``root_prior`` by default);
     * with ``evidence`` of shape ``(s**L, v)``: one unary factor per leaf, its likelihood vector.
 
-    The partition function is ``m**(#internal nodes)`` times the evidence probability of
-    :func:`hiergrammar.bruteforce.brute_force_marginals` (the rule factors are 0/1, not CPDs).
+    The partition function is the evidence probability of
+    :func:`hiergrammar.bruteforce.brute_force_marginals` and of :func:`hiergrammar.bp.tree_bp`.
+    With ``scale_to_one`` every factor is divided by its maximum: no marginal changes (the
+    partition function does), and the potentials stay clear of absolute tolerances such as
+    the one of pgmpy's ``BeliefPropagation`` (see :mod:`hiergrammar.crosscheck`).
 
     Examples
     --------
@@ -287,6 +306,8 @@ def to_factor_graph(
     edges: list[tuple[Any, Any]] = []
 
     def add(scope: list[str], cards: list[int], values: np.ndarray) -> None:
+        if scale_to_one and values.max() > 0:
+            values = values / values.max()
         phi = DiscreteFactor(scope, cards, values)
         factors.append(phi)
         edges.extend((name, phi) for name in scope)
@@ -301,7 +322,7 @@ def to_factor_graph(
             add(scope, cards, tensor.copy())
     if ev is not None:
         for i in range(rhm.d):
-            add([node_name(0, i)], [rhm.v], ev[i])
+            add([node_name(0, i)], [rhm.cards[0]], ev[i])
     fg.add_factors(*factors)
     fg.add_nodes_from(factors)
     fg.add_edges_from(edges)
@@ -325,17 +346,27 @@ class CPT:
 
 
 def bn_tables(
-    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+    rhm: Grammar, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
 ) -> list[CPT]:
     """The CPTs of the rule-choice Bayesian network, parents before children.
 
-    Root ``h{L}_0``: the prior. Rule choice ``r{l}_{i}``: uniform over ``m``. Child
-    ``h{l-1}_{s*i+j}`` given ``(h{l}_{i}, r{l}_{i})``: deterministic,
-    ``P(b | a, r) = [b == rules[l][a, r, j]]``.
+    Root ``h{L}_0``: the prior (the grammar's by default). Rule choice ``r{l}_{i}``:
+    ``P(r | a) = rule_probs[l][a, r]`` with parent ``h{l}_{i}``, or, where the rows of
+    ``rule_probs[l]`` are all equal (the uniform RHM), the shared row without a parent. Child
+    ``h{l-1}_{s*i+j}`` given ``(h{l}_{i}, r{l}_{i})``: deterministic, ``P(b | a, r) = [b ==
+    rules[l][a, r, j]]``.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> zipf = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0, rule_law="zipf", zipf_a=1.0)
+    >>> choice = bn_tables(zipf)[1]
+    >>> choice.name, choice.parents, choice.values.round(2).tolist()   # P(r | h1_0)
+    ('r1_0', ('h1_0',), [[0.2, 0.8], [0.8, 0.2]])
     """
     prior = check_root_prior(rhm, root_prior)
     entries = sum(
-        rhm.width(l) * rhm.s * rhm.card(l - 1) * rhm.card(l) * rhm.rules[l].shape[1]
+        rhm.width(l) * rhm.rules[l].shape[1] * rhm.card(l) * (rhm.s * rhm.card(l - 1) + 1)
         for l in range(1, rhm.L + 1)
     )
     check_memory("the Bayesian network's conditional tables", 8 * int(entries), memory_budget)
@@ -343,10 +374,15 @@ def bn_tables(
     for level in range(rhm.L, 0, -1):
         card, child_card = rhm.card(level), rhm.card(level - 1)
         rules = rhm.rules[level]  # (card, m, s)
+        probs = rhm.rule_probs[level]  # (card, m)
         m = rules.shape[1]
+        shared = bool(np.all(probs == probs[:1]))  # one law for every parent symbol
         for i in range(rhm.width(level)):
             parent, choice = node_name(level, i), rule_name(level, i)
-            tables.append(CPT(choice, m, (), (), np.full((m, 1), 1.0 / m)))
+            if shared:
+                tables.append(CPT(choice, m, (), (), probs[0][:, None].copy()))
+            else:
+                tables.append(CPT(choice, m, (parent,), (card,), probs.T.copy()))
             for j, child in enumerate(_child_names(rhm, level, i)):
                 values = np.zeros((child_card, card * m))
                 # column index = a * m + r (first parent most significant)
@@ -356,13 +392,15 @@ def bn_tables(
 
 
 def to_bayesian_network(
-    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+    rhm: Grammar, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
 ) -> DiscreteBayesianNetwork:
-    """The RHM as a pgmpy ``DiscreteBayesianNetwork`` with rule-choice variables.
+    """The grammar as a pgmpy ``DiscreteBayesianNetwork`` with rule-choice variables.
 
-    Nodes: every ``h{l}_{i}`` and one ``r{l}_{i}`` (uniform over ``0..m-1``) per internal node;
-    edges ``h{l}_{i} -> h{l-1}_{s*i+j}`` and ``r{l}_{i} -> h{l-1}_{s*i+j}``. CPDs are
-    :func:`bn_tables`. Leaf evidence goes in at query time, e.g.
+    Nodes: every ``h{l}_{i}`` and one ``r{l}_{i}`` (over ``0..m_l-1``) per internal node;
+    edges ``h{l}_{i} -> h{l-1}_{s*i+j}``, ``r{l}_{i} -> h{l-1}_{s*i+j}`` and, when the rule
+    probabilities depend on the parent symbol, ``h{l}_{i} -> r{l}_{i}``. CPDs are
+    :func:`bn_tables`. Its marginal over the ``h`` is the grammar's distribution (see the
+    module docstring). Leaf evidence goes in at query time, e.g.
     ``VariableElimination(bn).query(["h2_0"], virtual_evidence=virtual_evidence_cpds(rhm, ev))``.
 
     Examples
@@ -397,7 +435,7 @@ def to_bayesian_network(
     return bn
 
 
-def virtual_evidence_cpds(rhm: RHM, evidence: np.ndarray) -> list:
+def virtual_evidence_cpds(rhm: Grammar, evidence: np.ndarray) -> list:
     """Leaf evidence ``(s**L, v)`` as pgmpy virtual-evidence CPDs, one per leaf.
 
     Each likelihood vector is scaled to sum to 1 (pgmpy stores ``1 - values`` as the other
@@ -408,11 +446,11 @@ def virtual_evidence_cpds(rhm: RHM, evidence: np.ndarray) -> list:
 
     ev = check_leaf_evidence(rhm, evidence)
     ev = ev / ev.sum(axis=1, keepdims=True)
-    return [TabularCPD(node_name(0, i), rhm.v, ev[i][:, None]) for i in range(rhm.d)]
+    return [TabularCPD(node_name(0, i), rhm.cards[0], ev[i][:, None]) for i in range(rhm.d)]
 
 
 def to_pyagrum_bayesian_network(
-    rhm: RHM, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
+    rhm: Grammar, root_prior: np.ndarray | None = None, *, memory_budget: int | str | None = None
 ) -> Any:
     """The same rule-choice Bayesian network as a ``pyagrum.BayesNet`` (needs pyAgrum).
 
@@ -427,7 +465,7 @@ def to_pyagrum_bayesian_network(
         ) from err
 
     tables = bn_tables(rhm, root_prior, memory_budget=memory_budget)
-    bn = gum.BayesNet("RHM")
+    bn = gum.BayesNet("grammar")
     for t in tables:
         bn.add(gum.RangeVariable(t.name, t.name, 0, t.card - 1))
     for t in tables:
@@ -444,7 +482,7 @@ def to_pyagrum_bayesian_network(
 
 
 # -- networkx tree and drawings ------------------------------------------------------------------
-def tree_graph(rhm: RHM) -> nx.DiGraph:
+def tree_graph(rhm: Grammar) -> nx.DiGraph:
     """The tree of variables as a networkx DiGraph, edges parent -> child.
 
     Node attributes: ``level``, ``index``, ``card``.
@@ -468,7 +506,7 @@ def tree_graph(rhm: RHM) -> nx.DiGraph:
     return g
 
 
-def tree_layout(rhm: RHM) -> dict[str, tuple[float, float]]:
+def tree_layout(rhm: Grammar) -> dict[str, tuple[float, float]]:
     """Hierarchical positions: leaves at ``x = index``, ``y = 0``; every parent centred above
     its children at ``y = level``."""
     pos: dict[str, tuple[float, float]] = {}
@@ -481,7 +519,7 @@ def tree_layout(rhm: RHM) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def _node_labels(rhm: RHM, values: Any) -> dict[str, str]:
+def _node_labels(rhm: Grammar, values: Any) -> dict[str, str]:
     names = variable_names(rhm)
     if values is None:
         return {name: name for name in names}
@@ -503,7 +541,7 @@ def _node_labels(rhm: RHM, values: Any) -> dict[str, str]:
     return labels
 
 
-def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
+def draw_tree(rhm: Grammar, ax: Any = None, values: Any = None) -> Any:
     """Draw the variable tree with a hierarchical layout; returns the matplotlib Axes.
 
     ``values``: optional symbols to print under the names, either a sequence of ``L + 1``
@@ -555,7 +593,7 @@ def draw_tree(rhm: RHM, ax: Any = None, values: Any = None) -> Any:
     return ax
 
 
-def draw_factor_graph(rhm: RHM, ax: Any = None, evidence: bool = True) -> Any:
+def draw_factor_graph(rhm: Grammar, ax: Any = None, evidence: bool = True) -> Any:
     """Draw the factor graph: variables as circles, factors as squares; returns the Axes.
 
     Rule factors sit half a level below their parent, the prior factor above the root, and

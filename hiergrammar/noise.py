@@ -8,6 +8,14 @@
   ``abar`` comes from continuous time (``exp(-2t)``) or from a discrete DDPM schedule, optionally
   respaced as in the paper (250 of 1000 steps).
 
+The noise functions are shortcuts of the process objects of :mod:`hiergrammar.processes`
+(re-exported here), with the same numbers: :func:`eps_evidence` is
+``EpsProcess(v).leaf_likelihood``, and :func:`diffuse_onehot`, :func:`leaf_posterior` and
+:func:`diffusion_evidence` run the one implementation behind ``GaussianProcess.corrupt`` and
+``GaussianProcess.leaf_likelihood`` (:func:`~hiergrammar.processes.diffuse`,
+:func:`~hiergrammar.processes.gaussian_posterior`), at a given ``alpha_bar`` rather than a time.
+They keep their own argument checks and messages.
+
 Every one-hot vector is written by indexing, never through ``np.eye(v)``: ``v`` may be large
 (``eps_evidence`` at ``v = 10**6`` allocates its ``(n, d, v)`` result only). Outputs are checked
 against the memory budget (:func:`hiergrammar.validation.check_memory`) before allocation.
@@ -31,8 +39,20 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy.special import softmax
 
+# One interface for every forward process (alpha, corrupt, leaf_likelihood). The classes live in
+# hiergrammar.processes and hiergrammar.schedules and are re-exported here; the functions of this
+# module are shortcuts of them that keep their own argument checks and messages.
+from hiergrammar.processes import (  # noqa: F401
+    EpsProcess,
+    GaussianProcess,
+    MaskingProcess,
+    Process,
+    UniformProcess,
+    diffuse,
+    gaussian_posterior,
+)
+from hiergrammar.schedules import DiscreteChain, make_schedule  # noqa: F401
 from hiergrammar.validation import (
     InputError,
     check_float,
@@ -100,12 +120,6 @@ def _leaf_array_bytes(n: int, d: int, v: int, arrays: int = 1) -> int:
     return int(arrays) * 8 * int(n) * int(d) * int(v)
 
 
-def _onehot_index(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index of the entries ``[k, i, x[k, i]]`` of an ``(n, d, v)`` array."""
-    n, d = x.shape
-    return np.arange(n)[:, None], np.arange(d)[None, :], x
-
-
 # -- the epsilon-process ---------------------------------------------------------------------
 def eps_evidence(
     x: np.ndarray,
@@ -155,11 +169,8 @@ def eps_evidence(
     if not np.all((eps >= 0) & (eps <= 1)):
         raise InputError(f"eps={eps} violates 0 <= eps <= 1 (no information at 1 - 1/v)")
     check_memory("eps_evidence's (n, d, v) result", _leaf_array_bytes(n, d, v), memory_budget)
-    eps = eps.reshape(-1, 1, 1) if eps.ndim else eps
-    out = np.empty((n, d, v))
-    out[...] = eps / (v - 1)
-    out[_onehot_index(x)] = np.broadcast_to(1.0 - eps, (n, d, 1))[..., 0]
-    return out
+    # A shortcut of the process object: one implementation of the eps likelihood.
+    return EpsProcess(v).leaf_likelihood(x, eps if eps.ndim else float(eps))
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -402,10 +413,7 @@ def diffuse_onehot(
     rng = make_rng(seed, "seed")
     n, d = x.shape
     check_memory("diffuse_onehot's (n, d, v) result", _leaf_array_bytes(n, d, v), memory_budget)
-    out = rng.standard_normal((n, d, v))
-    out *= np.sqrt(1.0 - alpha_bar)
-    out[_onehot_index(x)] += np.sqrt(alpha_bar)
-    return out
+    return diffuse(x, v, alpha_bar, rng)  # GaussianProcess.corrupt's implementation
 
 
 def leaf_posterior(
@@ -453,19 +461,7 @@ def leaf_posterior(
         memory_budget,
     )
     x_t = check_real_array("x_t", x_t)
-    if alpha_bar == 1.0:
-        out = np.zeros(x_t.shape)
-        n, d, _ = x_t.shape
-        out[_onehot_index(x_t.argmax(-1).reshape(n, d))] = 1.0
-        return out
-    with np.errstate(over="ignore"):
-        logits = np.sqrt(alpha_bar) * x_t / (1.0 - alpha_bar)
-    if logits.size and not np.isfinite(logits).all():
-        raise InputError(
-            f"x_t * sqrt(alpha_bar) / (1 - alpha_bar) overflows at alpha_bar={alpha_bar!r}: "
-            "x_t is too large for this noise level"
-        )
-    return softmax(logits, axis=-1)
+    return gaussian_posterior(x_t, alpha_bar)  # GaussianProcess.leaf_likelihood's implementation
 
 
 def diffusion_evidence(
@@ -567,17 +563,3 @@ def effective_eps(
         post = leaf_posterior(x_t, ab, memory_budget=memory_budget)
         out[idx] = 1.0 - post[:, 0, 0].mean()
     return out
-
-
-# -- the processes as objects -----------------------------------------------------------------
-# One interface for every forward process (alpha, corrupt, leaf_likelihood). The classes live
-# in hiergrammar.processes and hiergrammar.schedules and are re-exported here: the functions
-# above become thin shortcuts of them.
-from hiergrammar.processes import (  # noqa: E402, F401
-    EpsProcess,
-    GaussianProcess,
-    MaskingProcess,
-    Process,
-    UniformProcess,
-)
-from hiergrammar.schedules import DiscreteChain, make_schedule  # noqa: E402, F401

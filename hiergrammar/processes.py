@@ -77,6 +77,8 @@ __all__ = [
     "Process",
     "UniformProcess",
     "check_leaves",
+    "diffuse",
+    "gaussian_posterior",
 ]
 
 _FLOAT_DTYPES = (np.float32, np.float64)
@@ -621,6 +623,98 @@ class _EpsIdentity(UnitIntervalSchedule):
         raise NotImplementedError("the eps clock's alpha depends on v: use EpsProcess.alpha")
 
 
+# -- the Gaussian diffusion of one-hot leaves: one implementation, shared with hiergrammar.noise --
+def diffuse(x: np.ndarray, v: int, abar: Any, rng: np.random.Generator) -> np.ndarray:
+    """``x_t = sqrt(abar) e_x + sqrt(1 - abar) eta``, ``eta ~ N(0, I_v)`` per leaf, for checked
+    integer leaves ``x`` ``(n, d)`` and a checked ``abar`` (a float, or ``(n, 1, 1)``).
+
+    The one implementation behind :meth:`GaussianProcess.corrupt` and
+    :func:`hiergrammar.noise.diffuse_onehot` (which checks its arguments its own way): the same
+    generator state draws the same ``eta``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n, d)`` integer leaves in ``[0, v)``.
+    v : int
+        Vocabulary size.
+    abar : float or numpy.ndarray
+        Noise level(s) in ``[0, 1]``: a scalar or ``(n, 1, 1)``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, d, v)`` float64.
+
+    Examples
+    --------
+    >>> diffuse(np.array([[1]]), 3, 1.0, np.random.default_rng(0)).tolist()   # no noise
+    [[[0.0, 1.0, 0.0]]]
+    """
+    n, d = x.shape
+    out = rng.standard_normal((n, d, v))
+    out *= np.sqrt(1.0 - abar)
+    signal = np.broadcast_to(np.sqrt(abar), (n, 1, 1))[:, 0, 0]
+    out[np.arange(n)[:, None], np.arange(d)[None, :], x] += signal[:, None]
+    return out
+
+
+def gaussian_posterior(x_t: np.ndarray, abar: Any) -> np.ndarray:
+    """The exact per-leaf posterior ``softmax_b(sqrt(abar) x_t[b] / (1 - abar))`` (eq. 4) of
+    checked real ``x_t`` ``(n, d, v)`` at a checked ``abar`` (a float, or ``(n, 1, 1)``); the
+    one-hot argmax where ``abar = 1``.
+
+    The one implementation behind :meth:`GaussianProcess.leaf_likelihood` and
+    :func:`hiergrammar.noise.leaf_posterior`.
+
+    Parameters
+    ----------
+    x_t : numpy.ndarray
+        ``(n, d, v)`` float64, finite.
+    abar : float or numpy.ndarray
+        Noise level(s) in ``[0, 1]``: a scalar or ``(n, 1, 1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, d, v)`` float64, each row a probability vector.
+
+    Raises
+    ------
+    InputError
+        When the logits ``sqrt(abar) x_t / (1 - abar)`` overflow.
+
+    Examples
+    --------
+    >>> gaussian_posterior(np.array([[[0.2, 3.0, -1.0]]]), 1.0).tolist()
+    [[[0.0, 1.0, 0.0]]]
+    """
+    from scipy.special import softmax
+
+    n, d, _ = x_t.shape
+    clean = np.broadcast_to(np.asarray(abar) >= 1.0, (n, 1, 1))[:, 0, 0]  # (n,)
+    if clean.all():
+        out = np.zeros(x_t.shape)
+        out[np.arange(n)[:, None], np.arange(d)[None, :], x_t.argmax(-1)] = 1.0
+        return out
+    noisy_abar = np.where(np.asarray(abar) >= 1.0, 0.0, abar) if clean.any() else abar
+    with np.errstate(over="ignore"):
+        logits = np.sqrt(noisy_abar) * x_t / (1.0 - noisy_abar)
+    if logits.size and not np.isfinite(logits).all():
+        shown = abar if np.ndim(abar) == 0 else "per sample"
+        raise InputError(
+            f"x_t * sqrt(alpha_bar) / (1 - alpha_bar) overflows at alpha_bar={shown!r}: "
+            "x_t is too large for this noise level"
+        )
+    out = softmax(logits, axis=-1)
+    if clean.any():  # abar = 1: the observation is exactly the one-hot leaf
+        rows = np.flatnonzero(clean)
+        out[rows] = 0.0
+        out[rows[:, None], np.arange(d)[None, :], x_t[rows].argmax(axis=-1)] = 1.0
+    return out
+
+
 class GaussianProcess(Process):
     """Diffusion of the one-hot leaves (eqs. 1-4), with the paper's time conventions.
 
@@ -692,11 +786,7 @@ class GaussianProcess(Process):
             2 * _evidence_bytes(n, d, self.v, np.float64),
             memory_budget,
         )
-        rng = make_rng(seed)
-        out = rng.standard_normal((n, d, self.v)) * np.sqrt(1.0 - abar)
-        rows, cols = np.indices(x.shape).reshape(2, -1)
-        out[rows, cols, x.ravel()] += np.broadcast_to(np.sqrt(abar)[..., 0], x.shape).ravel()
-        return out
+        return diffuse(x, self.v, abar, make_rng(seed))
 
     def leaf_likelihood(
         self,
@@ -753,15 +843,6 @@ class GaussianProcess(Process):
             2 * _evidence_bytes(n, d, self.v, np.float64),
             memory_budget,
         )
-        clean = abar >= 1.0
-        scale = np.sqrt(abar) / np.where(clean, 1.0, 1.0 - abar)
-        logits = obs.astype(np.float64) * scale
-        logits -= logits.max(axis=-1, keepdims=True)
-        out = np.exp(logits)
-        out /= out.sum(axis=-1, keepdims=True)
-        if clean.any():  # abar = 1: the observation is exactly the one-hot leaf
-            rows = np.flatnonzero(clean[:, 0, 0])
-            top = obs[rows].argmax(axis=-1)  # (k, d)
-            out[rows] = 0.0
-            out[rows[:, None], np.arange(d)[None, :], top] = 1.0
-        return out.astype(dtype, copy=False)
+        return gaussian_posterior(obs.astype(np.float64, copy=False), abar).astype(
+            dtype, copy=False
+        )

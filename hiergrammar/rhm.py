@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -42,19 +42,18 @@ from hiergrammar.validation import (
     check_seed,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    import networkx as nx
-    from pgmpy.models import DiscreteBayesianNetwork, FactorGraph
-
 __all__ = [
     "RHM",
     "RULE_LAWS",
+    "UNIFORM_RHM",
     "GrammarSample",
     "ParseResult",
     "RHMSample",
     "check_int",
     "check_parameters",
     "zipf_probabilities",
+    "refuse_models",
+    "uniform_parameters",
 ]
 
 #: Tuple codes are drawn as int64; larger tuple spaces are refused.
@@ -67,13 +66,91 @@ _TAIL_SHUFFLE_CUTOFF = 50
 RULE_LAWS = ("uniform", "zipf")
 
 
+#: What the mean-field theory (:mod:`hiergrammar.theory`) and the functions built on it model.
+UNIFORM_RHM = "the uniform RHM (scalar v and m, rule_law='uniform', shared_tuples=False)"
+
+
+def uniform_parameters(model: Any) -> dict[str, int]:
+    """The integer parameters ``v, n_classes, m, s, L`` of a uniform RHM, the only model the
+    mean-field theory describes; anything else is refused with a message saying so.
+
+    Parameters
+    ----------
+    model : RHM
+        A uniform :class:`RHM`: scalar ``v`` and ``m``, ``rule_law="uniform"``,
+        ``shared_tuples=False``.
+
+    Returns
+    -------
+    dict
+        ``{"v", "n_classes", "m", "s", "L"}`` as ints.
+
+    Raises
+    ------
+    InputError
+        For any other grammar (a weighted, per-level or ambiguous RHM, a sparse or filtered
+        grammar, a plain :class:`~hiergrammar.grammar.Grammar`), naming what differs.
+
+    Examples
+    --------
+    >>> uniform_parameters(RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0))
+    {'v': 8, 'n_classes': 4, 'm': 2, 's': 2, 'L': 3}
+    >>> uniform_parameters(RHM(8, 4, 2, 2, 3, seed=0, rule_law="zipf", zipf_a=1.0))
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: the mean-field theory models only the uniform RHM (scalar v and m, rule_law='uniform', shared_tuples=False); this RHM has rule_law='zipf'
+    """  # noqa: E501
+    what = f"the mean-field theory models only {UNIFORM_RHM}"
+    if not isinstance(model, RHM):
+        raise InputError(f"{what}; got {model!r}, which is not an RHM")
+    differs = []
+    if model._v_per_level or model._m_per_level:
+        differs.append("per-level v or m")
+    if model.rule_law != "uniform":
+        differs.append(f"rule_law={model.rule_law!r}")
+    if model.shared_tuples:
+        differs.append("shared_tuples=True")
+    if differs:
+        raise InputError(f"{what}; this RHM has {', '.join(differs)}")
+    return {"v": model.v, "n_classes": model.n_classes, "m": model.m, "s": model.s, "L": model.L}
+
+
+def refuse_models(**parameters: Any) -> None:
+    """Refuse a grammar object (or a per-level sequence) given where a uniform-RHM function
+    takes an integer parameter, with a message saying that the theory models only the uniform
+    RHM and how to pass one's parameters.
+
+    Examples
+    --------
+    >>> refuse_models(v=32, m=8)
+    >>> refuse_models(v=RHM(8, 4, 2, 2, 3, seed=0))   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: v=RHM(v=8, ...) is a grammar: the mean-field theory ...
+    """
+    for name, value in parameters.items():
+        if isinstance(value, Grammar):
+            raise InputError(
+                f"{name}={value!r} is a grammar: the mean-field theory models only "
+                f"{UNIFORM_RHM} and takes its integer parameters: for a uniform RHM pass "
+                "rhm.v, rhm.m, ... (hiergrammar.rhm.uniform_parameters(rhm) returns them and "
+                "refuses every other grammar)"
+            )
+        if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+            raise InputError(
+                f"{name}={value!r} is a sequence: the mean-field theory models only "
+                f"{UNIFORM_RHM}; per-level vocabularies or rule counts are not described"
+            )
+
+
 def check_parameters(
     v: int, n_classes: int, m: int, s: int, L: int | None = None
 ) -> tuple[int, ...]:
     """Validate the parameters of a uniform RHM; return them as ints ``(v, n_classes, m, s[, L])``.
 
     Bounds: ``v >= 2``, ``n_classes >= 1``, ``1 <= m <= v**(s-1)``, ``s >= 2``, ``L >= 1`` and
-    ``n_classes * m <= v**s`` (rules are distinct tuples).
+    ``n_classes * m <= v**s`` (rules are distinct tuples). A grammar object or a sequence in
+    place of an integer is refused by :func:`refuse_models`.
 
     Raises
     ------
@@ -89,6 +166,7 @@ def check_parameters(
         ...
     hiergrammar.validation.InputError: m=5 violates m <= v**(s-1) = 4: ...
     """
+    refuse_models(v=v, n_classes=n_classes, m=m, s=s, L=L)
     v = check_int("v", v, 2)
     n_classes = check_int("n_classes", n_classes, 1)
     m = check_int("m", m, 1)
@@ -432,24 +510,3 @@ class RHM(Grammar):
             f"RHM(v={v}, n_classes={self.n_classes}, m={m}, s={self.s}, "
             f"L={self.L}, seed={self.seed}{extra})"
         )
-
-    # -- graph views (implemented in hiergrammar.graphs) ----------------------------------------
-    def to_factor_graph(
-        self, evidence: np.ndarray | None = None, root_prior: np.ndarray | None = None
-    ) -> FactorGraph:
-        """The RHM as a :class:`pgmpy.models.FactorGraph` (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import to_factor_graph
-
-        return to_factor_graph(self, evidence=evidence, root_prior=root_prior)
-
-    def to_bayesian_network(self, root_prior: np.ndarray | None = None) -> DiscreteBayesianNetwork:
-        """The RHM as a pgmpy discrete Bayesian network (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import to_bayesian_network
-
-        return to_bayesian_network(self, root_prior=root_prior)
-
-    def to_networkx(self) -> nx.DiGraph:
-        """The tree of variables as a networkx DiGraph (see :mod:`hiergrammar.graphs`)."""
-        from hiergrammar.graphs import tree_graph
-
-        return tree_graph(self)

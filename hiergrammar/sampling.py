@@ -1,10 +1,15 @@
-"""Exact posterior sampling of whole RHM trees given leaf evidence (docs/model.md §4).
+"""Exact posterior sampling of whole trees of a grammar given leaf evidence (docs/model.md §4).
 
 :func:`posterior_sample` draws every tree of a batch in one top-down pass: the root from its BP
-marginal, then, for each factor whose parent already has value ``a``, one of ``a``'s ``m`` rules
-with weight ``prod_i mu_up_i(b_i)`` (the children's upward messages), whose children it writes.
-This is the paper's forward-backward resampling (section 5): noise an input, then sample a new
-one from the posterior.
+marginal, then, for each factor whose parent already has value ``a``, one of ``a``'s rules ``r``
+with weight ``rule_probs[a, r] * prod_i mu_up_i(b_i)`` (its probability times the children's
+upward messages at its tuple), whose children it writes. Any
+:class:`~hiergrammar.grammar.Grammar` works: weighted, per-level, ambiguous (several rules, even
+of several parents, may give the same children: the draw is over rules, and the tree's
+probability is the sum over them). This is the paper's forward-backward resampling (section 5):
+noise an input, then sample a new one from the posterior. It runs on the backends of
+:mod:`hiergrammar.bp` (``backend=``); :func:`exact_forward_backward` noises integer strings block
+by block and draws through it.
 
 :func:`posterior_sample_reference` is the slow textbook procedure the paper describes — sample
 a node from its marginal, clamp it, re-run BP, move to the next node — kept as an independent
@@ -27,14 +32,31 @@ True
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hiergrammar.bp import _upward_result, bp_bytes_per_set, tree_bp, upward_pass
+from hiergrammar.bp import (
+    UpwardResult,
+    _canonical,
+    _check_dtype,
+    _run,
+    _upward_result,
+    bp_bytes_per_set,
+    resolve_backend,
+    tree_bp,
+)
 from hiergrammar.evidence import check_leaf_evidence
-from hiergrammar.rhm import RHM, RHMSample
-from hiergrammar.validation import make_rng
+from hiergrammar.grammar import Grammar, GrammarSample, check_grammar
+from hiergrammar.processes import GaussianProcess, Process, check_leaves
+from hiergrammar.validation import (
+    InputError,
+    ZeroEvidenceError,
+    check_memory,
+    check_seed,
+    make_rng,
+)
 
 __all__ = [
     "FORWARD_BACKWARD_BLOCK",
@@ -54,14 +76,14 @@ def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cdf <= u).sum(axis=-1), weights.shape[-1] - 1)
 
 
-def sampling_bytes_per_set(model: Any) -> int:
-    """Memory the top-down draws of :func:`posterior_sample` need per evidence set, in bytes,
-    beyond the upward pass: the sampled levels, and at the widest level the candidate rules
-    ``(width, m, s)`` with their weights and cumulative weights.
+def sampling_bytes_per_set(grammar: Grammar) -> int:
+    """Memory the numpy top-down draws of :func:`posterior_sample` need per evidence set, in
+    bytes, beyond the upward pass: the sampled levels, and at the widest level the candidate
+    rules ``(width, m, s)`` with their weights and cumulative weights.
 
     Parameters
     ----------
-    model : Any
+    grammar : Grammar
         The grammar.
 
     Returns
@@ -75,51 +97,88 @@ def sampling_bytes_per_set(model: Any) -> int:
     >>> sampling_bytes_per_set(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0))
     120
     """
-    total = 8 * sum(int(model.width(level)) for level in range(model.L + 1))
+    total = 8 * sum(int(grammar.width(level)) for level in range(grammar.L + 1))
     largest = 0
-    for level in range(1, model.L + 1):
-        _, m, s = (int(x) for x in model.rules[level].shape)
-        w = int(model.width(level))
+    for level in range(1, grammar.L + 1):
+        _, m, s = (int(x) for x in grammar.rules[level].shape)
+        w = int(grammar.width(level))
         largest = max(largest, w * m * (8 * s + 8 * 4))
     return total + largest
 
 
+def _draw_trees(grammar: Grammar, bp: UpwardResult, rng: np.random.Generator) -> list[np.ndarray]:
+    """The top-down half of posterior sampling, from an :func:`upward_pass` result of any float
+    dtype: the root from its marginal, then at every sampled parent ``a`` one of its rules
+    ``r`` with weight ``rule_probs[a, r] * prod_i up_i(b_i)`` (its children's upward messages
+    at the rule's tuple). Returns ``levels[l]`` ``(n, width_l)``.
+
+    A level whose rules are all equally likely skips the multiplication by their (constant)
+    probability: the draw is the same, and a uniform RHM draws what earlier versions drew."""
+    n = bp.up[0].shape[0]
+    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
+    levels[grammar.L] = _categorical(bp.root_marginal, rng)  # (n, 1)
+    for level in range(grammar.L, 0, -1):
+        rules = grammar.rules[level]  # (card_l, m, s)
+        parents = levels[level]  # (n, w)
+        w = grammar.width(level)
+        child_up = bp.up[level - 1].reshape(n, w, grammar.s, grammar.card(level - 1))
+        tuples = rules[parents]  # (n, w, m, s): the candidate rules of each sampled parent
+        weight = np.take_along_axis(child_up[:, :, 0, :], tuples[..., 0], axis=-1)
+        for i in range(1, grammar.s):
+            weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
+        probs = grammar.rule_probs[level]
+        if not np.all(probs == probs.flat[0]):
+            weight = weight * probs[parents]
+        choice = _categorical(weight, rng)  # (n, w)
+        levels[level - 1] = rules[parents, choice].reshape(n, -1)
+    return levels
+
+
 def posterior_sample(
-    rhm: Any,
+    grammar: Grammar,
     leaf_evidence: np.ndarray,
     root_prior: np.ndarray | None = None,
     seed: int | np.random.Generator | None = 0,
     dtype: type = np.float64,
     *,
     memory_budget: int | str | None = None,
-) -> RHMSample:
+    backend: str | None = None,
+    device: Any = None,
+) -> GrammarSample:
     """Draw one tree per evidence set from ``P(tree | evidence)``, exactly, in one pass.
 
     Parameters
     ----------
-    rhm : RHM or any grammar the engines accept
-        The model.
+    grammar : Grammar
+        Any :class:`~hiergrammar.grammar.Grammar` (weighted, per-level, ambiguous included).
     leaf_evidence : array_like
         ``(n, s**L, v)``, or ``(s**L, v)`` for one set: leaf likelihoods (the contract of
-        :mod:`hiergrammar.evidence`). ``n = 0`` gives an empty sample.
+        :mod:`hiergrammar.evidence`, ``v = grammar.cards[0]``). ``n = 0`` gives an empty sample.
     root_prior : array_like, optional
-        ``(card_L,)`` or ``(n, card_L)``; uniform if None.
+        ``(card_L,)`` or ``(n, card_L)``; the grammar's ``root_prior`` if None.
     seed : int, numpy.random.Generator or None
         Seed of the draws (a non-negative int, None for fresh entropy, or a Generator).
     dtype : type
         Message dtype of the upward pass, ``np.float64`` or ``np.float32``.
     memory_budget : int or str, optional
         Overrides the memory budget.
+    backend : {None, "numpy", "numba", "torch"}
+        As for :func:`hiergrammar.bp.tree_bp`. The backends draw from the same distribution
+        but consume the seed's random numbers differently: the numba and torch kernels take one
+        row of ``1 + internal nodes`` uniform numbers per sample (so their draws do not depend
+        on how a batch is split), the numpy reference draws level by level.
+    device : None, str or torch.device
+        With ``backend="torch"``: where the drawn levels live (torch tensors).
 
     Returns
     -------
-    RHMSample
+    GrammarSample
         ``levels[l]`` of shape ``(n, s**(L-l))``.
 
     Raises
     ------
     InputError
-        On bad evidence, prior, seed or dtype, or an estimate above the memory budget.
+        On bad evidence, prior, seed, dtype or backend, or an estimate above the memory budget.
     ZeroEvidenceError
         Naming the evidence sets that no tree can produce.
 
@@ -132,58 +191,73 @@ def posterior_sample(
     ((1, 4), True)
     >>> posterior_sample(rhm, np.ones((0, 4, 4))).x.shape
     (0, 4)
+    >>> zipf = RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0, rule_law="zipf", zipf_a=2.0)
+    >>> draws = posterior_sample(zipf, np.ones((4, 4)), seed=1, backend="numpy")
+    >>> bool(np.isfinite(zipf.tree_log_prob(draws.levels)).all())
+    True
     """
-    rng = make_rng(seed, "seed")
-    # Only upward messages are needed: a rule's weight given its sampled parent is the
-    # product of its children's upward messages.
-    bp = _upward_result(
-        rhm,
-        leaf_evidence,
-        root_prior,
-        None,
-        dtype,
-        memory_budget,
+    grammar = check_grammar(grammar)
+    _check_dtype(dtype)  # None is float64 to numpy, refused here whichever backend runs
+
+    def reference() -> GrammarSample:
+        rng = make_rng(seed, "seed")
+        # Only upward messages are needed: a rule's weight given its sampled parent is its
+        # probability times the product of its children's upward messages.
+        bp = _upward_result(
+            grammar,
+            leaf_evidence,
+            root_prior,
+            None,
+            dtype,
+            memory_budget,
+            "posterior_sample",
+            sampling_bytes_per_set(grammar),
+        )
+        return GrammarSample(levels=tuple(_draw_trees(grammar, bp, rng)), v=grammar.cards[0])
+
+    return _run(
         "posterior_sample",
-        sampling_bytes_per_set(rhm),
+        backend,
+        device,
+        reference,
+        lambda fn, device: fn(
+            grammar.rules,
+            grammar.rule_probs,
+            grammar.cards,
+            leaf_evidence,
+            grammar.root_prior if root_prior is None else root_prior,
+            seed,
+            dtype,
+            memory_budget=memory_budget,
+            device=device,
+        ),
+        _canonical(grammar, leaf_evidence, root_prior, None, dtype, "posterior_sample"),
     )
-    n = bp.up[0].shape[0]
-    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (rhm.L + 1)
-    levels[rhm.L] = _categorical(bp.root_marginal, rng)  # (n, 1)
-    for level in range(rhm.L, 0, -1):
-        rules = rhm.rules[level]  # (K, m, s)
-        parents = levels[level]  # (n, w)
-        child_card = rhm.card(level - 1)
-        child_up = bp.up[level - 1].reshape(n, rhm.width(level), rhm.s, child_card)
-        tuples = rules[parents]  # (n, w, m, s): the candidate rules of each sampled parent
-        weight = np.ones(tuples.shape[:-1])
-        for i in range(rhm.s):
-            weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
-        choice = _categorical(weight, rng)  # (n, w)
-        levels[level - 1] = rules[parents, choice].reshape(n, rhm.width(level - 1))
-    return RHMSample(levels=tuple(levels), v=rhm.v)
 
 
 def posterior_sample_reference(
-    rhm: Any,
+    grammar: Grammar,
     leaf_evidence: np.ndarray,
     root_prior: np.ndarray | None = None,
     seed: int | np.random.Generator | None = 0,
+    dtype: type = np.float64,
     *,
     memory_budget: int | str | None = None,
-) -> RHMSample:
+) -> GrammarSample:
     """Slow reference: sample nodes top-down, each from its BP marginal given all the nodes
-    clamped so far, clamping it before moving on (one BP run per node).
+    clamped so far, clamping it before moving on (one numpy BP run per node).
 
-    Costs ``O(number of nodes)`` BP runs, so use it on small trees only.
+    Costs ``O(number of nodes)`` BP runs, so use it on small trees only. It shares no code
+    with the one-pass sampler beyond :func:`hiergrammar.bp.tree_bp` (numpy backend).
 
     Parameters
     ----------
-    rhm, leaf_evidence, root_prior, seed, memory_budget
+    grammar, leaf_evidence, root_prior, seed, dtype, memory_budget
         As for :func:`posterior_sample`.
 
     Returns
     -------
-    RHMSample
+    GrammarSample
         ``levels[l]`` of shape ``(n, s**(L-l))``.
 
     Raises
@@ -199,52 +273,54 @@ def posterior_sample_reference(
     >>> bool((draw.x == rhm.sample(3, seed=1).x).all())   # one-hot evidence: the datum itself
     True
     """
+    grammar = check_grammar(grammar)
     rng = make_rng(seed, "seed")
-    levels_with_clamps = range(rhm.L + 1)
-    clamp_bytes = 8 * sum(rhm.width(level) * rhm.card(level) for level in levels_with_clamps)
-    per_set = bp_bytes_per_set(rhm, node_levels=levels_with_clamps) + clamp_bytes
+    levels_with_clamps = range(grammar.L + 1)
+    clamp_bytes = 8 * sum(
+        grammar.width(level) * grammar.card(level) for level in levels_with_clamps
+    )
+    per_set = bp_bytes_per_set(grammar, dtype, node_levels=levels_with_clamps) + clamp_bytes
     ev = check_leaf_evidence(
-        rhm,
+        grammar,
         leaf_evidence,
         bytes_per_set=per_set,
         what="posterior_sample_reference",
         memory_budget=memory_budget,
     )
     n = ev.shape[0]
-    clamps = {level: np.ones((n, rhm.width(level), rhm.card(level))) for level in range(rhm.L + 1)}
+    clamps = {
+        level: np.ones((n, grammar.width(level), grammar.card(level)))
+        for level in range(grammar.L + 1)
+    }
     rows = np.arange(n)
-    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (rhm.L + 1)
-    for level in range(rhm.L, -1, -1):
-        values = np.empty((n, rhm.width(level)), dtype=np.int64)
-        for i in range(rhm.width(level)):
+    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
+    for level in range(grammar.L, -1, -1):
+        values = np.empty((n, grammar.width(level)), dtype=np.int64)
+        for i in range(grammar.width(level)):
             marginal = tree_bp(
-                rhm, ev, root_prior, node_evidence=clamps, memory_budget=memory_budget
+                grammar,
+                ev,
+                root_prior,
+                node_evidence=clamps,
+                dtype=dtype,
+                memory_budget=memory_budget,
+                backend="numpy",
             ).marginals
             values[:, i] = _categorical(marginal[level][:, i], rng)
             clamps[level][:, i] = 0.0  # clamp: a one-hot row, written by index (no eye(card))
             clamps[level][rows, i, values[:, i]] = 1.0
         levels[level] = values
-    return RHMSample(levels=tuple(levels), v=rhm.v)
+    return GrammarSample(levels=tuple(levels), v=grammar.cards[0])
 
 
 # -- forward-backward: noise a string, then sample its tree from the exact posterior ----------
-from dataclasses import dataclass  # noqa: E402
-
-from hiergrammar.processes import GaussianProcess, Process, check_leaves  # noqa: E402
-from hiergrammar.validation import (  # noqa: E402
-    InputError,
-    ZeroEvidenceError,
-    check_memory,
-    check_seed,
-)
-
 #: Samples per random stream of :func:`exact_forward_backward`. Block ``b`` (samples
 #: ``b*BLOCK .. (b+1)*BLOCK - 1``) draws its noise and its trees from its own stream, so the
 #: result does not depend on how many blocks are processed at once.
 FORWARD_BACKWARD_BLOCK = 1024
 
 
-def _block_floats_per_sample(grammar: RHM) -> int:
+def _block_floats_per_sample(grammar: Grammar) -> int:
     """Floats per sample alive at the peak of one block: the likelihood and its value-first
     copy in BP (``2 d v``), the upward messages of every level, and the widest level's rule
     gathers (``s`` arrays of ``(K m, width)`` and their product)."""
@@ -256,7 +332,7 @@ def _block_floats_per_sample(grammar: RHM) -> int:
         * grammar.width(level)
         for level in range(1, grammar.L + 1)
     )
-    return 2 * grammar.d * grammar.v + messages + gathers
+    return 2 * grammar.d * grammar.cards[0] + messages + gathers
 
 
 @dataclass(frozen=True)
@@ -266,7 +342,7 @@ class ForwardBackwardResult:
     Attributes
     ----------
     levels : tuple of numpy.ndarray
-        The new samples' trees, as in :class:`~hiergrammar.rhm.RHMSample`: ``levels[l]`` has
+        The new samples' trees, as in :class:`~hiergrammar.grammar.GrammarSample`: ``levels[l]`` has
         shape ``(n, width_l)``, ``levels[0]`` the leaves, ``levels[L]`` ``(n, 1)`` the class.
     observation : numpy.ndarray
         The noisy observation the trees were drawn from: ``(n, d)`` ints for the masking
@@ -291,25 +367,9 @@ class ForwardBackwardResult:
         return self.levels[-1][:, 0]
 
 
-def _draw_trees(grammar: RHM, bp, rng: np.random.Generator) -> list[np.ndarray]:
-    """The top-down half of :func:`posterior_sample`, from an :func:`upward_pass` result of
-    any float dtype: the root from its marginal, then one rule per sampled parent with weight
-    ``prod_i up_i(b_i)``. Returns ``levels[l]`` ``(n, width_l)``."""
-    n = bp.up[0].shape[0]
-    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
-    levels[grammar.L] = _categorical(bp.root_marginal, rng)  # (n, 1)
-    for level in range(grammar.L, 0, -1):
-        rules = grammar.rules[level]  # (card_l, m, s)
-        parents = levels[level]  # (n, w)
-        w = grammar.width(level)
-        child_up = bp.up[level - 1].reshape(n, w, grammar.s, grammar.card(level - 1))
-        tuples = rules[parents]  # (n, w, m, s): the candidate rules of each sampled parent
-        weight = np.take_along_axis(child_up[:, :, 0, :], tuples[..., 0], axis=-1)
-        for i in range(1, grammar.s):
-            weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
-        choice = _categorical(weight, rng)  # (n, w)
-        levels[level - 1] = rules[parents, choice].reshape(n, -1)
-    return levels
+def _as_numpy(values: Any) -> np.ndarray:
+    """Drawn levels as a numpy array (the torch backend returns tensors)."""
+    return values.cpu().numpy() if hasattr(values, "cpu") else np.asarray(values)
 
 
 def _block_rngs(entropy: int, block: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -319,7 +379,7 @@ def _block_rngs(entropy: int, block: int) -> tuple[np.random.Generator, np.rando
 
 
 def exact_forward_backward(
-    grammar: RHM,
+    grammar: Grammar,
     process: Process,
     x: np.ndarray,
     t: float | np.ndarray,
@@ -327,23 +387,25 @@ def exact_forward_backward(
     *,
     dtype: type = np.float64,
     memory_budget: int | str | None = None,
+    backend: str | None = None,
 ) -> ForwardBackwardResult:
     """Noise ``x`` to time ``t``, then draw new trees from ``P(tree | x_t)`` exactly.
 
     What a perfect reverse process started at ``t`` produces: the forward process
     ``process.corrupt`` gives ``x_t``, its exact leaf likelihood enters an upward BP pass, and
-    whole trees (every level, the class included) are drawn top-down from the posterior, as
-    :func:`posterior_sample` does. Samples are processed in blocks of
+    whole trees (every level, the class included) are drawn top-down from the posterior by
+    :func:`posterior_sample`. Samples are processed in blocks of
     :data:`FORWARD_BACKWARD_BLOCK`; each block has its own random streams, spawned from
     ``seed``, so the result depends on ``seed`` and the data only, never on how the work is
     split.
 
     Parameters
     ----------
-    grammar : RHM
-        The model (any grammar with ``rules``, ``card``, ``width``, ``L``, ``s``, ``v``, ``d``).
+    grammar : Grammar
+        The model (any :class:`~hiergrammar.grammar.Grammar`).
     process : Process
-        A forward process of :mod:`hiergrammar.processes` with ``process.v == grammar.v``.
+        A forward process of :mod:`hiergrammar.processes` with ``process.v ==
+        grammar.cards[0]`` (the leaf vocabulary).
     x : numpy.ndarray
         ``(n, d)`` integer leaves in ``[0, v)``, usually strings of the grammar.
     t : float or numpy.ndarray
@@ -357,6 +419,11 @@ def exact_forward_backward(
         for cross-checks.
     memory_budget : int or str, optional
         Bound on one block's arrays (and on the Gaussian observation); default the library's.
+    backend : {None, "numpy", "numba", "torch"}
+        The backend of :func:`posterior_sample` (None: the fastest on the CPU). The backends
+        draw from the same posterior but use the random numbers differently, so the same seed
+        gives different (equally distributed) trees on different backends; ``"numpy"`` gives
+        the draws of version 0.2.0's first release.
 
     Returns
     -------
@@ -386,14 +453,16 @@ def exact_forward_backward(
     >>> bool(rhm.parse(res.x).valid.all())          # every draw is a string of the grammar
     True
     """
+    grammar = check_grammar(grammar)
+    v = grammar.cards[0]
     if not isinstance(process, Process):
         raise InputError(f"process must be a hiergrammar.processes.Process, got {process!r}")
-    if process.v != grammar.v:
+    if process.v != v:
         raise InputError(
-            f"process.v={process.v} violates process.v == grammar.v = {grammar.v} "
+            f"process.v={process.v} violates process.v == grammar.cards[0] = {v} "
             "(the process acts on the grammar's leaves)"
         )
-    x = check_leaves("x", x, grammar.v)
+    x = check_leaves("x", x, v)
     n, d = x.shape
     if d != grammar.d:
         raise InputError(f"x must have shape (n, d) = (n, {grammar.d}), got {x.shape}")
@@ -409,6 +478,7 @@ def exact_forward_backward(
         entropy = seed
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    resolve_backend(backend)  # checks the backend once, before any work
     block = FORWARD_BACKWARD_BLOCK
     item = np.dtype(dtype).itemsize
     # Temporaries (input checks, normalisations) add to the counted arrays: the peak measured
@@ -421,8 +491,8 @@ def exact_forward_backward(
     )
     if isinstance(process, GaussianProcess):
         check_memory(
-            f"the Gaussian observation (n, d, v) = ({n}, {d}, {grammar.v})",
-            n * d * grammar.v * np.dtype(np.float64).itemsize,
+            f"the Gaussian observation (n, d, v) = ({n}, {d}, {v})",
+            n * d * v * np.dtype(np.float64).itemsize,
             memory_budget,
         )
     t_array = np.asarray(t)
@@ -435,11 +505,13 @@ def exact_forward_backward(
         obs = process.corrupt(x[start:stop], t_block, seed=noise_rng)
         evidence = process.leaf_likelihood(obs, t_block, dtype=dtype, memory_budget=memory_budget)
         try:
-            bp = upward_pass(grammar, evidence, dtype=dtype)
+            trees = posterior_sample(
+                grammar, evidence, seed=sample_rng, dtype=dtype, backend=backend
+            )
         except ZeroEvidenceError as err:
-            raise ZeroEvidenceError(np.asarray(err.samples) + start) from None
-        for level, values in enumerate(_draw_trees(grammar, bp, sample_rng)):
-            levels[level].append(values)
+            raise ZeroEvidenceError(np.asarray(err.samples) + start, err.reason) from None
+        for level, values in enumerate(trees.levels):
+            levels[level].append(_as_numpy(values))
         observations.append(obs)
     if n == 0:
         empty = x.reshape(0, d)

@@ -242,3 +242,89 @@ def test_bp_memory_estimate_covers_what_tree_bp_allocates():
         estimate = 200 * bp_bytes_per_set(rhm, dtype)
         assert peak <= estimate, (dtype, peak, estimate)
         assert estimate <= 4 * peak  # and is not absurdly loose
+
+
+# -- backends -------------------------------------------------------------------------------------
+def test_default_backend_is_the_fastest_available_on_the_cpu():
+    from hiergrammar import kernels
+    from hiergrammar.bp import resolve_backend
+
+    expected = "numba" if kernels.available("numba") else "numpy"
+    assert resolve_backend(None) == expected == resolve_backend(None, device="cpu")
+    rhm = RHM(v=4, n_classes=2, m=2, s=2, L=3, seed=0)
+    ev = eps_evidence(rhm.sample(50, seed=1).x, 0.4, 4)
+    ref = tree_bp(rhm, ev, backend="numpy")
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        res = tree_bp(rhm, ev, dtype=dtype)  # the default backend
+        for a, b in zip(res.marginals, ref.marginals, strict=True):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, b, atol=tol)
+        np.testing.assert_allclose(res.log_evidence, ref.log_evidence, rtol=tol)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(backend="jax"), r"backend='jax' is not one of \['numpy', 'numba', 'torch'\]"),
+        (dict(backend="numpy", device="cuda"), r"device='cuda' needs backend='torch'"),
+        (dict(backend="numba", device="cuda:1"), r"device='cuda:1' needs backend='torch'"),
+    ],
+)
+def test_bad_backends_and_devices_are_refused(kwargs, match):
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0)
+    for engine in (tree_bp, upward_pass):
+        with pytest.raises(InputError, match=match):
+            engine(rhm, np.ones((2, 3)), **kwargs)
+
+
+def test_a_default_numba_backend_that_fails_to_compile_falls_back_to_numpy(monkeypatch):
+    numba_errors = pytest.importorskip("numba.core.errors")
+    from hiergrammar import bp, kernels
+
+    if not kernels.available("numba"):
+        pytest.skip("numba is not the default backend here")
+
+    def broken(backend, name):
+        def kernel(*args, **kwargs):
+            raise numba_errors.TypingError("no compiler today")
+
+        return kernel
+
+    monkeypatch.setattr(bp, "_NUMBA_FAILURE", [])
+    monkeypatch.setattr(kernels, "entry", broken)
+    rhm = RHM(v=3, n_classes=2, m=2, s=2, L=2, seed=0)
+    ev = eps_evidence(rhm.sample(4, seed=1).x, 0.3, 3)
+    with pytest.warns(RuntimeWarning, match="falls back to backend='numpy'"):
+        res = tree_bp(rhm, ev)
+    ref = tree_bp(rhm, ev, backend="numpy")
+    np.testing.assert_array_equal(res.log_evidence, ref.log_evidence)
+    assert bp.resolve_backend(None) == "numpy"  # once per process
+    # an explicit backend="numba" is not silently replaced
+    with pytest.raises(numba_errors.TypingError):
+        tree_bp(rhm, ev, backend="numba")
+
+
+def test_zero_evidence_from_a_kernel_names_the_level_as_the_reference_does():
+    rhm = RHM(v=4, n_classes=2, m=1, s=2, L=2, seed=0)
+    strings = np.array(list(itertools.product(range(4), repeat=4)))
+    valid = rhm.parse(strings).valid
+    # samples 1 and 3 are impossible: the kernel's indices must map back to the batch
+    batch = np.stack([strings[valid][0], strings[~valid][0], strings[valid][1], strings[~valid][1]])
+    ev = np.eye(4)[batch] + 0.0
+    messages = set()
+    for backend in ("numpy", "numba"):
+        with pytest.raises(ZeroEvidenceError, match=r"sample\(s\) \[1, 3\].* at level \d") as info:
+            tree_bp(rhm, ev, backend=backend)
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
+
+
+def test_the_environment_names_the_default_backend(monkeypatch):
+    from hiergrammar.bp import resolve_backend
+
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "numpy")
+    assert resolve_backend(None) == "numpy"
+    assert resolve_backend("numba") == "numba"  # an explicit backend wins
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "fortran")
+    with pytest.raises(InputError, match=r"\$HIERGRAMMAR_BACKEND='fortran' is not one of"):
+        resolve_backend(None)

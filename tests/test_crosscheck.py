@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hiergrammar import InputError, ZeroEvidenceError, graphs
+from hiergrammar import Grammar, InputError, ZeroEvidenceError, graphs
 from hiergrammar import crosscheck as cc
 from hiergrammar.bruteforce import brute_force_marginals, n_trees
 from hiergrammar.noise import eps_evidence
@@ -429,33 +429,22 @@ def test_cost_model_features_match_the_model_by_hand():
         cc.estimate_seconds(rhm, "nope")
 
 
-class DuckGrammar:
-    """A grammar that is not an RHM: only the attributes the engines read, with a different
-    cardinality on each level and a different number of rules per level (shared tuples)."""
-
-    def __init__(self, seed: int):
-        rng = np.random.default_rng(seed)
-        self.L, self.s, self.cards = 2, 2, (3, 4, 2)
-        self.v, self.d = self.cards[0], self.s**self.L
-        self.rules = {
-            1: rng.integers(0, 3, size=(4, 2, 2)),  # 4 symbols, m = 2 tuples over 3 leaves
-            2: rng.integers(0, 4, size=(2, 3, 2)),  # 2 classes, m = 3 tuples over 4 symbols
-        }
-
-    def card(self, level: int) -> int:
-        return self.cards[level]
-
-    def width(self, level: int) -> int:
-        return self.s ** (self.L - level)
-
-    def __repr__(self) -> str:
-        return "DuckGrammar()"
+def _per_level_ambiguous(seed: int) -> Grammar:
+    """A grammar that is not an RHM: a different cardinality on each level, a different number
+    of rules per level, shared tuples, and weighted rules."""
+    rng = np.random.default_rng(seed)
+    rules = {
+        1: rng.integers(0, 3, size=(4, 2, 2)),  # 4 symbols, m = 2 tuples over 3 leaves
+        2: rng.integers(0, 4, size=(2, 3, 2)),  # 2 classes, m = 3 tuples over 4 symbols
+    }
+    probs = {1: rng.dirichlet(np.ones(2), size=4), 2: rng.dirichlet(np.ones(3), size=2)}
+    return Grammar(rules, probs, v=3)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_every_engine_reads_the_model_through_its_attributes(seed):
-    grammar = DuckGrammar(seed)
-    ev = np.random.default_rng(seed).uniform(0.1, 1.0, (grammar.d, grammar.v))
+def test_every_engine_takes_a_per_level_weighted_ambiguous_grammar(seed):
+    grammar = _per_level_ambiguous(seed)
+    ev = np.random.default_rng(seed).uniform(0.1, 1.0, (grammar.d, grammar.cards[0]))
     results = cc.crosscheck(grammar, ev, root_prior=np.array([0.3, 0.7]))
     for r in results:
         if r.engine == "pyagrum_lazy" and not HAVE_PYAGRUM:
@@ -467,6 +456,15 @@ def test_every_engine_reads_the_model_through_its_attributes(seed):
             assert mg.shape == (grammar.width(level), grammar.card(level))
     # 2 classes * 3 root rules * (2 rules)**2 at level 1 = 24 trees
     assert n_trees(grammar) == 24
+
+
+def test_a_model_that_is_not_a_grammar_is_refused():
+    class Duck:
+        L, s, d, v, cards = 1, 2, 2, 2, (2, 1)
+        rules = {1: np.array([[[0, 1]]])}
+
+    with pytest.raises(InputError, match=r"rhm must be a hiergrammar.Grammar .*got Duck"):
+        cc.crosscheck(Duck(), np.ones((2, 2)))
 
 
 @pytest.mark.skipif(not HAVE_PYAGRUM, reason="pyAgrum is an optional extra")

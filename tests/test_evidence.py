@@ -24,10 +24,33 @@ def rhm() -> RHM:
     return RHM(**RHM_ARGS)
 
 
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: The backends of tree_bp, upward_pass and posterior_sample checked here (numba and torch
+#: must give the numpy reference's messages).
+BACKENDS = ["numpy", "numba"] + (["torch"] if _has_torch() else [])
+
 #: Every engine, called on (evidence, root prior); crosscheck runs its cheapest engine.
 ENGINES = {
     "tree_bp": lambda rhm, ev, prior: tree_bp(rhm, ev, prior),
     "upward_pass": lambda rhm, ev, prior: upward_pass(rhm, ev, prior),
+    **{
+        f"{name}[{backend}]": (
+            lambda rhm, ev, prior, fn=fn, backend=backend: fn(rhm, ev, prior, backend=backend)
+        )
+        for backend in BACKENDS
+        for name, fn in (
+            ("tree_bp", tree_bp),
+            ("upward_pass", upward_pass),
+            ("posterior_sample", posterior_sample),
+        )
+    },
     "brute_force": lambda rhm, ev, prior: brute_force_marginals(rhm, ev, prior),
     "posterior_sample": lambda rhm, ev, prior: posterior_sample(rhm, ev, prior, seed=0),
     "posterior_sample_reference": lambda rhm, ev, prior: posterior_sample_reference(
@@ -182,8 +205,10 @@ def test_memory_guard_refuses_before_allocating(rhm, monkeypatch):
     assert tree_bp(rhm, ev).log_evidence.shape == (1000,)
     # the estimate grows with n: a broadcast view costs nothing to pass in, but is refused
     huge = np.broadcast_to(_good(rhm), (10**8, rhm.d, rhm.v))
-    with pytest.raises(InputError, match=r"n=100000000 .* would need \d+\.\d+ GiB"):
-        tree_bp(rhm, huge)
+    for backend in BACKENDS:  # refused before any copy of the evidence, by every backend
+        for engine in (tree_bp, upward_pass, posterior_sample):
+            with pytest.raises(InputError, match=r"n=100000000 .* would need \d+\.\d+ GiB"):
+                engine(rhm, huge, backend=backend)
 
 
 def test_rescale_by_powers_of_two_is_exact():

@@ -213,7 +213,10 @@ def test_gaussian_observation_and_empty_input():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(process=MaskingProcess(5)), r"process.v=5 violates process.v == grammar.v = 4"),
+        (
+            dict(process=MaskingProcess(5)),
+            r"process.v=5 violates process.v == grammar.cards\[0\] = 4",
+        ),
         (dict(x=np.zeros((2, 3), int)), r"\(n, d\) = \(n, 4\)"),
         (dict(x=np.full((2, 4), 4)), r"\[0, v\) = \[0, 4\)"),
         (dict(t=1.5), r"0 <= t <= 1"),

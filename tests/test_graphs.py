@@ -1,5 +1,6 @@
-"""The RHM as pgmpy / pyAgrum / networkx graphs: structure and tables checked against the
-grammar's rules directly, and the distributions against brute-force enumeration."""
+"""Grammars as pgmpy / pyAgrum / networkx graphs: structure and tables checked against the
+grammar's rules directly, and the distributions against brute-force enumeration (uniform RHMs,
+and weighted, ambiguous grammars with tuples listed twice)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from hiergrammar import graphs
+from hiergrammar import Grammar, graphs
 from hiergrammar.bruteforce import brute_force_marginals
 from hiergrammar.rhm import RHM
 
@@ -26,8 +27,32 @@ def rhm3() -> RHM:
     return RHM(v=3, n_classes=2, m=3, s=3, L=1, seed=5)
 
 
-def _rule_set(rhm: RHM, level: int) -> set[tuple[int, ...]]:
-    return {(a, *map(int, t)) for a in range(rhm.card(level)) for t in rhm.rules[level][a]}
+def _rule_weights(grammar, level: int) -> dict[tuple[int, ...], float]:
+    """(a, b_1..b_s) -> the probability that a writes these children, summed over its rules."""
+    out: dict[tuple[int, ...], float] = {}
+    for a in range(grammar.card(level)):
+        for t, p in zip(grammar.rules[level][a], grammar.rule_probs[level][a], strict=True):
+            key = (a, *map(int, t))
+            out[key] = out.get(key, 0.0) + float(p)
+    return out
+
+
+@pytest.fixture(scope="module")
+def weighted() -> Grammar:
+    """Weighted and ambiguous: (0, 1) belongs to both level-1 symbols, and symbol 1 lists
+    (1, 1) twice; the root's rule laws differ by symbol."""
+    return Grammar(
+        {
+            1: np.array([[[0, 1], [1, 0]], [[0, 1], [1, 1]], [[1, 1], [1, 1]]]),
+            2: np.array([[[0, 2], [1, 1], [2, 0]], [[2, 2], [0, 1], [0, 0]]]),
+        },
+        rule_probs={
+            1: [[0.3, 0.7], [0.6, 0.4], [0.5, 0.5]],
+            2: [[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]],
+        },
+        root_prior=[0.4, 0.6],
+        v=2,
+    )
 
 
 def test_names_round_trip():
@@ -39,10 +64,10 @@ def test_names_round_trip():
         graphs.parse_name("x1_2")
 
 
-@pytest.mark.parametrize("fixture", ["rhm", "rhm3"])
-def test_factor_graph_checks_and_factor_values_are_rule_membership(fixture, request):
+@pytest.mark.parametrize("fixture", ["rhm", "rhm3", "weighted"])
+def test_factor_graph_checks_and_factor_values_are_rule_probabilities(fixture, request):
     rhm = request.getfixturevalue(fixture)
-    ev = np.random.default_rng(0).uniform(0.1, 1.0, (rhm.d, rhm.v))
+    ev = np.random.default_rng(0).uniform(0.1, 1.0, (rhm.d, rhm.cards[0]))
     fg = graphs.to_factor_graph(rhm, evidence=ev)
     assert fg.check_model()
     names = set(graphs.variable_names(rhm))
@@ -61,29 +86,30 @@ def test_factor_graph_checks_and_factor_values_are_rule_membership(fixture, requ
         if len(scope) == 1 and kinds[0][1] == 0 and rhm.L > 0:
             np.testing.assert_array_equal(phi.values, ev[kinds[0][2]])  # leaf evidence
         elif len(scope) == 1:
-            np.testing.assert_allclose(phi.values, np.full(rhm.n_classes, 1 / rhm.n_classes))
+            np.testing.assert_allclose(phi.values, rhm.root_prior)
         else:
             seen_rule_factors += 1
             _, level, i = kinds[0]
             # the children, in order, of node (level, i)
             assert [k[1:] for k in kinds[1:]] == [(level - 1, rhm.s * i + j) for j in range(rhm.s)]
-            rules = _rule_set(rhm, level)
+            weights = _rule_weights(rhm, level)
             for idx in itertools.product(*(range(c) for c in phi.cardinality)):
-                assert phi.values[idx] == (1.0 if idx in rules else 0.0), idx
+                assert phi.values[idx] == pytest.approx(weights.get(idx, 0.0), abs=1e-15), idx
             # every factor node is linked to exactly its scope
             assert set(fg.neighbors(phi)) == set(scope)
     assert seen_rule_factors == n_internal
 
 
-def test_factor_graph_partition_function_is_scaled_evidence_probability(rhm):
-    # Z of the 0/1 factor graph = m**N * P(evidence), P from brute-force enumeration.
-    ev = np.random.default_rng(1).uniform(0.0, 1.0, (rhm.d, rhm.v))
+@pytest.mark.parametrize("fixture", ["rhm", "weighted"])
+def test_factor_graph_partition_function_is_the_evidence_probability(fixture, request):
+    # Z of the factor graph = P(evidence) under the (weighted) grammar, from enumeration.
+    rhm = request.getfixturevalue(fixture)
+    ev = np.random.default_rng(1).uniform(0.0, 1.0, (rhm.d, rhm.cards[0]))
     prior = np.array([0.3, 0.7])
     fg = graphs.to_factor_graph(rhm, evidence=ev, root_prior=prior)
     z = fg.get_partition_function()
-    n_internal = sum(rhm.width(l) for l in range(1, rhm.L + 1))
     bf = brute_force_marginals(rhm, ev, root_prior=prior)
-    assert np.log(z) == pytest.approx(bf.log_evidence[0] + n_internal * np.log(rhm.m), abs=1e-12)
+    assert np.log(z) == pytest.approx(bf.log_evidence[0], abs=1e-12)
 
 
 def test_bayesian_network_cpds(rhm3):
@@ -121,11 +147,15 @@ def test_bayesian_network_cpds(rhm3):
                     np.testing.assert_array_equal(col, expect)
 
 
-def test_bayesian_network_with_virtual_evidence_matches_brute_force(rhm):
+@pytest.mark.parametrize("fixture", ["rhm", "weighted"])
+def test_bayesian_network_with_virtual_evidence_matches_brute_force(fixture, request):
+    # For the ambiguous grammar the rule choice is not determined by the symbols; the BN's
+    # marginal over them is still the grammar's distribution.
     from pgmpy.inference import VariableElimination
 
+    rhm = request.getfixturevalue(fixture)
     rng = np.random.default_rng(2)
-    ev = rng.uniform(0.0, 3.0, (rhm.d, rhm.v))
+    ev = rng.uniform(0.0, 3.0, (rhm.d, rhm.cards[0]))
     bf = brute_force_marginals(rhm, ev)
     bn = graphs.to_bayesian_network(rhm)
     virtual = graphs.virtual_evidence_cpds(rhm, ev)
@@ -141,8 +171,21 @@ def test_bayesian_network_with_virtual_evidence_matches_brute_force(rhm):
                 np.testing.assert_allclose(q.values, bf.marginals[level][0, i], atol=1e-12)
 
 
-def test_pyagrum_bayesian_network_tables(rhm3):
+def test_weighted_bayesian_network_rule_choice_depends_on_the_parent(weighted):
+    bn = weighted.to_bayesian_network()
+    assert bn.check_model()
+    assert set(bn.get_parents("r2_0")) == {"h2_0"}
+    np.testing.assert_allclose(bn.get_cpds("r2_0").get_values(), weighted.rule_probs[2].T)
+    assert set(bn.get_parents("r1_1")) == {"h1_1"}
+    # the uniform RHM keeps parentless rule choices with the shared row
+    uniform = RHM(v=3, n_classes=2, m=2, s=2, L=1, seed=0).to_bayesian_network()
+    assert uniform.get_parents("r1_0") == []
+
+
+@pytest.mark.parametrize("fixture", ["rhm3", "weighted"])
+def test_pyagrum_bayesian_network_tables(fixture, request):
     pytest.importorskip("pyagrum")
+    rhm3 = request.getfixturevalue(fixture)
     bn = graphs.to_pyagrum_bayesian_network(rhm3)
     tables = graphs.bn_tables(rhm3)
     assert bn.size() == len(tables)

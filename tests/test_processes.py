@@ -14,6 +14,7 @@ from hiergrammar.noise import (
     UniformProcess,
     chain_alpha_bar,
     diffuse_onehot,
+    diffusion_evidence,
     eps_evidence,
     leaf_posterior,
     make_schedule,
@@ -119,9 +120,13 @@ def test_eps_process_is_the_eps_evidence():
     x = np.array([[0, 2, 1], [1, 1, 0]])
     proc = EpsProcess(3)
     assert proc.corrupt(x, 0.4) is x
-    np.testing.assert_allclose(proc.leaf_likelihood(x, 0.4), eps_evidence(x, 0.4, 3))
+    # eps_evidence is a shortcut of the process: equal, not merely close
+    np.testing.assert_array_equal(proc.leaf_likelihood(x, 0.4), eps_evidence(x, 0.4, 3))
     per = proc.leaf_likelihood(x, np.array([0.1, 0.5]))
-    np.testing.assert_allclose(per, eps_evidence(x, np.array([0.1, 0.5]), 3))
+    np.testing.assert_array_equal(per, eps_evidence(x, np.array([0.1, 0.5]), 3))
+    # and still the paper's formula, written out here
+    expected = np.where(np.eye(3, dtype=bool)[x], 0.6, 0.2)
+    np.testing.assert_allclose(eps_evidence(x, 0.4, 3), expected, rtol=1e-15)
     assert proc.alpha(2 / 3) == pytest.approx(0.0)
     # Under a unit schedule it is the uniform process's likelihood at the clean string.
     linear = EpsProcess(3, schedule="linear")
@@ -135,8 +140,18 @@ def test_gaussian_process_matches_the_functional_noise_model():
     proc = GaussianProcess(4)
     abar = float(np.exp(-2 * 0.3))
     obs = proc.corrupt(x, 0.3, seed=7)
-    np.testing.assert_allclose(obs, diffuse_onehot(x, 4, abar, seed=7))
-    np.testing.assert_allclose(proc.leaf_likelihood(obs, 0.3), leaf_posterior(obs, abar))
+    # one implementation: the functions and the process give the same numbers exactly
+    np.testing.assert_array_equal(obs, diffuse_onehot(x, 4, abar, seed=7))
+    np.testing.assert_array_equal(proc.leaf_likelihood(obs, 0.3), leaf_posterior(obs, abar))
+    np.testing.assert_array_equal(
+        proc.leaf_likelihood(proc.corrupt(x, 0.3, seed=8), 0.3),
+        diffusion_evidence(x, 4, abar, seed=8),
+    )
+    # per-sample times, one clean: each row is the function at its own noise level
+    t = np.array([0.0, 0.1, 0.3, 0.5, 2.0])
+    lik = proc.leaf_likelihood(obs, t)
+    for k, tk in enumerate(t):
+        np.testing.assert_array_equal(lik[k], leaf_posterior(obs[k : k + 1], np.exp(-2 * tk))[0])
     ddpm = GaussianProcess(4, schedule="ddpm")
     np.testing.assert_allclose(ddpm.alpha(100), chain_alpha_bar(100))
     clean = proc.leaf_likelihood(proc.corrupt(x, 0.0, seed=0), 0.0)

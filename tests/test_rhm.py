@@ -335,3 +335,39 @@ def test_shared_tuple_rhm_is_ambiguous_and_parses_every_sample():
     assert np.all(parsed.log_prob >= rhm.tree_log_prob(data.levels) - 1e-12)  # max-product
     with pytest.raises(InputError, match=r"m_1 = 17 violates m_l <= v_0\*\*s = 16"):
         RHM(v=4, n_classes=2, m=17, s=2, L=1, shared_tuples=True)
+
+
+# -- the theory models the uniform RHM only --------------------------------------------------------
+def test_uniform_parameters_accept_only_the_uniform_rhm():
+    from hiergrammar import filtered_grammar
+    from hiergrammar.rhm import uniform_parameters
+
+    assert uniform_parameters(RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0)) == dict(
+        v=8, n_classes=4, m=2, s=2, L=3
+    )
+    refused = {
+        "zipf": (RHM(8, 4, 2, 2, 3, seed=0, rule_law="zipf", zipf_a=1.0), "rule_law='zipf'"),
+        "shared": (RHM(8, 4, 2, 2, 3, seed=0, shared_tuples=True), "shared_tuples=True"),
+        "per-level": (RHM([8, 6, 5], 4, 2, 2, 3, seed=0), "per-level v or m"),
+        "filtered": (filtered_grammar(q=3, L=2, sigma=1.0, seed=0), "not an RHM"),
+    }
+    for model, reason in refused.values():
+        with pytest.raises(InputError, match=rf"models only the uniform RHM .*{reason}"):
+            uniform_parameters(model)
+
+
+def test_theory_functions_refuse_models_with_a_clear_message():
+    from hiergrammar.theory.meanfield import critical_eps, profile
+    from hiergrammar.theory.symbolic import critical_point
+
+    rhm = RHM(v=8, n_classes=4, m=2, s=2, L=3, seed=0, rule_law="zipf", zipf_a=1.0)
+    per_level = RHM(v=[8, 8, 8], n_classes=4, m=[2, 3, 2], s=2, L=3, seed=0)
+    calls = [
+        lambda: critical_eps(rhm, 2, 2),
+        lambda: critical_point(rhm, 2, 2),
+        lambda: profile(8, 4, per_level.m, 2, 3, [0.3]),
+        lambda: critical_eps(per_level.v, 2, 2),
+    ]
+    for call in calls:
+        with pytest.raises(InputError, match=r"models only the uniform RHM \(scalar v and m"):
+            call()

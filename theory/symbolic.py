@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from hiergrammar.rhm import check_int
+from hiergrammar.rhm import check_int, refuse_models
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
 from hiergrammar.validation import InputError
 
@@ -1023,6 +1023,7 @@ def check_parameters(v: int, m: int, s: int, n_classes: int | None = None) -> No
     ``1 <= m <= v**(s-1)`` and, if given, ``1 <= n_classes`` with ``n_classes*m <= v**s``
     (:func:`hiergrammar.rhm.check_parameters`; only the message for ``m`` out of range
     differs: it names the two-sided range that ``hiergrammar theory critical --m`` documents)."""
+    refuse_models(v=v, m=m, s=s, n_classes=n_classes)  # the theory models the uniform RHM
     v, s = check_int("v", v, 2), check_int("s", s, 2)
     if isinstance(m, numbers.Integral) and not 1 <= m <= v ** (s - 1):
         raise InputError(f"m={m} violates 1 <= m <= v**(s-1) = {v ** (s - 1)}")

@@ -3,6 +3,11 @@
 * The RHM flags ``--v --n-classes --m --s --L`` are declared here once, with one set of
   defaults (:data:`RHM_DEFAULTS`, the paper's model ``v = n_classes = 32, m = 8, s = 2`` at a
   depth ``L = 2`` small enough for brute force); their bounds are checked by the library.
+  Beside them, ``--grammar FILE`` reads any grammar saved with ``Grammar.save``
+  (:func:`hiergrammar.load_grammar`): a Zipf, per-level or shared-tuple RHM, a Sparse RHM, a
+  filtered grammar. It excludes the RHM flags given explicitly (the file defines the grammar);
+  :func:`model_from_args` returns whichever the user chose. Commands that model only the
+  uniform RHM (the mean-field theory) offer the flag too and refuse it with the reason.
 * ``--seed`` is a non-negative integer (:func:`hiergrammar.validation.check_seed`).
 * ``--out`` is always a path, checked before any work (:func:`add_out_argument`): a folder
   that is an existing file, a file that is an existing folder, or an unwritable location is
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hiergrammar.artifacts import check_output_dir, check_output_file, dumps_json
-from hiergrammar.validation import check_float, check_int, check_seed
+from hiergrammar.validation import InputError, check_float, check_int, check_seed
 
 __all__ = [
     "RHM_DEFAULTS",
@@ -83,13 +88,30 @@ def set_handler(parser: argparse.ArgumentParser, handler: Handler) -> None:
     parser.set_defaults(func=func)
 
 
+class _RHMFlag(argparse.Action):
+    """Store an RHM flag's value and remember that the user gave it (``args._rhm_given``), so
+    that ``--grammar`` can refuse flags given explicitly but not their defaults."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = list(getattr(namespace, "_rhm_given", None) or [])
+        namespace._rhm_given = [*given, option_string]
+
+
 def add_rhm_arguments(
-    parser: argparse.ArgumentParser, names: Sequence[str] = ("v", "n_classes", "m", "s", "L")
+    parser: argparse.ArgumentParser,
+    names: Sequence[str] = ("v", "n_classes", "m", "s", "L"),
+    *,
+    grammar: bool = False,
 ) -> None:
-    """Add the RHM flags ``names`` (from ``v, n_classes, m, s, L``) with :data:`RHM_DEFAULTS`.
+    """Add the RHM flags ``names`` (from ``v, n_classes, m, s, L``) with :data:`RHM_DEFAULTS`,
+    and ``--grammar FILE``.
 
     The values land in ``args.v``, ``args.n_classes``, ``args.m``, ``args.s`` and ``args.L``;
-    the library checks their bounds (an :class:`~hiergrammar.validation.InputError`).
+    the library checks their bounds (an :class:`~hiergrammar.validation.InputError`). With
+    ``grammar=True`` the command takes any grammar file (``args.grammar``, loaded by the checks
+    into ``args.grammar_model``; see :func:`model_from_args`); otherwise the command models only
+    the uniform RHM and ``--grammar`` is refused with that reason.
     """
     for name in names:
         parser.add_argument(
@@ -97,9 +119,58 @@ def add_rhm_arguments(
             dest=name,
             type=int,
             default=RHM_DEFAULTS[name],
+            action=_RHMFlag,
             metavar=name.upper() if name != "L" else "L",
             help=f"{_RHM_HELP[name]} (default {RHM_DEFAULTS[name]})",
         )
+    flags = " ".join(_RHM_FLAGS[name] for name in names)
+    parser.add_argument(
+        "--grammar",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            f"a grammar file (Grammar.save, hiergrammar.load_grammar) instead of {flags}"
+            if grammar
+            else "not taken here: this command models only the uniform RHM; give " + flags
+        ),
+    )
+
+    def check(args: argparse.Namespace) -> None:
+        args.grammar_model = None
+        if args.grammar is None:
+            return
+        if not grammar:
+            raise InputError(
+                f"--grammar is not taken by this command: it models only {_UNIFORM_RHM}; give "
+                f"its parameters with {flags}"
+            )
+        given = getattr(args, "_rhm_given", None) or []
+        if given:
+            raise InputError(
+                f"--grammar FILE and the RHM flags ({', '.join(sorted(set(given)))}) are "
+                "mutually exclusive: the file defines the grammar"
+            )
+        from hiergrammar.grammar_io import load_grammar
+
+        args.grammar_model = load_grammar(args.grammar)
+
+    add_check(parser, check)
+
+
+#: What the commands without ``--grammar`` model (as :data:`hiergrammar.rhm.UNIFORM_RHM`).
+_UNIFORM_RHM = "the uniform RHM (scalar v and m, rule_law='uniform', shared_tuples=False)"
+
+
+def model_from_args(args: argparse.Namespace, seed: int | None = None) -> Any:
+    """The grammar a command runs on: the ``--grammar`` file's, else ``RHM(v, n_classes, m, s,
+    L, seed)`` from the RHM flags (the library checks their bounds)."""
+    loaded = getattr(args, "grammar_model", None)
+    if loaded is not None:
+        return loaded
+    from hiergrammar.rhm import RHM
+
+    return RHM(v=args.v, n_classes=args.n_classes, m=args.m, s=args.s, L=args.L, seed=seed)
 
 
 def add_seed_argument(

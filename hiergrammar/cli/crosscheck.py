@@ -5,6 +5,7 @@ Examples::
     hiergrammar crosscheck --v 4 --n-classes 2 --m 2 --s 2 --L 2 --seed 0 --eps 0.3
     hiergrammar crosscheck --v 8 --m 3 --L 3 --engines tree_bp pyagrum_lazy pgmpy_bp --json
     hiergrammar crosscheck --uai uai_instances          # every engine on UAI instances
+    hiergrammar crosscheck --grammar zipf.npz --eps 0.2     # any grammar saved with .save()
 
 Exit codes: 0 when every engine that ran agrees with the reference within ``--tol`` (skipped
 engines do not count); 1 when some engine's numbers differ beyond ``--tol`` (this wins over an
@@ -24,6 +25,7 @@ from hiergrammar.cli.args import (
     add_json_argument,
     add_rhm_arguments,
     add_seed_argument,
+    model_from_args,
     print_json,
     set_handler,
 )
@@ -42,13 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "crosscheck",
         help="compare tree BP, pgmpy, pyAgrum and brute force on one noisy datum",
-        description="Sample one datum of an RHM, noise it with the eps-process, and compute "
+        description="Sample one datum of an RHM (or of the grammar of --grammar FILE), noise it "
+        "with the eps-process, and compute "
         "the marginal of every node with every exact engine; report the largest "
         "difference to the reference (brute force where the model is tiny, else "
         "our tree BP). Exit code 0: all agree, 1: numbers differ, 2: bad input, "
         "3: an engine failed.",
     )
-    add_rhm_arguments(parser)
+    add_rhm_arguments(parser, grammar=True)
     add_seed_argument(parser, help="seed of the rules, the datum and the noise")
     parser.add_argument(
         "--eps",
@@ -113,6 +116,28 @@ def exit_code(results: list, tol: float) -> int:
     ]
 
 
+def _model_record(grammar, args: argparse.Namespace) -> dict:
+    """The model in the JSON output: the RHM flags, or the grammar file and its shape."""
+    if args.grammar is None:
+        return {
+            "v": grammar.v,
+            "n_classes": grammar.n_classes,
+            "m": grammar.m,
+            "s": grammar.s,
+            "L": grammar.L,
+            "seed": args.seed,
+        }
+    return {
+        "grammar": str(args.grammar),
+        "cards": list(grammar.cards),
+        "m": [grammar.n_rules(level) for level in range(1, grammar.L + 1)],
+        "s": grammar.s,
+        "L": grammar.L,
+        "metadata": grammar.metadata,
+        "seed": args.seed,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     if args.uai is not None:
         from hiergrammar.cli.crosscheck_uai import run_uai
@@ -120,11 +145,10 @@ def run(args: argparse.Namespace) -> int:
         return run_uai(args)
     from hiergrammar.crosscheck import crosscheck, format_table
     from hiergrammar.noise import eps_evidence
-    from hiergrammar.rhm import RHM
 
-    rhm = RHM(v=args.v, n_classes=args.n_classes, m=args.m, s=args.s, L=args.L, seed=args.seed)
+    rhm = model_from_args(args, seed=args.seed)
     datum = rhm.sample(1, seed=args.seed + 1)
-    evidence = eps_evidence(datum.x, eps=args.eps, v=rhm.v)[0]  # (s**L, v)
+    evidence = eps_evidence(datum.x, eps=args.eps, v=rhm.cards[0])[0]  # (s**L, v)
     results = crosscheck(
         rhm,
         evidence,
@@ -136,14 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "model": {
-                    "v": rhm.v,
-                    "n_classes": rhm.n_classes,
-                    "m": rhm.m,
-                    "s": rhm.s,
-                    "L": rhm.L,
-                    "seed": args.seed,
-                },
+                "model": _model_record(rhm, args),
                 "eps": args.eps,
                 "x": datum.x[0],
                 "y": int(datum.y[0]),

@@ -162,7 +162,7 @@ FULL = DiscreteDiffusionSizes(
     n_per_rule=2560,
     n_reconstruction=2048,
     workers=2,
-    budget_seconds=180,
+    budget_seconds=120,
 )
 
 #: Tiny sizes for ``--quick``: a smoke test of the whole pipeline in seconds.

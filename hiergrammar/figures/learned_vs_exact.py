@@ -171,7 +171,7 @@ FULL = LearnedVsExactSizes(
     n_generate=1000,
     workers=2,
     threads=1,
-    budget_seconds=120,
+    budget_seconds=150,
 )
 
 #: Tiny sizes for ``--quick``: barely trained models, every key still written.

@@ -93,7 +93,7 @@ FULL = PhaseTransitionSizes(
     n_rules=3,
     eps=_grid(np.linspace(0.0, 0.5, 5)[:-1], np.linspace(0.5, 0.96, 20)),
     t=_grid(np.linspace(0.0, 0.4, 24)),
-    budget_seconds=120,
+    budget_seconds=60,
 )
 
 #: Tiny sizes for ``--quick`` (a smoke test of the whole pipeline).

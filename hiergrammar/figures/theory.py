@@ -705,7 +705,7 @@ FULL = TheorySizes(
     phase_samples=80,
     phase_rules=2,
     dpi=130,
-    budget_seconds=120,
+    budget_seconds=90,
 )
 
 #: Tiny sizes for ``--quick``: small, fast PNGs too.

@@ -35,13 +35,14 @@ True
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from hiergrammar.validation import InputError, check_choice
 
-__all__ = ["BACKENDS", "ENTRIES", "available", "default_backend", "entry"]
+__all__ = ["BACKENDS", "BACKEND_ENV", "ENTRIES", "available", "default_backend", "entry"]
 
 #: Backend names, as ``tree_bp(..., backend=...)`` takes them.
 BACKENDS = ("numpy", "numba", "torch")
@@ -81,9 +82,15 @@ def available(backend: str) -> bool:
     return bool(module.available())
 
 
+#: Environment variable naming the CPU default backend instead of the fastest available one
+#: (e.g. ``HIERGRAMMAR_BACKEND=numpy`` runs every default BP call on the reference).
+BACKEND_ENV = "HIERGRAMMAR_BACKEND"
+
+
 def default_backend(device: Any = None) -> str:
     """The fastest backend available for ``device``: ``"torch"`` for a non-CPU torch device,
-    else ``"numba"`` when it compiles here, else ``"numpy"``.
+    else ``"numba"`` when it compiles here, else ``"numpy"``; on the CPU the environment
+    variable ``HIERGRAMMAR_BACKEND`` (``numpy``, ``numba`` or ``torch``) overrides the choice.
 
     Parameters
     ----------
@@ -101,6 +108,9 @@ def default_backend(device: Any = None) -> str:
     """
     if device is not None and str(device).split(":")[0] != "cpu":
         return "torch"
+    chosen = os.environ.get(BACKEND_ENV, "")
+    if chosen:
+        return check_choice(f"${BACKEND_ENV}", chosen, BACKENDS)
     return "numba" if available("numba") else "numpy"
 
 

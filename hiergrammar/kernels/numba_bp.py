@@ -203,10 +203,25 @@ def _check_device(device: Any) -> None:
 class _Prepared:
     """Everything the compiled kernel reads, checked once: ``E`` (evidence), ``G`` (grammar)."""
 
-    def __init__(self, rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype):
+    def __init__(
+        self,
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        memory: tuple[int, Any, str],
+    ):
         self.dtype = layout.check_compute_dtype(dtype)
         self.flat = flat = layout.flatten_grammar(rules, rule_probs, cards)
         ev = layout.leaf_evidence_shape(flat, leaf_evidence)
+        # The memory estimate comes before any copy of the evidence: a broadcast view of
+        # millions of sets costs nothing to pass in but must be refused, not materialised.
+        outputs_per_sample, memory_budget, what = memory
+        self.n, self.lanes = ev.shape[0], lanes(self.dtype, ev.shape[0])
+        self.check_memory(outputs_per_sample, memory_budget, what, copies=1)
         if (
             ev.dtype == np.float32
             and self.dtype == np.float64
@@ -217,7 +232,7 @@ class _Prepared:
             )
         ):
             ev = ev.astype(np.float64)  # (three compiled variants: f64->f64, f64->f32, f32->f32)
-        self.n = n = ev.shape[0]
+        n = self.n
         prior = np.ascontiguousarray(layout.prepare_root_prior(flat, root_prior, n))
         nev, nev_offsets, log_scale = layout.node_evidence_rows(flat, node_evidence, n, self.dtype)
         if nev_offsets[0] >= 0:
@@ -236,7 +251,6 @@ class _Prepared:
             ev64, ev32 = ev, np.empty((0, 0, 0), dtype=np.float32)
         evidence = (ev64, ev64.view(np.int64), ev32, ev32.view(np.int32))
         self.log_scale = log_scale
-        self.lanes = lanes(self.dtype, n)
         weights = flat.weights.astype(self.dtype)
         uniform = np.zeros(flat.L + 1, dtype=np.bool_)
         for level in range(1, flat.L + 1):
@@ -275,12 +289,17 @@ class _Prepared:
             g.segment_offsets,
         )
 
-    def check_memory(self, outputs_per_sample: int, memory_budget: Any, what: str) -> None:
+    def check_memory(
+        self, outputs_per_sample: int, memory_budget: Any, what: str, copies: int = 0
+    ) -> None:
+        """Outputs of ``outputs_per_sample`` numbers, ``copies`` float64 copies of the evidence
+        (a conversion or a product with level-0 node evidence) and the threads' scratch."""
         b = np.dtype(self.dtype).itemsize
         scratch = 2 * self.flat.row_length * self.lanes * b  # per running task (one per thread)
+        evidence = copies * 8 * self.flat.d * int(self.flat.cards[0])
         check_memory(
             f"{what} on n={self.n} evidence sets",
-            self.n * (outputs_per_sample * b + 16) + threads() * scratch,
+            self.n * (outputs_per_sample * b + 16 + evidence) + threads() * scratch,
             memory_budget,
         )
 
@@ -401,11 +420,21 @@ def tree_bp(
     from hiergrammar.bp import BPResult
 
     _check_device(device)
-    prep = _Prepared(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype)
-    flat, n, dt = prep.flat, prep.n, prep.dtype
+    flat = layout.flatten_grammar(rules, rule_probs, cards)
     kept = layout.check_levels(flat, levels)
     offsets, leaf, internal = layout.output_offsets(flat, kept)
-    prep.check_memory((leaf + internal) * (3 if messages else 1), memory_budget, "tree_bp")
+    outputs = (leaf + internal) * (3 if messages else 1)
+    prep = _Prepared(
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        (outputs, memory_budget, "tree_bp"),
+    )
+    n, dt = prep.n, prep.dtype
     outputs = {"marg_offsets": offsets, "marginals": _rows(n, leaf, internal, dt)}
     if messages:
         outputs.update(up_offsets=offsets, down_offsets=offsets)
@@ -457,11 +486,20 @@ def upward_pass(
     from hiergrammar.bp import UpwardResult
 
     _check_device(device)
-    prep = _Prepared(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype)
-    flat, n, dt = prep.flat, prep.n, prep.dtype
+    flat = layout.flatten_grammar(rules, rule_probs, cards)
     kept = layout.check_levels(flat, levels)
     offsets, leaf, internal = layout.output_offsets(flat, kept)
-    prep.check_memory(leaf + internal, memory_budget, "upward_pass")
+    prep = _Prepared(
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        (leaf + internal, memory_budget, "upward_pass"),
+    )
+    n, dt = prep.n, prep.dtype
     outputs = {
         "up_offsets": offsets,
         "up": _rows(n, leaf, internal, dt),
@@ -525,12 +563,20 @@ def posterior_sample(
 
     _check_device(device)
     rng = make_rng(seed, "seed")
-    prep = _Prepared(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype)
+    prep = _Prepared(
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        (0, memory_budget, "posterior_sample"),
+    )
     flat, n = prep.flat, prep.n
     nodes = int(flat.widths.sum())
     node_offsets = np.zeros(flat.L + 1, dtype=np.uint64)
     node_offsets[1:] = np.cumsum(flat.widths[:-1])
-    prep.check_memory(0, memory_budget, "posterior_sample")
     check_memory(
         f"posterior_sample's uniform numbers and draws on n={n} evidence sets",
         n * 8 * (nodes + 1 + flat.n_internal),

@@ -138,13 +138,35 @@ class _Inputs:
     """Checked inputs on the device: rescaled leaf evidence, prior, node evidence."""
 
     def __init__(
-        self, rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device
+        self,
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        device,
+        memory: tuple[int, Any, str] | None = None,
     ):
         self.device = _device(device)
         self.dtype = to_torch_dtype(dtype)
         self.flat = flat = layout.flatten_grammar(rules, rule_probs, cards)
         self.grammar = _Grammar(flat, self.device, self.dtype)
         d, v = flat.d, int(flat.cards[0])
+        if not isinstance(leaf_evidence, torch.Tensor):
+            leaf_evidence = layout.leaf_evidence_shape(flat, leaf_evidence)  # no copy yet
+        shape = tuple(leaf_evidence.shape)
+        if len(shape) == 3 and shape[1:] == (d, v) and memory is not None:
+            # Before any copy: a broadcast view of millions of sets must be refused, not
+            # materialised. ``memory``: numbers per sample of the outputs, budget, and name.
+            numbers, memory_budget, what = memory
+            b = 8 if self.dtype == torch.float64 else 4
+            check_memory(
+                f"{what} on n={shape[0]} evidence sets",
+                shape[0] * (numbers * b + 16 + 2 * 8 * d * v),
+                memory_budget,
+            )
         ev = _as_tensor("leaf_evidence", leaf_evidence, self.device)
         if ev.ndim == 2:
             ev = ev[None]
@@ -353,11 +375,15 @@ def tree_bp(
     """
     from hiergrammar.bp import BPResult
 
-    inp = _Inputs(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device)
-    flat, n = inp.flat, inp.n
+    flat = layout.flatten_grammar(rules, rule_probs, cards)
     kept = layout.check_levels(flat, levels)
-    b = 8 if inp.dtype == torch.float64 else 4
     sizes = sum(int(flat.widths[lv]) * int(flat.cards[lv]) for lv in kept)
+    memory = (sizes * (3 if messages else 1), memory_budget, "tree_bp")
+    inp = _Inputs(
+        rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device, memory
+    )
+    n = inp.n
+    b = 8 if inp.dtype == torch.float64 else 4
     check_memory(
         f"tree_bp on n={n} evidence sets",
         n * sizes * b * (3 if messages else 1) + n * 16,
@@ -442,11 +468,15 @@ def upward_pass(
     """
     from hiergrammar.bp import UpwardResult
 
-    inp = _Inputs(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device)
-    flat, n = inp.flat, inp.n
+    flat = layout.flatten_grammar(rules, rule_probs, cards)
     kept = layout.check_levels(flat, levels)
-    b = 8 if inp.dtype == torch.float64 else 4
     sizes = sum(int(flat.widths[lv]) * int(flat.cards[lv]) for lv in kept)
+    memory = (sizes, memory_budget, "upward_pass")
+    inp = _Inputs(
+        rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device, memory
+    )
+    n = inp.n
+    b = 8 if inp.dtype == torch.float64 else 4
     check_memory(f"upward_pass on n={n} evidence sets", n * (sizes * b + 16), memory_budget)
     up_out = [None] * (flat.L + 1)
     for lv in kept:
@@ -518,7 +548,17 @@ def posterior_sample(
     """
     from hiergrammar.rhm import RHMSample
 
-    inp = _Inputs(rules, rule_probs, cards, leaf_evidence, root_prior, node_evidence, dtype, device)
+    inp = _Inputs(
+        rules,
+        rule_probs,
+        cards,
+        leaf_evidence,
+        root_prior,
+        node_evidence,
+        dtype,
+        device,
+        (0, memory_budget, "posterior_sample"),
+    )
     flat, n, g = inp.flat, inp.n, inp.grammar
     nodes = int(flat.widths.sum())
     check_memory(f"posterior_sample on n={n} evidence sets", n * 8 * (2 * nodes + 1), memory_budget)
