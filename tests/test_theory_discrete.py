@@ -120,8 +120,9 @@ def test_effective_eps_steps(deriv):
 
 @pytest.mark.parametrize("v,m,s", [(32, 8, 2), (16, 3, 2), (8, 3, 3)])
 def test_first_moment_critical_alpha_separates_the_basins(deriv, v, m, s):
-    """Steps alpha_star_first_moment_masking / _uniform: the mean field started from
-    u0(alpha) recovers the class just above alpha* and loses it just below (iteration)."""
+    """Steps alpha_star_first_moment_masking and alpha_star_first_moment_uniform: the mean
+    field started from u0(alpha) recovers the class just above alpha* and loses it just
+    below (iteration)."""
     for process in ("masking", "uniform", "eps"):
         a_star = first_moment_critical_alpha(process, v, m, s)
         name = "uniform" if process == "uniform" else "masking"
@@ -461,12 +462,23 @@ def test_critical_alpha_gathers_the_theories():
         critical_alpha("masking", 4, 5, 2)  # m > v**(s-1)
 
 
-def test_stored_population_critical_points_are_read():
+def test_stored_critical_points_are_read_or_recomputed():
+    """The figure's parameters read the stored thresholds; use_stored=False recomputes the
+    two-value closure (a smaller population: within 0.01 of the stored 4e5 one); other
+    parameters compute it and omit population dynamics."""
     stored = discrete.load_stored()
-    crit = critical_alpha("uniform", 32, 8, 2, methods=["population"])
-    assert crit.source["population"] == "stored"
-    assert crit.alpha["population"] == stored["critical"]["uniform"]["population"]
-    assert "population" not in critical_alpha("uniform", 16, 3, 2, methods=["population"]).alpha
+    crit = critical_alpha("uniform", 32, 8, 2, methods=["population", "two_value"])
+    assert crit.source == {"population": "stored", "two_value": "stored"}
+    for method in ("population", "two_value"):
+        assert crit.alpha[method] == stored["critical"]["uniform"][method]
+    assert crit.best == "population" and crit.t_star == pytest.approx(1 - crit.alpha_star)
+    fresh = critical_alpha(
+        "uniform", 32, 8, 2, methods=["two_value"], n_pop=40000, use_stored=False
+    )
+    assert fresh.source["two_value"] == "computed"
+    assert abs(fresh.alpha["two_value"] - crit.alpha["two_value"]) < 0.01
+    other = critical_alpha("uniform", 16, 3, 2, methods=["population", "two_value"], n_pop=2000)
+    assert "population" not in other.alpha and other.source["two_value"] == "computed"
 
 
 def test_docstring_examples_run():
@@ -477,3 +489,123 @@ def test_docstring_examples_run():
     for module in (discrete, discrete_symbolic, validate_discrete):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_every_step_has_a_test_and_is_in_the_documents(deriv):
+    """Each step of the derivation is named by a test of this file, and both derivation
+    pages show its result."""
+    from pathlib import Path
+
+    from hiergrammar.theory.latex import render
+
+    source = Path(__file__).read_text(encoding="utf-8")
+    tests = source.split("def test_every_step_has_a_test")[0]
+    missing = [step.name for step in deriv if step.name not in tests]
+    assert missing == []
+    for fmt in ("latex", "markdown"):
+        text = render(fmt)
+        for step in deriv:
+            assert sp.latex(step.expr) in text, (fmt, step.name)
+        assert "Critical points of the discrete processes" in text
+
+
+# -- the validation script and its stored result ---------------------------------------------
+def _same(a, b) -> bool:
+    """Equal JSON-like values, with None and NaN alike (JSON stores NaN as null)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    nan_a = a is None or (isinstance(a, float) and math.isnan(a))
+    nan_b = b is None or (isinstance(b, float) and math.isnan(b))
+    if nan_a or nan_b:
+        return nan_a and nan_b
+    return a == b
+
+
+def test_stored_validation_summary_is_recomputed_from_its_curves():
+    from hiergrammar.theory.validate_discrete import format_summary, load_stored, summarise
+
+    stored = load_stored()
+    assert _same(summarise(stored), stored["summary"])
+    assert "masking:" in format_summary(stored["summary"])
+
+
+def test_stored_validation_relations():
+    """Relations between independently computed numbers of the stored run: the determination
+    threshold is a lower bound; population dynamics follows BP within its statistics (the
+    root curves' standardised differences are O(1)); the two-value threshold is near the
+    population's; the first moment misses by far; BP's half-way crossings of the mean class
+    belief lie between the determination bound and the first moment, and the shallowest ones
+    are the discrete-diffusion figure's (masking 0.264-0.269, uniform 0.161-0.178 at
+    L = 3..7, measured there by exact forward-backward resampling on other rule draws)."""
+    from hiergrammar.theory.validate_discrete import load_stored
+
+    stored = load_stored()
+    figure = {"masking": (0.255, 0.28), "uniform": (0.15, 0.19)}
+    for process, entry in stored["summary"].items():
+        t_star = entry["t_star"]
+        assert t_star.get("determination", 0) <= min(t_star["population"], t_star["two_value"])
+        assert abs(t_star["two_value"] - t_star["population"]) < 0.015
+        assert t_star["first_moment"] > t_star["population"] + 0.2
+        half = entry["t_half"]["u"]["bp"]
+        low, high = figure[process]
+        for L in ("3", "4", "5", "6", "7"):
+            assert low < half[L] < high, (process, L, half[L])
+        assert entry["max_dev"]["first_moment"]["u"] > 0.5
+        z = []
+        for res in stored["processes"][process]["depths"].values():
+            bp, pop = res["bp"], res["theories"]["population"]
+            diff = np.array(pop["u"])[:, -1] - np.array(bp["u"])[:, -1]
+            se = np.hypot(np.array(pop["u_se"])[:, -1], np.array(bp["u_se"])[:, -1])
+            z.extend((diff / np.maximum(se, 1e-4)).tolist())
+        assert abs(np.mean(z)) < 0.5 and np.mean(np.square(z)) < 4.0, (process, np.mean(z))
+
+
+def test_bp_upward_curves_float32_supports_and_tree_bp():
+    """The validation's BP: float32 keeps masking's supports (the same zeros as float64), and
+    its root beliefs are tree_bp's root marginals (uniform prior)."""
+    from hiergrammar.theory.validate_discrete import bp_upward_curves
+
+    from hiergrammar.bp import tree_bp
+
+    args = ("masking", 8, 8, 2, 2, 4, [0.3])
+    single = bp_upward_curves(*args, n_per_rule=60, n_rules=1, seed=4, dtype=np.float32)
+    double = bp_upward_curves(*args, n_per_rule=60, n_rules=1, seed=4, dtype=np.float64)
+    np.testing.assert_array_equal(single["determined"], double["determined"])
+    np.testing.assert_allclose(single["u"], double["u"], atol=1e-5)
+    # The same draw by hand through tree_bp.
+    seeds = np.random.SeedSequence(4).spawn(1)
+    rng = np.random.default_rng(seeds[0])
+    rhm = RHM(8, 8, 2, 2, 4, seed=int(rng.integers(2**63)))
+    data = rhm.sample(60, seed=int(rng.integers(2**63)))
+    noise = np.random.default_rng([int(rng.integers(2**63)), 0])
+    proc = MaskingProcess(8)
+    root = tree_bp(rhm, proc.leaf_likelihood(proc.corrupt(data.x, 0.3, seed=noise), 0.3))
+    u_root = root.marginals[4][np.arange(60), 0, data.y].mean()
+    assert double["u"][0, 0, -1] == pytest.approx(u_root, abs=1e-12)
+
+
+def test_run_validation_smoke():
+    """The whole script on a tiny model: every key, and its summary recomputes."""
+    from hiergrammar.theory.validate_discrete import run_validation, summarise
+
+    result = run_validation(
+        v=8,
+        n_classes=8,
+        m=2,
+        s=2,
+        depths=(2, 3),
+        t=(0.1, 0.5, 0.9),
+        n_per_rule=16,
+        n_rules=2,
+        n_pop=400,
+        n_two_value=400,
+        critical_n_pop=200,
+        critical_two_value_pop=400,
+    )
+    assert set(result["critical"]) == {"masking", "uniform"}
+    assert "determination" in result["critical"]["masking"]
+    theories = result["processes"]["uniform"]["depths"]["3"]["theories"]
+    assert set(theories) == {"population", "two_value", "first_moment"}
+    assert _same(summarise(result), result["summary"])

@@ -462,12 +462,11 @@ def _two_value_levels(
 
 @dataclass(frozen=True)
 class TwoValueProfile:
-    """Per level ``l = 0..L``: ``u`` the mean upward belief in the true symbol, ``accuracy``
-    the fraction of members whose two-valued message has its argmax on the truth (``u`` above
-    ``(1 - u)/(card - 1)``, ties shared), and ``samples`` ``(L+1, n_pop)`` the populations."""
+    """Per level ``l = 0..L``: ``u`` the mean upward belief in the true symbol and ``samples``
+    ``(L+1, n_pop)`` the populations. (No class accuracy: a two-valued message's argmax is
+    the truth whenever ``u > 1/v``, which says nothing about the competition it hides.)"""
 
     u: np.ndarray
-    accuracy: np.ndarray
     samples: np.ndarray
 
 
@@ -495,7 +494,7 @@ def two_value_profile(
     Returns
     -------
     TwoValueProfile
-        ``u`` and ``accuracy`` ``(L+1,)``, ``samples`` ``(L+1, n_pop)``.
+        ``u`` ``(L+1,)``, ``samples`` ``(L+1, n_pop)``.
 
     Raises
     ------
@@ -519,17 +518,19 @@ def two_value_profile(
     seed = 0 if seed is None else seed
     levels = _two_value_levels(process, v, n_classes, m, s, L, alpha, n_pop, seed)
     samples = np.stack(levels)
-    cards = np.array([v] * L + [n_classes])[:, None]
-    other = (1.0 - samples) / np.maximum(cards - 1, 1)
-    accuracy = np.where(samples > other, 1.0, np.where(samples == other, 1.0 / cards, 0.0))
-    return TwoValueProfile(u=samples.mean(axis=1), accuracy=accuracy.mean(axis=1), samples=samples)
+    return TwoValueProfile(u=samples.mean(axis=1), samples=samples)
 
 
-def _bisect(recovered: Callable[[float], bool], tol: float) -> float:
-    """Smallest ``alpha`` in ``[0, 1]`` with ``recovered(alpha)`` (assumed monotone)."""
-    if not recovered(1.0):
+def _bisect(
+    recovered: Callable[[float], bool], tol: float, bracket: tuple[float, float] = (0.0, 1.0)
+) -> float:
+    """Smallest ``alpha`` in ``bracket`` with ``recovered(alpha)`` (assumed monotone); ``nan``
+    when even the top of the bracket is not recovered, the bottom when it already is."""
+    low, high = bracket
+    if not recovered(high):
         return math.nan
-    low, high = 0.0, 1.0
+    if low > 0.0 and recovered(low):
+        return low
     while high - low > tol:
         mid = 0.5 * (low + high)
         if recovered(mid):
@@ -726,16 +727,29 @@ def population_critical_alpha(
     n_pop: int = 20000,
     seed: int = 0,
     tol: float = 2e-3,
+    bracket: tuple[float, float] = (0.0, 1.0),
 ) -> float:
     """Deep-tree threshold of population dynamics: bisection on whether the mean upward
-    belief after ``levels`` levels exceeds ``(1 + 1/v)/2``. Slow (seconds per point);
-    :mod:`hiergrammar.theory.validate_discrete` stores it for the figures' parameters."""
+    belief after ``levels`` levels exceeds ``(1 + 1/v)/2``, within ``bracket`` of ``alpha``.
+    Slow (seconds to a minute per point); :mod:`hiergrammar.theory.validate_discrete` stores
+    it for the figures' parameters. A finite population near the threshold drifts to either
+    fixed point by chance: the spread over seeds is the error of the result.
+
+    Examples
+    --------
+    >>> a = population_critical_alpha("masking", 8, 2, 2, levels=20, n_pop=400, tol=0.05)
+    >>> 0.0 < a < 1.0
+    True
+    """
     tol = check_float("tol", tol, 0.0, low_open=True)
+    low = check_float("bracket[0]", bracket[0], 0.0, 1.0)
+    high = check_float("bracket[1]", bracket[1], low, 1.0)
     return _bisect(
         lambda a: (
             population_recovered(process, v, m, s, a, levels, n_pop, seed) > 0.5 * (1.0 + 1.0 / v)
         ),
         tol,
+        (low, high),
     )
 
 
@@ -871,7 +885,9 @@ def load_stored(path: str | Path | None = None) -> dict:
         return json.load(handle)
 
 
-def _stored_population(process: str, v: int, m: int, s: int) -> float | None:
+def _stored_critical(process: str, v: int, m: int, s: int, method: str) -> float | None:
+    """A deep-tree ``alpha*`` stored by :mod:`hiergrammar.theory.validate_discrete` for these
+    parameters, or None."""
     try:
         stored = load_stored()
     except FileNotFoundError:
@@ -879,7 +895,7 @@ def _stored_population(process: str, v: int, m: int, s: int) -> float | None:
     params = stored.get("params", {})
     if (params.get("v"), params.get("m"), params.get("s")) != (v, m, s):
         return None
-    value = stored.get("critical", {}).get(process, {}).get("population")
+    value = stored.get("critical", {}).get(process, {}).get(method)
     return None if value is None else float(value)
 
 
@@ -893,6 +909,7 @@ def critical_alpha(
     n_pop: int = 200_000,
     seed: int = 0,
     compute_population: bool = False,
+    use_stored: bool = True,
 ) -> DiscreteCriticalPoint:
     """Critical clean weight ``alpha*`` and time ``t*`` of a discrete process, by each theory.
 
@@ -909,6 +926,9 @@ def critical_alpha(
     n_pop, seed : the two-value closure's population (``two_value_critical_alpha``).
     compute_population : run population dynamics when no stored value exists for
         ``(v, m, s)`` (minutes); otherwise it is omitted.
+    use_stored : read the two-value closure's and population dynamics' thresholds from
+        ``theory/data/discrete.json`` when it holds ``(v, m, s)`` (fast; what a figure step
+        wants); False computes the two-value closure (about ten seconds at ``n_pop = 2e5``).
 
     Returns
     -------
@@ -947,10 +967,14 @@ def critical_alpha(
             alpha[method] = determination_critical_alpha(v, m, s, tol=1e-5)
             source[method] = "computed"
         elif method == "two_value":
-            alpha[method] = two_value_critical_alpha(process, v, m, s, n_pop=n_pop, seed=seed)
-            source[method] = "computed"
+            stored = _stored_critical(process, v, m, s, method) if use_stored else None
+            if stored is not None:
+                alpha[method], source[method] = stored, "stored"
+            else:
+                alpha[method] = two_value_critical_alpha(process, v, m, s, n_pop=n_pop, seed=seed)
+                source[method] = "computed"
         else:
-            stored = _stored_population(process, v, m, s)
+            stored = _stored_critical(process, v, m, s, method) if use_stored else None
             if stored is not None:
                 alpha[method], source[method] = stored, "stored"
             elif compute_population:
@@ -967,3 +991,31 @@ def critical_alpha(
         t=times,
         source=source,
     )
+
+
+def critical_marks(
+    v: int = 32,
+    m: int = 8,
+    s: int = 2,
+    schedule: Any = "linear",
+    processes: Sequence[str] = ("masking", "uniform"),
+) -> dict[str, dict[str, Any]]:
+    """What a figure step needs to mark the predicted transitions: per process, the
+    :meth:`DiscreteCriticalPoint.to_dict` of :func:`critical_alpha` (stored thresholds where
+    they exist, so it takes about a second at the figures' parameters).
+
+    Returns
+    -------
+    dict
+        ``{process: {"t_star": ..., "t": {method: ...}, "best": ..., ...}}``.
+
+    Examples
+    --------
+    >>> marks = critical_marks()
+    >>> sorted(marks), marks["masking"]["best"]
+    (['masking', 'uniform'], 'population')
+    """
+    return {
+        process: critical_alpha(process, v, m, s, schedule=schedule).to_dict()
+        for process in processes
+    }

@@ -179,8 +179,11 @@ def _theories(
     out: dict[str, dict[str, np.ndarray]] = {}
     pd = {k: np.zeros(shape) for k in ("u", "accuracy", "determined")}
     pd_se = {k: np.zeros(shape) for k in ("u", "accuracy", "determined")}
-    tv = {k: np.zeros(shape) for k in ("u", "accuracy")}
-    fm = {k: np.zeros(shape) for k in ("u", "accuracy")}
+    # The two-valued messages of the closures put u on the truth and (1 - u)/(v - 1) on each
+    # other value, so their argmax is the truth whenever u > 1/v: no class accuracy; they
+    # are compared on u only.
+    tv = {"u": np.zeros(shape)}
+    fm = {"u": np.zeros(shape)}
     det = {k: np.zeros(shape) for k in ("determined", "support_belief")}
     for i, time_ in enumerate(progress(t, desc=f"theories {process} L={L}", total=t.size)):
         alpha = 1.0 - float(time_)
@@ -193,12 +196,9 @@ def _theories(
         two = discrete.two_value_profile(
             process, v, n_classes, m, s, L, alpha, n_pop=n_two_value, seed=seed
         )
-        tv["u"][i], tv["accuracy"][i] = two.u, two.accuracy
+        tv["u"][i] = two.u
         mf = meanfield.profile(v, n_classes, m, s, L, discrete.effective_eps(process, v, alpha))
         fm["u"][i] = mf.u
-        cards = np.array([v] * L + [n_classes])
-        # A two-valued message's argmax is the truth iff u > (1 - u)/(card - 1).
-        fm["accuracy"][i] = (mf.u > (1.0 - mf.u) / (cards - 1)).astype(float)
         if process == "masking":
             law = discrete.determination_profile(v, n_classes, m, s, L, alpha)
             det["determined"][i], det["support_belief"][i] = law.determined, law.support_belief
@@ -207,27 +207,6 @@ def _theories(
     out["first_moment"] = fm
     if process == "masking":
         out["determination"] = det
-    return out
-
-
-def _deviations(bp: dict[str, np.ndarray], theories: dict) -> dict:
-    """Largest ``|theory - BP|`` over the grid and the levels, per theory and kind, with where
-    it occurs (``t`` index, level) and BP's standard error there."""
-    out: dict = {}
-    for name, curves in theories.items():
-        out[name] = {}
-        for kind in KINDS:
-            if kind not in curves:
-                continue
-            dev = np.abs(np.asarray(curves[kind]) - bp[kind])
-            i, level = np.unravel_index(int(np.argmax(dev)), dev.shape)
-            out[name][kind] = {
-                "max": float(dev[i, level]),
-                "t_index": int(i),
-                "level": int(level),
-                "bp_se": float(bp[f"{kind}_se"][i, level]),
-                "root_max": float(dev[:, -1].max()),
-            }
     return out
 
 
@@ -251,10 +230,8 @@ def run_validation(
 
     Returns a JSON-ready dict: ``params``; ``critical[process][method]``: the deep-tree
     ``alpha*`` of each theory; ``processes[process]["depths"][str(L)]``: ``bp`` (means and
-    ``*_se`` over rule draws, ``(len(t), L+1)``), ``theories`` (per theory the same kinds),
-    ``deviations`` (:func:`_deviations`), ``t_half`` (per curve the half-way crossing of the
-    root accuracy); ``processes[process]["successive"]``: crossings of the BP root-accuracy
-    curves of successive depths; ``summary``: the numbers the report quotes.
+    ``*_se`` over rule draws, ``(len(t), L+1)``) and ``theories`` (per theory the same kinds);
+    ``summary``: :func:`summarise`.
     """
     t_arr = np.asarray(t, dtype=np.float64)
     out: dict = {
@@ -315,66 +292,137 @@ def run_validation(
             theories = _theories(
                 process, v, n_classes, m, s, L, t_arr, n_pop, n_two_value, seed + 7 * L
             )
-            t_half = {"bp": half_crossing(t_arr, bp["accuracy"][:, -1], chance)}
-            for name, curves in theories.items():
-                if "accuracy" in curves:
-                    t_half[name] = half_crossing(t_arr, curves["accuracy"][:, -1], chance)
             per_depth[str(L)] = {
                 "bp": bp,
                 "theories": theories,
-                "deviations": _deviations(bp, theories),
-                "t_half": t_half,
                 "seconds": time.perf_counter() - start,
             }
-            dev = per_depth[str(L)]["deviations"]
+            half = half_crossing(t_arr, bp["accuracy"][:, -1], chance)
             print(
-                f"{process} L={L}: BP t_half {t_half['bp']:.4f}; max |theory - BP| of u: "
-                + ", ".join(f"{k} {d['u']['max']:.3f}" for k, d in dev.items() if "u" in d)
-                + f" ({per_depth[str(L)]['seconds']:.0f} s)",
+                f"{process} L={L}: BP root accuracy half-way at t = {half:.4f} "
+                f"({per_depth[str(L)]['seconds']:.0f} s)",
                 file=sys.stderr,
                 flush=True,
             )
-        successive = {}
-        for a, b in zip(depths[:-1], depths[1:], strict=True):
-            successive[f"{a}-{b}"] = successive_crossing(
-                t_arr,
-                per_depth[str(a)]["bp"]["accuracy"][:, -1],
-                per_depth[str(b)]["bp"]["accuracy"][:, -1],
-            )
-        out["processes"][process] = {"depths": per_depth, "successive": successive}
+        out["processes"][process] = {"depths": per_depth}
     out["summary"] = summarise(out)
     return out
 
 
+def _curve(values: object) -> np.ndarray:
+    """A stored curve as a float array (JSON null -> NaN)."""
+    return np.array(values, dtype=np.float64)
+
+
 def summarise(result: dict) -> dict:
-    """The numbers the report quotes: per process the deep-tree ``t*`` of each theory, the BP
-    half-way crossings and successive-depth crossings, and the largest deviations of each
-    theory from BP (``u`` over all levels, root accuracy)."""
+    """The numbers the report quotes, recomputed from the stored curves (so a stored result
+    can be re-summarised): per process
+
+    * ``t_star``: each theory's deep-tree ``t*``;
+    * ``t_half[kind][source][L]``: where the root's curve (``kind`` = ``accuracy``, or ``u``:
+      the mean belief in the true class, which is the probability that exact
+      forward-backward resampling keeps the class, the discrete-diffusion figures' measure)
+      falls half-way from 1 to chance, for BP and every theory;
+    * ``successive[kind][source]["La-Lb"]``: where the root curves of successive depths cross;
+    * ``max_dev[theory][kind]``: the largest ``|theory - BP|`` over depths, times and levels
+      (``root_accuracy``, ``root_u``: at the root only), with ``where`` and BP's standard
+      error there (``max_dev_at``).
+    """
+    t = _curve(result["params"]["t"])
+    chance = 1.0 / result["params"]["n_classes"]
     summary: dict = {}
     for process, res in result["processes"].items():
-        crit = result["critical"][process]
+        depths = sorted(res["depths"], key=int)
+        theory_names = list(res["depths"][depths[0]]["theories"])
         entry: dict = {
-            "t_star": {k: (None if a is None else 1.0 - a) for k, a in crit.items()},
-            "bp_t_half": {L: d["t_half"]["bp"] for L, d in res["depths"].items()},
-            "bp_successive": res["successive"],
-            "theory_t_half": {
-                name: {L: d["t_half"].get(name) for L, d in res["depths"].items()}
-                for name in next(iter(res["depths"].values()))["t_half"]
-                if name != "bp"
+            "t_star": {
+                k: (None if a is None else 1.0 - a) for k, a in result["critical"][process].items()
             },
+            "t_half": {},
+            "successive": {},
             "max_dev": {},
+            "max_dev_at": {},
         }
-        for name in next(iter(res["depths"].values()))["deviations"]:
-            devs = [d["deviations"][name] for d in res["depths"].values()]
-            entry["max_dev"][name] = {
-                kind: max(x[kind]["max"] for x in devs) for kind in KINDS if kind in devs[0]
+        for kind in ("accuracy", "u"):
+            sources = {"bp": [_curve(res["depths"][L]["bp"][kind]) for L in depths]}
+            for name in theory_names:
+                if kind in res["depths"][depths[0]]["theories"][name]:
+                    sources[name] = [
+                        _curve(res["depths"][L]["theories"][name][kind]) for L in depths
+                    ]
+            entry["t_half"][kind] = {
+                name: {
+                    L: half_crossing(t, c[:, -1], chance) for L, c in zip(depths, cs, strict=True)
+                }
+                for name, cs in sources.items()
             }
-            if "accuracy" in devs[0]:
-                entry["max_dev"][name]["root_accuracy"] = max(
-                    x["accuracy"]["root_max"] for x in devs
-                )
+            entry["successive"][kind] = {
+                name: {
+                    f"{a}-{b}": successive_crossing(t, ca[:, -1], cb[:, -1])
+                    for (a, ca), (b, cb) in zip(
+                        zip(depths[:-1], cs[:-1], strict=True),
+                        zip(depths[1:], cs[1:], strict=True),
+                        strict=True,
+                    )
+                }
+                for name, cs in sources.items()
+            }
+        for name in theory_names:
+            entry["max_dev"][name], entry["max_dev_at"][name] = {}, {}
+            for kind in KINDS:
+                if kind not in res["depths"][depths[0]]["theories"][name]:
+                    continue
+                best = (-1.0, None)
+                root_best = -1.0
+                for L in depths:
+                    bp = _curve(res["depths"][L]["bp"][kind])
+                    se = _curve(res["depths"][L]["bp"][f"{kind}_se"])
+                    dev = np.abs(_curve(res["depths"][L]["theories"][name][kind]) - bp)
+                    i, level = np.unravel_index(int(np.nanargmax(dev)), dev.shape)
+                    if dev[i, level] > best[0]:
+                        best = (
+                            float(dev[i, level]),
+                            {
+                                "L": int(L),
+                                "t": float(t[i]),
+                                "level": int(level),
+                                "bp_se": float(se[i, level]),
+                            },
+                        )
+                    root_best = max(root_best, float(np.nanmax(dev[:, -1])))
+                entry["max_dev"][name][kind] = best[0]
+                entry["max_dev"][name][f"root_{kind}"] = root_best
+                entry["max_dev_at"][name][kind] = best[1]
         summary[process] = entry
     return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as text (what the script prints)."""
+    lines = []
+    for process, entry in summary.items():
+        lines.append(f"{process}:")
+        lines.append(
+            "  deep-tree t*: "
+            + ", ".join(f"{k} {x:.4f}" for k, x in entry["t_star"].items() if x is not None)
+        )
+        for kind in ("accuracy", "u"):
+            for name in ("bp", "population", "two_value"):
+                half = entry["t_half"][kind].get(name)
+                if half:
+                    lines.append(
+                        f"  {name} half-way crossing of the root {kind} per L: "
+                        + ", ".join(f"{L}: {x:.4f}" for L, x in half.items())
+                    )
+            lines.append(
+                f"  BP successive-depth crossings of the root {kind}: "
+                + ", ".join(f"{k}: {x:.4f}" for k, x in entry["successive"][kind]["bp"].items())
+            )
+        for name, devs in entry["max_dev"].items():
+            lines.append(
+                f"  max |{name} - BP|: " + ", ".join(f"{k} {x:.4f}" for k, x in devs.items())
+            )
+    return "\n".join(lines)
 
 
 def load_stored(path: str | Path | None = None) -> dict:
@@ -414,19 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     result["params"]["quick"] = args.quick
     result["params"]["seconds"] = time.perf_counter() - start
     save_json(args.out, result)
-    for process, entry in result["summary"].items():
-        print(f"{process}:")
-        print("  deep-tree t*: " + ", ".join(f"{k} {x:.4f}" for k, x in entry["t_star"].items()))
-        print(
-            "  BP half-way crossing per L: "
-            + ", ".join(f"{L}: {x:.4f}" for L, x in entry["bp_t_half"].items())
-        )
-        print(
-            "  BP successive-depth crossings: "
-            + ", ".join(f"{k}: {x:.4f}" for k, x in entry["bp_successive"].items())
-        )
-        for name, devs in entry["max_dev"].items():
-            print(f"  max |{name} - BP|: " + ", ".join(f"{k} {x:.4f}" for k, x in devs.items()))
+    print(format_summary(result["summary"]))
     print(f"wrote {args.out}")
     return 0
 

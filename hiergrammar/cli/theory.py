@@ -9,7 +9,9 @@
   ``schedule``; ``alpha`` and ``t`` (method -> value, null where a theory has no transition),
   ``source`` (method -> ``"closed form"``, ``"computed"`` or ``"stored"``), for the methods
   ``first_moment`` (effective eps), ``determination`` (masking only), ``two_value`` and
-  ``population`` (stored for v=32, m=8, s=2; ``--compute-population`` runs it, minutes);
+  ``population`` (both stored for v=32, m=8, s=2; otherwise the two-value closure is
+  computed, ~10 s, and population dynamics only with ``--compute-population``, minutes;
+  ``--recompute`` ignores the stored values);
   ``best`` (the method to quote), ``alpha_star`` and ``t_star`` (its values).
 * ``hiergrammar theory derive [--out FILE] [--format latex|markdown]``: the whole symbolic
   derivation, printed or written atomically to one file (the format defaults to LaTeX for a
@@ -67,6 +69,7 @@ def critical_process(args: argparse.Namespace) -> int:
         n_pop=args.n_pop,
         seed=args.seed,
         compute_population=args.compute_population,
+        use_stored=not args.recompute,
     )
     if args.json:
         print_json(point.to_dict())
@@ -195,6 +198,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--compute-population",
         action="store_true",
         help="with --process: run population dynamics when no stored value exists (minutes)",
+    )
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="with --process: compute the two-value closure (and population dynamics, with "
+        "--compute-population) instead of reading the values stored for v=32, m=8, s=2",
     )
     add_seed_argument(p)
     add_json_argument(p)
