@@ -160,6 +160,19 @@ def leaf_law(process: str, v: int, alpha: float) -> LeafLaw:
 def first_moment_belief(process: str, v: int, alpha: float) -> float:
     """Mean leaf belief in the true symbol, ``u0``: what the first-moment map starts from.
 
+    Parameters
+    ----------
+    process, v, alpha : as for :func:`leaf_law`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        As for :func:`leaf_law`.
+
     Examples
     --------
     >>> first_moment_belief("masking", 32, 0.5) == first_moment_belief("eps", 32, 0.5)
@@ -171,6 +184,19 @@ def first_moment_belief(process: str, v: int, alpha: float) -> float:
 def effective_eps(process: str, v: int, alpha: float) -> float:
     """The first-moment effective eps, ``1 - u0``: ``(v-1)(1-alpha)/v`` for masking and the
     eps-process, ``(v-1)(1-alpha**2)/v`` for the uniform process.
+
+    Parameters
+    ----------
+    process, v, alpha : as for :func:`leaf_law`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        As for :func:`leaf_law`.
 
     Examples
     --------
@@ -189,7 +215,22 @@ def _check_model(v: int, m: int, s: int, n_classes: int | None = None) -> tuple[
 def first_moment_critical_alpha(process: str, v: int, m: int, s: int) -> float:
     """``alpha*`` of the first-moment map: ``u0(alpha*) = u*``, the mean-field repulsive fixed
     point (:func:`hiergrammar.theory.symbolic.critical_point`). masking and eps:
-    ``(v u* - 1)/(v - 1)``; uniform: its square root. ``nan`` without a transition.
+    ``(v u* - 1)/(v - 1)``; uniform: its square root. Without a mean-field transition
+    ``u* = 1`` (any noise destroys the class: ``alpha* = 1``) or ``1/v`` (``alpha* = 0``).
+
+    Parameters
+    ----------
+    process : ``"masking"``, ``"uniform"`` or ``"eps"``.
+    v, m, s : the RHM.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        On an unknown process or parameters out of range.
 
     Examples
     --------
@@ -304,8 +345,23 @@ def _box_law(law: np.ndarray, s: int, tuples: int) -> np.ndarray:
 
 
 def determination_step(law: np.ndarray, v: int, K: int, m: int, s: int) -> np.ndarray:
-    """One level of the determination law: ``law`` ``(v,)`` of ``k`` for every child to the
-    ``(K,)`` law of the parent's ``k'``.
+    """One level of the determination law: the law of ``k`` of every child to the law of the
+    parent's ``k'``.
+
+    Parameters
+    ----------
+    law : ``(v,)`` probabilities of ``k = 0..v-1`` wrong values in a child's support.
+    v, K, m, s : child vocabulary, parent cardinality, rules per parent, branching factor.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K,)`` law of the parent's ``k'``.
+
+    Raises
+    ------
+    InputError
+        As for :func:`determination_kernel`.
 
     Examples
     --------
@@ -346,6 +402,11 @@ def determination_profile(
     -------
     DeterminationProfile
         ``law`` ``(L+1, max(v, n_classes))``, ``determined`` and ``support_belief`` ``(L+1,)``.
+
+    Raises
+    ------
+    InputError
+        On parameters out of range or a tuple space above :data:`MAX_TUPLES`.
 
     Examples
     --------
@@ -390,7 +451,24 @@ def determination_critical_alpha(
 
     Bisection on the deep-tree limit of the determination law (the internal map, ``K = v``):
     above ``alpha*_det`` the probability that the root is determined tends to 1, below it to
-    0. ``nan`` when no leaf law is determined deep down (``F'(1) >= 1``).
+    0.
+
+    Parameters
+    ----------
+    v, m, s : the RHM.
+    tol : width of the final bisection interval.
+    max_levels : levels iterated at most per trial ``alpha``.
+
+    Returns
+    -------
+    float
+        ``alpha*_det``; ``nan`` when not even ``alpha = 1 - 1e-9`` is determined deep down
+        (``F'(1) >= 1``).
+
+    Raises
+    ------
+    InputError
+        On parameters out of range or a tuple space above :data:`MAX_TUPLES`.
 
     Examples
     --------
@@ -556,6 +634,25 @@ def two_value_critical_alpha(
     The population at every ``alpha`` uses the same random numbers, so the answer is a
     deterministic function of ``seed``; its spread over seeds is its statistical error.
 
+    Parameters
+    ----------
+    process : ``"masking"``, ``"uniform"`` or ``"eps"``.
+    v, m, s : the RHM.
+    n_pop : members of the population (about 0.002 of spread in ``alpha*`` at ``2e5``).
+    seed : a non-negative int.
+    tol : width of the final bisection interval.
+    max_levels : levels iterated at most per trial ``alpha``.
+
+    Returns
+    -------
+    float
+        ``alpha*`` (``nan`` if even ``alpha = 1`` is lost).
+
+    Raises
+    ------
+    InputError
+        On bad arguments.
+
     Examples
     --------
     >>> from hiergrammar.theory.symbolic import critical_point
@@ -598,7 +695,26 @@ def population_recovered(
     seed: int = 0,
 ) -> float:
     """Mean upward belief in the true symbol after ``levels`` levels of (upward) population
-    dynamics with the internal map, leaves of the process at clean weight ``alpha``.
+    dynamics with the internal map, leaves of the process at clean weight ``alpha``; it stops
+    early once the population has settled at 1 or ``1/v``.
+
+    Parameters
+    ----------
+    process : ``"masking"``, ``"uniform"`` or ``"eps"``.
+    v, m, s : the RHM.
+    alpha : clean weight of the leaves.
+    levels : levels at most.
+    n_pop : members.
+    seed : a non-negative int.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        On bad arguments.
 
     Examples
     --------
@@ -679,6 +795,11 @@ def population_upward_profile(
     -------
     UpwardProfile
 
+    Raises
+    ------
+    InputError
+        On bad arguments.
+
     Examples
     --------
     >>> prof = population_upward_profile("masking", 8, 8, 2, 2, L=2, alpha=1.0, n_pop=40)
@@ -735,6 +856,22 @@ def population_critical_alpha(
     it for the figures' parameters. A finite population near the threshold drifts to either
     fixed point by chance: the spread over seeds is the error of the result.
 
+    Parameters
+    ----------
+    process, v, m, s, levels, n_pop, seed : as for :func:`population_recovered`.
+    tol : width of the final bisection interval.
+    bracket : ``(low, high)`` range of ``alpha`` searched.
+
+    Returns
+    -------
+    float
+        ``alpha*`` (``nan`` if ``high`` is lost; ``low`` if already recovered).
+
+    Raises
+    ------
+    InputError
+        On bad arguments.
+
     Examples
     --------
     >>> a = population_critical_alpha("masking", 8, 2, 2, levels=20, n_pop=400, tol=0.05)
@@ -767,6 +904,11 @@ def time_at_alpha(schedule: Any, alpha: float) -> float:
     Returns
     -------
     float
+
+    Raises
+    ------
+    InputError
+        On an unknown schedule or ``alpha`` out of range.
 
     Examples
     --------
@@ -880,7 +1022,26 @@ class DiscreteCriticalPoint:
 
 
 def load_stored(path: str | Path | None = None) -> dict:
-    """The stored result of :mod:`hiergrammar.theory.validate_discrete` (``theory/data``)."""
+    """The stored result of :mod:`hiergrammar.theory.validate_discrete` (plain JSON).
+
+    Parameters
+    ----------
+    path : a JSON file (default ``theory/data/discrete.json``).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing.
+
+    Examples
+    --------
+    >>> load_stored()["params"]["v"]
+    32
+    """
     with open(_DATA if path is None else path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -1004,10 +1165,21 @@ def critical_marks(
     :meth:`DiscreteCriticalPoint.to_dict` of :func:`critical_alpha` (stored thresholds where
     they exist, so it takes about a second at the figures' parameters).
 
+    Parameters
+    ----------
+    v, m, s : the RHM.
+    schedule : schedule name or object (see :func:`time_at_alpha`).
+    processes : the processes to mark.
+
     Returns
     -------
     dict
         ``{process: {"t_star": ..., "t": {method: ...}, "best": ..., ...}}``.
+
+    Raises
+    ------
+    InputError
+        As for :func:`critical_alpha`.
 
     Examples
     --------

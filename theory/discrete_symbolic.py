@@ -198,6 +198,13 @@ def critical_point_symbolic_s2() -> sp.Expr:
     """``u*`` for ``s = 2``: the fixed point of the derived ``F`` other than ``1`` and ``1/v``
     (the mean-field derivation's step ``u_star_s2``, re-solved from the fast core).
 
+    Returns
+    -------
+    sympy.Expr
+        In ``v`` and ``m``.
+
+    Examples
+    --------
     >>> critical_point_symbolic_s2()
     (m - 1)/(-m + v)
     """
@@ -439,6 +446,13 @@ _PARTS = (_part_leaves, _part_determination, _part_two_value)
 def derivation() -> Derivation:
     """The derivation of the discrete processes' theories (built once, then cached).
 
+    Returns
+    -------
+    hiergrammar.theory.symbolic.Derivation
+        Its steps, named and grouped in sections, as the mean-field derivation's.
+
+    Examples
+    --------
     >>> [s.title for s in derivation().sections][0]
     'Discrete processes: leaf laws and the first moment'
     """
@@ -455,6 +469,22 @@ def first_moment_alpha_star(process: str, v: int, m: int, s: int) -> float | Non
     (``u* = 1`` when any noise destroys the class, ``1/v`` when none does: then ``alpha* = 1``
     or ``0``).
 
+    Parameters
+    ----------
+    process : ``"masking"``, ``"uniform"`` or ``"eps"``.
+    v, m, s : the RHM.
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    InputError
+        On parameters out of range (from :func:`hiergrammar.theory.symbolic.critical_point`).
+
+    Examples
+    --------
     >>> first_moment_alpha_star("eps", 32, 8, 2) == first_moment_alpha_star("masking", 32, 8, 2)
     True
     """
@@ -465,6 +495,22 @@ def first_moment_alpha_star(process: str, v: int, m: int, s: int) -> float | Non
 def first_moment_alpha_star_exact(process: str, v: int, m: int, s: int) -> sp.Expr | None:
     """The exact (sympy) value behind :func:`first_moment_alpha_star`.
 
+    Parameters
+    ----------
+    process, v, m, s : as for :func:`first_moment_alpha_star`.
+
+    Returns
+    -------
+    sympy.Expr or None
+        A rational, radicals, or an algebraic number (as ``u*`` is).
+
+    Raises
+    ------
+    InputError
+        On parameters out of range.
+
+    Examples
+    --------
     >>> first_moment_alpha_star_exact("uniform", 32, 8, 2)
     5*sqrt(93)/93
     """

@@ -81,7 +81,29 @@ STORED_RESULT = Path(__file__).resolve().parent / "data" / "discrete.json"
 
 def half_crossing(t: np.ndarray, curve: np.ndarray, chance: float) -> float:
     """First ``t`` where a decreasing curve falls below ``(1 + chance)/2``, linearly
-    interpolated (``nan`` if it never does)."""
+    interpolated.
+
+    Parameters
+    ----------
+    t : ``(k,)`` increasing times.
+    curve : ``(k,)`` values (NaN: missing).
+    chance : the curve's value without information.
+
+    Returns
+    -------
+    float
+        ``nan`` if the curve never falls below the level or starts below it.
+
+    Raises
+    ------
+    InputError
+        On shapes that are not two equal 1-d arrays.
+
+    Examples
+    --------
+    >>> half_crossing(np.array([0.0, 1.0]), np.array([1.0, 0.0]), chance=0.5)
+    0.25
+    """
     from hiergrammar.experiments.curves import first_crossing
 
     return first_crossing(np.asarray(t), np.asarray(curve), 0.5 * (1.0 + chance))
@@ -89,8 +111,23 @@ def half_crossing(t: np.ndarray, curve: np.ndarray, chance: float) -> float:
 
 def successive_crossing(t: np.ndarray, shallow: np.ndarray, deep: np.ndarray) -> float:
     """Where the deeper curve falls below the shallower one for the first time after having
-    been above it (the crossing of two class curves), linearly interpolated; ``nan`` if the
-    curves do not cross on the grid."""
+    been above it (the crossing of two class curves), linearly interpolated.
+
+    Parameters
+    ----------
+    t : ``(k,)`` increasing times.
+    shallow, deep : ``(k,)`` the two curves.
+
+    Returns
+    -------
+    float
+        ``nan`` if the curves do not cross on the grid.
+
+    Examples
+    --------
+    >>> successive_crossing(np.array([0.0, 1.0]), np.array([0.5, 0.5]), np.array([0.75, 0.25]))
+    0.5
+    """
     diff = np.asarray(deep, dtype=np.float64) - np.asarray(shallow, dtype=np.float64)
     above = np.flatnonzero(diff > 0)
     if above.size == 0:
@@ -125,6 +162,27 @@ def bp_upward_curves(
     ``kind`` in ``u``, ``accuracy``, ``determined`` (see the module docstring). float32
     messages keep masking's exact zeros (the supports agree with float64 at L = 9; the
     tests compare them) and are four times faster.
+
+    Parameters
+    ----------
+    process : ``"masking"`` or ``"uniform"`` (linear schedule).
+    v, n_classes, m, s, L : the RHM.
+    t : times.
+    n_per_rule : samples per rule draw (the same data at every time).
+    n_rules : independent rule draws.
+    seed : a non-negative int.
+    batch : samples per BP call.
+    dtype : message dtype.
+
+    Returns
+    -------
+    dict
+        ``{"u", "accuracy", "determined"}`` -> ``(n_rules, len(t), L+1)`` arrays.
+
+    Raises
+    ------
+    InputError
+        On bad arguments.
 
     Examples
     --------
@@ -228,7 +286,31 @@ def run_validation(
 ) -> dict:
     """Theories vs exact BP on every ``(process, L, t)`` of the grid, and the critical points.
 
-    Returns a JSON-ready dict: ``params``; ``critical[process][method]``: the deep-tree
+    Parameters
+    ----------
+    v, n_classes, m, s : the RHM.
+    depths, t : the grid (linear schedule).
+    n_per_rule, n_rules : BP's samples per rule draw and rule draws.
+    n_pop, n_two_value : population sizes of the finite-depth theories.
+    critical_n_pop, critical_two_value_pop : population sizes of the deep-tree thresholds.
+    seed : a non-negative int.
+    processes : which processes.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> small = dict(depths=(2,), t=(0.2,), n_per_rule=4, n_rules=2, n_pop=40, n_two_value=40)
+    >>> res = run_validation(8, 8, 2, 2, processes=("uniform",), critical_n_pop=40,
+    ...                      critical_two_value_pop=40, **small)
+    >>> sorted(res["processes"]["uniform"]["depths"]["2"]["theories"])
+    ['first_moment', 'population', 'two_value']
+
+    Notes
+    -----
+    The result is a JSON-ready dict: ``params``; ``critical[process][method]``: the deep-tree
     ``alpha*`` of each theory; ``processes[process]["depths"][str(L)]``: ``bp`` (means and
     ``*_se`` over rule draws, ``(len(t), L+1)``) and ``theories`` (per theory the same kinds);
     ``summary``: :func:`summarise`.
@@ -327,6 +409,20 @@ def summarise(result: dict) -> dict:
     * ``max_dev[theory][kind]``: the largest ``|theory - BP|`` over depths, times and levels
       (``root_accuracy``, ``root_u``: at the root only), with ``where`` and BP's standard
       error there (``max_dev_at``).
+
+    Parameters
+    ----------
+    result : what :func:`run_validation` returns, or :func:`load_stored`.
+
+    Returns
+    -------
+    dict
+        ``{process: entry}``.
+
+    Examples
+    --------
+    >>> sorted(summarise(load_stored())["uniform"])
+    ['max_dev', 'max_dev_at', 'successive', 't_half', 't_star']
     """
     t = _curve(result["params"]["t"])
     chance = 1.0 / result["params"]["n_classes"]
@@ -398,7 +494,21 @@ def summarise(result: dict) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    """The summary as text (what the script prints)."""
+    """The summary as text (what the script prints).
+
+    Parameters
+    ----------
+    summary : what :func:`summarise` returns.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_summary(load_stored()["summary"]).splitlines()[0]
+    'masking:'
+    """
     lines = []
     for process, entry in summary.items():
         lines.append(f"{process}:")
@@ -427,6 +537,19 @@ def format_summary(summary: dict) -> str:
 
 def load_stored(path: str | Path | None = None) -> dict:
     """The stored result of :func:`run_validation` (plain JSON; nothing is unpickled).
+
+    Parameters
+    ----------
+    path : a JSON file (default: :data:`STORED_RESULT`).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing.
 
     Examples
     --------
