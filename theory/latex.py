@@ -169,11 +169,21 @@ def _discrete_rows() -> list[dict]:
             else None
         )
         row["two_value"] = row["population"] = row["bp_half"] = row["bp_cross"] = None
+        row["population_note"] = ""
         row["L_half"] = row["pair"] = None
         if stored is not None and process in stored.get("critical", {}):
             crit = stored["critical"][process]
             for key in ("two_value", "population"):
                 row[key] = None if crit.get(key) is None else 1.0 - crit[key]
+            runs = crit.get("population_runs", [])
+            largest = max((run["n_pop"] or 0 for run in runs), default=0)
+            chosen = [1.0 - run["alpha"] for run in runs if run["n_pop"] == largest]
+            if len(chosen) > 1:
+                row["population_note"] = (
+                    f" ({len(chosen)} seeds, {largest} members: "
+                    + ", ".join(f"{t:.4f}" for t in chosen)
+                    + ")"
+                )
             summary = stored["summary"][process]
             half = summary["t_half"]["u"]["bp"]
             depths = sorted(half, key=int)
@@ -297,7 +307,8 @@ def derivation_to_latex(
             out.append(
                 rf"{row['process']} & ${_math(row['fm_exact'])}$ & $\approx {row['fm']:.4f}$ & "
                 rf"{_cell(row['determination'])} & {_cell(row['two_value'])} & "
-                rf"{_cell(row['population'])} & {_text_cell(row['bp_half'], row['L_half'])} & "
+                rf"{_cell(row['population'])}{_tex_text(row['population_note'])} & "
+                rf"{_text_cell(row['bp_half'], row['L_half'])} & "
                 rf"{_cell(row['bp_cross'], row['pair'])} \\"
             )
         out += [r"\end{tabular}", r"\end{center}", ""]
@@ -377,7 +388,8 @@ def derivation_to_markdown(
             out.append(
                 f"| {row['process']} | ${_math(row['fm_exact'])}$ $\\approx {row['fm']:.4f}$ | "
                 f"{_cell(row['determination'])} | {_cell(row['two_value'])} | "
-                f"{_cell(row['population'])} | {_text_cell(row['bp_half'], row['L_half'])} | "
+                f"{_cell(row['population'])}{row['population_note']} | "
+                f"{_text_cell(row['bp_half'], row['L_half'])} | "
                 f"{_cell(row['bp_cross'], row['pair'])} |"
             )
         out.append("")

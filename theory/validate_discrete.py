@@ -21,6 +21,7 @@ Run::
 
     python -m hiergrammar.theory.validate_discrete                # v=32, m=8, s=2, L=3..9
     python -m hiergrammar.theory.validate_discrete --quick        # a minute
+    python -m hiergrammar.theory.validate_discrete --refine-from discrete.json --out discrete.json
 
 It prints a summary and writes JSON (``--out``, default ``discrete.json``); the stored copy
 ``theory/data/discrete.json`` is what :func:`hiergrammar.theory.discrete.critical_alpha` reads
@@ -391,6 +392,95 @@ def run_validation(
     return out
 
 
+#: Brackets in ``t`` of :func:`refine_population` (around the first, smaller-population
+#: estimate) for the figures' parameters.
+REFINE_BRACKETS = {"masking": (0.24, 0.31), "uniform": (0.13, 0.19)}
+
+
+def refine_population(
+    result: dict,
+    n_pop: int = 60000,
+    seeds: Sequence[int] = (1, 2),
+    brackets: dict[str, tuple[float, float]] | None = None,
+    levels: int = 100,
+    tol: float = 2e-3,
+) -> dict:
+    """Population dynamics' deep-tree thresholds again, with a larger population and several
+    seeds (a population of ``2e4`` loses the class a little early by chance near the
+    threshold): each run is added to ``result["critical"][process]["population_runs"]`` and
+    ``"population"`` becomes the mean over the runs of the largest population.
+
+    Parameters
+    ----------
+    result : what :func:`run_validation` returns (changed in place and returned).
+    n_pop : members per population.
+    seeds : one bisection per seed.
+    brackets : per process, the ``(t_low, t_high)`` searched (default
+        :data:`REFINE_BRACKETS`).
+    levels, tol : as for :func:`hiergrammar.theory.discrete.population_critical_alpha`.
+
+    Returns
+    -------
+    dict
+        ``result``.
+
+    Examples
+    --------
+    >>> res = {"params": {"v": 8, "m": 2, "s": 2}, "critical": {"masking": {}}}
+    >>> out = refine_population(res, n_pop=200, seeds=(1,), brackets={"masking": (0.0, 0.5)},
+    ...                         levels=20, tol=0.1)
+    >>> [run["n_pop"] for run in out["critical"]["masking"]["population_runs"]]
+    [200]
+    """
+    brackets = REFINE_BRACKETS if brackets is None else brackets
+    v, m, s = (result["params"][k] for k in ("v", "m", "s"))
+    for process, crit in result["critical"].items():
+        if process not in brackets:
+            continue
+        t_low, t_high = brackets[process]
+        runs = crit.setdefault("population_runs", [])
+        if not runs and crit.get("population") is not None:
+            n_first = result["params"].get("critical_n_pop")
+            runs.append(
+                {
+                    "n_pop": n_first,
+                    "seed": result["params"].get("seed"),
+                    "alpha": crit["population"],
+                }
+            )
+        for seed in seeds:
+            start = time.perf_counter()
+            alpha = discrete.population_critical_alpha(
+                process,
+                v,
+                m,
+                s,
+                levels=levels,
+                n_pop=n_pop,
+                seed=seed,
+                tol=tol,
+                bracket=(1.0 - t_high, 1.0 - t_low),
+            )
+            runs.append(
+                {
+                    "n_pop": n_pop,
+                    "seed": seed,
+                    "alpha": alpha,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            print(
+                f"{process}: population t* = {1 - alpha:.4f} (n_pop {n_pop}, seed {seed})",
+                file=sys.stderr,
+                flush=True,
+            )
+        largest = max(run["n_pop"] or 0 for run in runs)
+        crit["population"] = float(
+            np.mean([run["alpha"] for run in runs if run["n_pop"] == largest])
+        )
+    return result
+
+
 def _curve(values: object) -> np.ndarray:
     """A stored curve as a float array (JSON null -> NaN)."""
     return np.array(values, dtype=np.float64)
@@ -432,7 +522,9 @@ def summarise(result: dict) -> dict:
         theory_names = list(res["depths"][depths[0]]["theories"])
         entry: dict = {
             "t_star": {
-                k: (None if a is None else 1.0 - a) for k, a in result["critical"][process].items()
+                k: (None if a is None else 1.0 - a)
+                for k, a in result["critical"][process].items()
+                if not isinstance(a, list)
             },
             "t_half": {},
             "successive": {},
@@ -567,7 +659,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="L=3..4, a coarse grid, few samples")
     parser.add_argument("--out", type=Path, default=Path("discrete.json"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--refine-from",
+        type=Path,
+        default=None,
+        help="skip the grid: rerun population dynamics' deep thresholds of this earlier result "
+        "with 6e4 members and two seeds (about 15 minutes each on two cores), re-summarise it "
+        "and write it to --out",
+    )
     args = parser.parse_args(argv)
+    if args.refine_from is not None:
+        result = load_stored(args.refine_from)
+        refine_population(result)
+        result["summary"] = summarise(result)
+        save_json(args.out, result)
+        print(format_summary(result["summary"]))
+        print(f"wrote {args.out}")
+        return 0
     kwargs: dict = {}
     if args.quick:
         kwargs = dict(
