@@ -463,6 +463,15 @@ def derivation() -> Derivation:
     return Derivation(title=TITLE, sections=tuple(b.sections), steps=tuple(b.steps))
 
 
+@functools.lru_cache(maxsize=1)
+def _leaves_derivation() -> Derivation:
+    """The first section alone (what the first-moment thresholds need; the same code as the
+    start of :func:`derivation`, without the slower determination steps)."""
+    b = _Builder()
+    _part_leaves(b, {})
+    return Derivation(title=TITLE, sections=tuple(b.sections), steps=tuple(b.steps))
+
+
 def first_moment_alpha_star(process: str, v: int, m: int, s: int) -> float | None:
     """``alpha*`` of the first-moment map for concrete ``(v, m, s)``, evaluated from the
     derived steps at the exact ``u*`` of :func:`hiergrammar.theory.symbolic.critical_point`
@@ -516,6 +525,6 @@ def first_moment_alpha_star_exact(process: str, v: int, m: int, s: int) -> sp.Ex
     """
     point = critical_point(v, m, s)
     name = "alpha_star_first_moment_" + ("uniform" if process == "uniform" else "masking")
-    expr = derivation()[name].expr
+    expr = _leaves_derivation()[name].expr
     value = expr.subs({Sym.v: v, DSym.u_star: point.u_star})
     return sp.nsimplify(value) if value.is_Float else sp.radsimp(value)
