@@ -140,3 +140,51 @@ def test_validate_quick_prints_a_passing_table_and_writes_a_manifest(tmp_path, c
     # --json prints the same numbers to stdout; a tolerance below the deviation exits 1
     code = main(["theory", "validate", "--quick", "--rules", "4", "--json", "--tol", "1e-9"])
     assert code == 1 and json.loads(capsys.readouterr().out)["max_dev"] == data["max_dev"]
+
+
+# -- critical points of the discrete processes (--process) ------------------------------------
+def test_critical_process_json_keys_and_first_moment(capsys):
+    """``--process masking --json``: the documented keys; the first-moment alpha* equals
+    1 - eps* v/(v-1) with eps* = (v - 2m + 1)/(v - m), computed here with fractions."""
+    argv = ["theory", "critical", "--process", "masking", "--methods", "first_moment"]
+    assert _run([*argv, "determination", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {
+        "process", "v", "m", "s", "schedule", "alpha", "t", "source", "best",
+        "alpha_star", "t_star",
+    }  # fmt: skip
+    eps = Fraction(32 - 16 + 1, 32 - 8)
+    alpha = 1 - eps * 32 / 31
+    assert data["alpha"]["first_moment"] == pytest.approx(float(alpha), rel=1e-12)
+    assert data["t"]["first_moment"] == pytest.approx(1 - float(alpha), rel=1e-12)
+    assert data["source"] == {"first_moment": "closed form", "determination": "computed"}
+    assert data["best"] == "determination" and data["t_star"] == data["t"]["determination"]
+    assert 0.2 < data["t_star"] < 0.3 and data["schedule"] == "linear"
+
+
+def test_critical_process_text_schedules_and_eps(capsys):
+    import math
+
+    _run(["theory", "critical", "--process", "uniform", "--methods", "first_moment"])
+    text = capsys.readouterr().out
+    assert "uniform process" in text and "first moment (effective eps)" in text
+    assert "best: first moment" in text
+    # cosine schedule: t = 2 asin(1 - alpha) / pi; uniform first moment alpha* = sqrt(25/93)
+    argv = ["theory", "critical", "--process", "uniform", "--methods", "first_moment"]
+    _run([*argv, "--schedule", "cosine", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    alpha = math.sqrt(25 / 93)
+    assert data["alpha_star"] == pytest.approx(alpha, rel=1e-12)
+    assert data["t_star"] == pytest.approx(2 * math.asin(1 - alpha) / math.pi, rel=1e-9)
+    # the eps-process: its two-value closure is the mean field, alpha* <-> eps* = 17/24
+    argv = ["theory", "critical", "--process", "eps", "--methods", "two_value", "--n-pop", "3"]
+    _run([*argv, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert (1 - data["alpha"]["two_value"]) * 31 / 32 == pytest.approx(17 / 24, abs=1e-3)
+
+
+def test_critical_process_rejects_bad_arguments():
+    with pytest.raises(InputError, match="--n-pop"):
+        _run(["theory", "critical", "--process", "masking", "--n-pop", "0"])
+    with pytest.raises(SystemExit):  # argparse: an unknown process
+        _run(["theory", "critical", "--process", "gaussian"])

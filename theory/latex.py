@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import sympy as sp
+from hiergrammar.theory import discrete_symbolic
 from hiergrammar.theory.symbolic import (
     Derivation,
     Step,
@@ -138,9 +139,101 @@ def _examples() -> list[dict]:
     return rows
 
 
-def derivation_to_latex(deriv: Derivation | None = None) -> str:
-    """A standalone LaTeX document (``article``, amsmath) of the derivation."""
-    deriv = deriv or derivation()
+_DISCRETE_TEXT = (
+    "Deep-tree critical time $t^*$ of the masking and uniform processes (linear schedule, "
+    "$t^* = 1 - \\alpha^*$; $v = 32$, $m = 8$, $s = 2$) by each theory of "
+    "hiergrammar.theory.discrete: the first-moment map (exact, from the steps above), the "
+    "determination law (masking; computed), the two-value closure and population dynamics "
+    "(stored by python -m hiergrammar.theory.validate_discrete), next to exact BP: where the "
+    "mean belief in the true class (the probability that exact forward-backward resampling "
+    "keeps the class, the measure of the discrete-diffusion figures) passes half-way between "
+    "1 and chance, at the shallowest and the deepest $L$ measured, and where the curves of "
+    "the two deepest $L$ cross. The determination law's threshold bounds the transition from "
+    "below (a determined root is a recovered class); the first moment is far off: it is the "
+    "epsilon-process at the same mean leaf belief, whose leaves all point at the truth."
+)
+
+#: The RHM of the discrete processes' table (that of the discrete-diffusion figures).
+DISCRETE_EXAMPLE = (32, 8, 2)
+
+
+def _discrete_rows() -> list[dict]:
+    """Per process: exact first-moment t*, and the other theories' and BP's numbers (floats;
+    None where a theory does not apply or the stored result lacks it)."""
+    from hiergrammar.theory import discrete
+
+    v, m, s = DISCRETE_EXAMPLE
+    try:
+        stored = discrete.load_stored()
+        if (stored["params"]["v"], stored["params"]["m"], stored["params"]["s"]) != (v, m, s):
+            stored = None
+    except FileNotFoundError:
+        stored = None
+    rows = []
+    for process in ("masking", "uniform"):
+        exact = discrete_symbolic.first_moment_alpha_star_exact(process, v, m, s)
+        row: dict = {"process": process, "fm_exact": sp.radsimp(1 - exact)}
+        row["fm"] = float(sp.N(1 - exact, 20))
+        row["determination"] = (
+            1.0 - discrete.determination_critical_alpha(v, m, s, tol=1e-6)
+            if process == "masking"
+            else None
+        )
+        row["two_value"] = row["population"] = row["bp_half"] = row["bp_cross"] = None
+        row["population_note"] = ""
+        row["L_half"] = row["pair"] = None
+        if stored is not None and process in stored.get("critical", {}):
+            crit = stored["critical"][process]
+            for key in ("two_value", "population"):
+                row[key] = None if crit.get(key) is None else 1.0 - crit[key]
+            runs = crit.get("population_runs", [])
+            largest = max((run["n_pop"] or 0 for run in runs), default=0)
+            chosen = [1.0 - run["alpha"] for run in runs if run["n_pop"] == largest]
+            if len(chosen) > 1:
+                row["population_note"] = (
+                    f" ({len(chosen)} seeds, {largest} members: "
+                    + ", ".join(f"{t:.4f}" for t in chosen)
+                    + ")"
+                )
+            summary = stored["summary"][process]
+            half = summary["t_half"]["u"]["bp"]
+            depths = sorted(half, key=int)
+            row["bp_half"] = f"{half[depths[0]]:.4f} (L = {depths[0]}) to {half[depths[-1]]:.4f}"
+            row["L_half"] = depths[-1]
+            crossings = summary["successive"]["u"]["bp"]
+            pair = max(crossings, key=lambda k: int(k.split("-")[1]))
+            row["pair"], row["bp_cross"] = pair, crossings[pair]
+        rows.append(row)
+    return rows
+
+
+def _text_cell(text: str | None, depth: str | None) -> str:
+    """A prepared range ``a (L = x) to b`` closed with its last depth, or a dash."""
+    return "-" if text is None else f"{text} (L = {depth})"
+
+
+def _cell(value: float | None, depth: str | None = None) -> str:
+    """A number to four decimals (with the depth it was measured at), or a dash."""
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if depth is None else f"{value:.4f} (L = {depth})"
+
+
+def _parts(deriv: Derivation | None, extra: tuple[Derivation, ...] | None) -> list[Derivation]:
+    """The derivations a document renders: ``deriv`` (default: the mean field's) and ``extra``
+    (default: the discrete processes', when ``deriv`` is the default)."""
+    if extra is None:
+        extra = (discrete_symbolic.derivation(),) if deriv is None else ()
+    return [deriv or derivation(), *extra]
+
+
+def derivation_to_latex(
+    deriv: Derivation | None = None, extra: tuple[Derivation, ...] | None = None
+) -> str:
+    """A standalone LaTeX document (``article``, amsmath) of the derivation (and ``extra``
+    derivations after it: by default the discrete processes' one)."""
+    parts = _parts(deriv, extra)
+    deriv = parts[0]
     out = [
         f"% {_GENERATED}",
         r"\documentclass[11pt]{article}",
@@ -157,9 +250,9 @@ def derivation_to_latex(deriv: Derivation | None = None) -> str:
         _tex_text(_INTRO),
         "",
     ]
-    for section in deriv.sections:
+    for part, section in ((p, sec) for p in parts for sec in p.sections):
         out += [rf"\section{{{_tex_text(section.title)}}}", "", _tex_text(section.intro), ""]
-        for step in deriv.in_section(section.title):
+        for step in part.in_section(section.title):
             lhs, *rest = _equation_lines(step)
             body = rf"{lhs} &= {rest[0]}"
             for more in rest[1:]:
@@ -208,13 +301,39 @@ def derivation_to_latex(deriv: Derivation | None = None) -> str:
             rf"{_tex_text(row['regime'])} & ${_math(row['eps_star'])}$ "
             rf"$\approx {row['eps_float']:.6f}$ & {_slope_cell(row)} \\"
         )
-    out += [r"\end{tabular}", r"\end{center}", "", r"\end{document}", ""]
+    out += [r"\end{tabular}", r"\end{center}", ""]
+    if len(parts) > 1:
+        out += [
+            r"\section{Critical points of the discrete processes}",
+            "",
+            _tex_text(_DISCRETE_TEXT),
+            "",
+            r"\begin{center}",
+            r"\renewcommand{\arraystretch}{1.5}",
+            r"\begin{tabular}{llllllll}",
+            r"process & first moment & & determination & two-value & population & "
+            r"BP half-way & BP crossing \\ \hline",
+        ]
+        for row in _discrete_rows():
+            out.append(
+                rf"{row['process']} & ${_math(row['fm_exact'])}$ & $\approx {row['fm']:.4f}$ & "
+                rf"{_cell(row['determination'])} & {_cell(row['two_value'])} & "
+                rf"{_cell(row['population'])}{_tex_text(row['population_note'])} & "
+                rf"{_text_cell(row['bp_half'], row['L_half'])} & "
+                rf"{_cell(row['bp_cross'], row['pair'])} \\"
+            )
+        out += [r"\end{tabular}", r"\end{center}", ""]
+    out += [r"\end{document}", ""]
     return "\n".join(out)
 
 
-def derivation_to_markdown(deriv: Derivation | None = None) -> str:
-    """Markdown with ``$$...$$`` display math (GitHub renders it)."""
-    deriv = deriv or derivation()
+def derivation_to_markdown(
+    deriv: Derivation | None = None, extra: tuple[Derivation, ...] | None = None
+) -> str:
+    """Markdown with ``$$...$$`` display math (GitHub renders it); ``extra`` as for
+    :func:`derivation_to_latex`."""
+    parts = _parts(deriv, extra)
+    deriv = parts[0]
     out = [
         f"<!-- {_GENERATED} -->",
         "",
@@ -223,13 +342,14 @@ def derivation_to_markdown(deriv: Derivation | None = None) -> str:
         _INTRO,
         "",
         "Contents: "
-        + ", ".join(s.title for s in deriv.sections)
-        + ", checks against docs/model.md, exact critical points.",
+        + ", ".join(sec.title for p in parts for sec in p.sections)
+        + ", checks against docs/model.md, exact critical points"
+        + (", critical points of the discrete processes." if len(parts) > 1 else "."),
         "",
     ]
-    for section in deriv.sections:
+    for part, section in ((p, sec) for p in parts for sec in p.sections):
         out += [f"## {section.title}", "", section.intro, ""]
-        for step in deriv.in_section(section.title):
+        for step in part.in_section(section.title):
             out += [
                 f"**`{step.name}`**: {step.explanation}",
                 "",
@@ -265,6 +385,25 @@ def derivation_to_markdown(deriv: Derivation | None = None) -> str:
             f"{_slope_cell(row)} |"
         )
     out.append("")
+    if len(parts) > 1:
+        out += [
+            "## Critical points of the discrete processes",
+            "",
+            _DISCRETE_TEXT,
+            "",
+            "| process | first moment | determination | two-value | population | "
+            "BP half-way | BP crossing |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in _discrete_rows():
+            out.append(
+                f"| {row['process']} | ${_math(row['fm_exact'])}$ $\\approx {row['fm']:.4f}$ | "
+                f"{_cell(row['determination'])} | {_cell(row['two_value'])} | "
+                f"{_cell(row['population'])}{row['population_note']} | "
+                f"{_text_cell(row['bp_half'], row['L_half'])} | "
+                f"{_cell(row['bp_cross'], row['pair'])} |"
+            )
+        out.append("")
     return "\n".join(out)
 
 

@@ -58,7 +58,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,6 +304,90 @@ def _tie_shared_accuracy(marginal: np.ndarray) -> np.ndarray:
     return (marginal[:, 0] == best[:, 0]) / ties
 
 
+def _upward_levels(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    t: float,
+    N: int,
+    process: Any,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """The upward populations ``(N, card_l)`` level by level from the leaves, each with the
+    rule tables ``(N, K, m, s)`` and children ``(N, s)`` it was computed from (None at the
+    leaves)."""
+    up = _leaf_messages(v, N, t, process, rng)
+    yield up, None, None
+    for level in range(1, L + 1):
+        K = n_classes if level == L else v
+        kids = rng.integers(N, size=(N, s))
+        table = draw_tables(N, K, m, s, v, seed=rng)
+        up, _ = _chunked_step(table, up[kids], None)
+        yield up, table, kids
+
+
+def upward_populations(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    eps: float,
+    n_pop: int = 20000,
+    seed: int = 0,
+    process: Any = None,
+    memory_budget: int | str | None = None,
+    stop: Callable[[np.ndarray], bool] | None = None,
+) -> np.ndarray:
+    """The upward population of the root after ``L`` levels, in the canonical frame (the
+    true symbol is value 0): the upward half of :func:`profile`, one population, keeping only
+    one level in memory, for deep trees.
+
+    Parameters
+    ----------
+    v, n_classes, m, s, L, eps, process : as for :func:`profile` (``eps`` a scalar).
+    n_pop : members.
+    seed : a non-negative int or None.
+    memory_budget : see :func:`hiergrammar.validation.check_memory`.
+    stop : optional test of a level's population ``(n_pop, v)``; when it holds, the
+        population of that level is returned early (e.g. once it has settled on a fixed point).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_pop, n_classes)`` normalised root messages (``(n_pop, v)`` if stopped early);
+        ``[:, 0]`` the beliefs in the truth.
+
+    Examples
+    --------
+    >>> root = upward_populations(8, 8, 2, 2, L=6, eps=0.0, n_pop=100)
+    >>> root.shape, float(root[:, 0].min())
+    ((100, 8), 1.0)
+    """
+    v, n_classes, m, s, L = check_parameters(v, n_classes, m, s, L)
+    n_pop = check_int("n_pop", n_pop, 1)
+    if process is not None:
+        _check_process(process, v)
+    t = float(_check_eps(eps, process))
+    check_memory(
+        "the upward populations of population dynamics",
+        n_pop * (8 * (2 * v + v * s + 2 * max(v, n_classes)) + v * m * s * 2) + _CHUNK_BYTES,
+        memory_budget,
+    )
+    seed = check_seed("seed", seed, allow_generator=False)
+    rng = np.random.default_rng(seed)
+    root = None
+    for level, (up, _, _) in enumerate(
+        _upward_levels(v, n_classes, m, s, L, t, n_pop, process, rng)
+    ):
+        root = up
+        if stop is not None and level < L and stop(up):
+            break
+    return root
+
+
 def _run(
     v: int,
     n_classes: int,
@@ -319,17 +403,10 @@ def _run(
     per-member accuracies."""
     rng = np.random.default_rng(seed)
     N = n_pop
-    up = [_leaf_messages(v, N, t, process, rng)]
-    tables: list[np.ndarray | None] = [None]
-    children: list[np.ndarray | None] = [None]
-    for level in range(1, L + 1):
-        K = n_classes if level == L else v
-        kids = rng.integers(N, size=(N, s))
-        table = draw_tables(N, K, m, s, v, seed=rng)
-        message, _ = _chunked_step(table, up[level - 1][kids], None)
-        up.append(message)
-        tables.append(table)
-        children.append(kids)
+    levels = list(_upward_levels(v, n_classes, m, s, L, t, N, process, rng))
+    up = [level[0] for level in levels]
+    tables = [level[1] for level in levels]
+    children = [level[2] for level in levels]
 
     beliefs = {k: np.empty((L + 1, N)) for k in ("u", "d", "p", "correct")}
     down = np.full((N, n_classes), 1.0 / n_classes)

@@ -3,6 +3,16 @@
 * ``hiergrammar theory critical [--v 32 --m 8 --s 2] [--n-classes N] [--json]``: the critical
   noise ``eps*`` of the deep-tree transition, exactly (``17/24`` there) and as a float, with
   ``F'(1)``, ``F'(1/v)``, ``u*`` and whether a transition exists (and why not, if not).
+  With ``--process masking|uniform|eps [--schedule linear] [--methods ...]``: the critical
+  clean weight ``alpha*`` and time ``t*`` of that noise process by each theory of
+  :mod:`hiergrammar.theory.discrete`. Its ``--json`` keys: ``process``, ``v``, ``m``, ``s``,
+  ``schedule``; ``alpha`` and ``t`` (method -> value, null where a theory has no transition),
+  ``source`` (method -> ``"closed form"``, ``"computed"`` or ``"stored"``), for the methods
+  ``first_moment`` (effective eps), ``determination`` (masking only), ``two_value`` and
+  ``population`` (both stored for v=32, m=8, s=2; otherwise the two-value closure is
+  computed, ~10 s, and population dynamics only with ``--compute-population``, minutes;
+  ``--recompute`` ignores the stored values);
+  ``best`` (the method to quote), ``alpha_star`` and ``t_star`` (its values).
 * ``hiergrammar theory derive [--out FILE] [--format latex|markdown]``: the whole symbolic
   derivation, printed or written atomically to one file (the format defaults to LaTeX for a
   ``.tex`` path, Markdown otherwise).
@@ -36,9 +46,33 @@ __all__ = ["VALIDATE_GRIDS", "critical", "derive", "validate", "register"]
 
 
 def critical(args: argparse.Namespace) -> int:
+    if args.process is not None:
+        return critical_process(args)
     from hiergrammar.theory.symbolic import critical_point
 
     point = critical_point(args.v, args.m, args.s, n_classes=args.n_classes)
+    if args.json:
+        print_json(point.to_dict())
+    else:
+        print(point.summary())
+    return 0
+
+
+def critical_process(args: argparse.Namespace) -> int:
+    from hiergrammar.theory.discrete import critical_alpha
+
+    point = critical_alpha(
+        args.process,
+        args.v,
+        args.m,
+        args.s,
+        schedule=args.schedule,
+        methods=args.methods,
+        n_pop=args.n_pop,
+        seed=args.seed,
+        compute_population=args.compute_population,
+        use_stored=not args.recompute,
+    )
     if args.json:
         print_json(point.to_dict())
     else:
@@ -132,6 +166,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validated: it enters the root level of the map, not the fixed point.",
     )
     add_rhm_arguments(p, ("v", "n_classes", "m", "s"))
+    p.add_argument(
+        "--process",
+        choices=("masking", "uniform", "eps"),
+        default=None,
+        help="instead of eps*: the critical clean weight alpha* and time t* of this noise "
+        "process by each theory (first moment, determination, two-value closure, population "
+        "dynamics); --json keys: process, v, m, s, schedule, alpha, t, source, best, "
+        "alpha_star, t_star",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=("linear", "cosine", "loglinear"),
+        default="linear",
+        help="with --process: the schedule that turns alpha* into t* (default linear, t = 1 - "
+        "alpha)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=("first_moment", "determination", "two_value", "population"),
+        default=None,
+        help="with --process: the theories to run (default all)",
+    )
+    p.add_argument(
+        "--n-pop",
+        type=int,
+        default=200_000,
+        help="with --process: population of the two-value closure (default 200000, ~10 s)",
+    )
+    add_int_check(p, "n_pop", "--n-pop", 1)
+    p.add_argument(
+        "--compute-population",
+        action="store_true",
+        help="with --process: run population dynamics when no stored value exists (minutes)",
+    )
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="with --process: compute the two-value closure (and population dynamics, with "
+        "--compute-population) instead of reading the values stored for v=32, m=8, s=2",
+    )
+    add_seed_argument(p)
     add_json_argument(p)
     set_handler(p, critical)
 
