@@ -142,7 +142,7 @@ def test_layers_of_known_modules():
             "hiergrammar",
             "hiergrammar.experiments.beliefs",
             "hiergrammar.theory.meanfield",
-            "hiergrammar.vision.cli",
+            "hiergrammar.vision.image_sets",
             "hiergrammar.figures.cnn_probe",
             "hiergrammar.reproduce",
             "hiergrammar.cli.args",
