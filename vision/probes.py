@@ -655,7 +655,7 @@ def run_probe(
     >>> x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
     >>> data = run_probe(net, x, [x, -x], [0.0, 1.0], ["1", "2"], tempfile.mkdtemp(),
     ...                  name="toy", logits_layer="2")
-    >>> [round(v, 6) for v in data["similarity_mean"][0]], len(data["files"])
+    >>> np.round(data["similarity_mean"][0], 6).tolist(), len(data["files"])
     ([1.0, 1.0], 2)
     """
     from hiergrammar.artifacts import save_json, save_npz
