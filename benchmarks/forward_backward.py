@@ -61,10 +61,10 @@ def build(tiny: bool, device: str):
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
-    from hiergrammar.vision.cli_sample import _DTYPES
     from hiergrammar.vision.pipeline import forward_backward
 
     from hiergrammar.artifacts import save_json
+    from hiergrammar.cli.vision_sample import DTYPES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=None, help="default 32 (tiny: 4)")
     p.add_argument("--num-steps", type=int, default=None, help="default 250 (tiny: 10)")
     p.add_argument(
-        "--dtype", choices=sorted(_DTYPES), default=None, help="default bf16 on cuda, fp32 on cpu"
+        "--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on cuda, fp32 on cpu"
     )
     p.add_argument("--out", default=None, help="also write the JSON result here")
     args = p.parse_args(argv)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but CUDA is not available (use --device cpu --tiny)")
     dtype_name = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
-    dtype = getattr(torch, _DTYPES[dtype_name])
+    dtype = getattr(torch, DTYPES[dtype_name])
 
     unet, sched, cfg = build(args.tiny, str(device))
     size = cfg["image_size"]

@@ -18,7 +18,7 @@ import pytest
 
 import hiergrammar.crosscheck as cc
 from hiergrammar.cli import build_parser, main
-from hiergrammar.cli.args import RHM_DEFAULTS
+from hiergrammar.cli.args import RHM_DEFAULTS, add_rhm_arguments
 
 TINY = ["--v", "3", "--n-classes", "2", "--m", "2", "--L", "2"]
 
@@ -74,6 +74,21 @@ def test_rhm_flags_have_one_set_of_defaults():
         for name, default in RHM_DEFAULTS.items():
             if hasattr(args, name):
                 assert getattr(args, name) == default, (argv, name)
+
+
+def test_rhm_flags_take_per_command_defaults_and_say_so_in_their_help():
+    parser = argparse.ArgumentParser()
+    add_rhm_arguments(parser, ("v", "L"), defaults={"L": 5})
+    args = parser.parse_args([])
+    assert (args.v, args.L) == (RHM_DEFAULTS["v"], 5)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["L"].endswith("(default 5)")
+    assert helps["v"].endswith(f"(default {RHM_DEFAULTS['v']})")
+    assert parser.parse_args(["--L", "2"]).L == 2
+    with pytest.raises(ValueError, match="name no flag"):
+        add_rhm_arguments(argparse.ArgumentParser(), ("v",), defaults={"L": 5})
+    with pytest.raises(ValueError, match="not RHM flags"):
+        add_rhm_arguments(argparse.ArgumentParser(), ("v", "depth"))
 
 
 def test_a_negative_seed_is_refused_with_the_same_message_everywhere(tmp_path, capsys):

@@ -142,7 +142,7 @@ def test_layers_of_known_modules():
             "hiergrammar",
             "hiergrammar.experiments.beliefs",
             "hiergrammar.theory.meanfield",
-            "hiergrammar.vision.cli",
+            "hiergrammar.vision.image_sets",
             "hiergrammar.figures.cnn_probe",
             "hiergrammar.reproduce",
             "hiergrammar.cli.args",
@@ -165,6 +165,24 @@ def test_no_import_runs_back_up_the_layers():
             path.read_text(encoding="utf-8"), module, is_package=path.name == "__init__.py"
         )
     assert violations == []
+
+
+def test_the_vision_package_has_no_command_line_code():
+    """The ``hiergrammar vision`` commands live in ``hiergrammar.cli``; the library only
+    computes: one CLI package, imports run vision <- CLI."""
+    offenders = []
+    for module, path in library_modules().items():
+        if layer_of(module) != layer_of("hiergrammar.vision"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(name.split(".")[0] == "argparse" for name in names):
+                offenders.append(f"{module}:{node.lineno}")
+    assert offenders == []
 
 
 def test_no_library_code_switches_the_matplotlib_backend():

@@ -119,9 +119,9 @@ def test_wheel_holds_only_hiergrammar_and_a_plain_install_imports_it(tmp_path):
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "import importlib.util\n"
-        "import hiergrammar.theory.meanfield, hiergrammar.vision.cli, hiergrammar.cli\n"
+        "import hiergrammar.theory.meanfield, hiergrammar.vision.image_sets, hiergrammar.cli\n"
         "import hiergrammar.figures.theory\n"
-        "for m in (hiergrammar.theory.meanfield, hiergrammar.vision.cli, hiergrammar.cli):\n"
+        "for m in (hiergrammar.theory.meanfield, hiergrammar.vision.image_sets, hiergrammar.cli):\n"
         "    assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
         "assert importlib.util.find_spec('theory') is None\n"
         "assert importlib.util.find_spec('vision') is None\n"

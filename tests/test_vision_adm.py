@@ -246,7 +246,7 @@ def test_load_from_local_hub_cache_only(tmp_path):
 def test_cli_convert_adm(tmp_path):
     import argparse
 
-    from hiergrammar.vision.cli import register
+    from hiergrammar.cli.vision import register
 
     ref, cfg, pt = _save_reference_checkpoint(tmp_path, seed=9)
     parser = argparse.ArgumentParser()

@@ -335,7 +335,7 @@ def test_importing_the_cli_group_does_not_import_torch():
     from pathlib import Path
 
     code = (
-        "import sys, hiergrammar.vision, hiergrammar.vision.cli_sample; "
+        "import sys, hiergrammar.vision, hiergrammar.cli.vision; "
         "assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     )
     proc = subprocess.run(
@@ -395,7 +395,7 @@ def _vision_cli(argv):
     """Parse and run ``hiergrammar vision ...`` through the vision command group."""
     import argparse
 
-    from hiergrammar.vision.cli import register
+    from hiergrammar.cli.vision import register
 
     parser = argparse.ArgumentParser(prog="hiergrammar")
     register(parser.add_subparsers(dest="command"))

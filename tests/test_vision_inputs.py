@@ -161,7 +161,7 @@ def test_image_folder_errors(tmp_path):
 
 
 def test_probe_image_set_and_command_refuse_bad_images(tmp_path):
-    from hiergrammar.vision.cli_probe import ImageSet
+    from hiergrammar.vision.image_sets import ImageSet
 
     from hiergrammar.cli import main
 
@@ -183,7 +183,7 @@ def test_probe_image_set_and_command_refuse_bad_images(tmp_path):
 
 
 def test_image_set_metadata_and_npz_errors(tmp_path):
-    from hiergrammar.vision.cli_probe import ImageSet
+    from hiergrammar.vision.image_sets import ImageSet
 
     (tmp_path / "a").mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "a" / "0.png")
@@ -219,7 +219,7 @@ def test_probe_command_argument_bounds(tmp_path, capsys):
     argv = _probe_argv(tmp_path, "--device", "cpu")
     argv[argv.index("--out") + 1] = str(tmp_path / "file")
     assert main(argv) == 2
-    assert "is a file, not a folder" in capsys.readouterr().err
+    assert "is an existing file; give a folder" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_sample_command_refuses_bad_seeds_before_loading(tmp_path, capsys):
     argv = ["vision", "sample", "--model", str(tmp_path / "no-model"), "--images", str(tmp_path)]
     argv += ["--t", "1", "--num-steps", "2", "--out", str(tmp_path / "o"), "--seed", "-1"]
     assert main(argv) == 2
-    assert "seed=-1 violates seed >= 0" in capsys.readouterr().err
+    assert "--seed=-1 violates --seed >= 0" in capsys.readouterr().err
 
 
 def test_out_of_range_arguments_name_the_bound():

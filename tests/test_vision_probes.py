@@ -18,8 +18,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from hiergrammar.vision import cli_probe  # noqa: E402
 from hiergrammar.vision.classifiers import build_classifier  # noqa: E402
+from hiergrammar.vision.image_sets import ImageSet  # noqa: E402
 from hiergrammar.vision.plots import load_probe_data, plot_probe  # noqa: E402
 from hiergrammar.vision.probes import (  # noqa: E402
     LayerRecorder,
@@ -28,6 +28,8 @@ from hiergrammar.vision.probes import (  # noqa: E402
     cosine_similarity,
     probe_similarity,
 )
+
+from hiergrammar.cli import vision_probe  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -264,7 +266,7 @@ def _write_pngs(folder, images_uint8, t=None):
 def _parser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="vision_command")
-    cli_probe.register(sub)
+    vision_probe.register(sub)
     return parser
 
 
@@ -453,7 +455,7 @@ def test_pairing_by_file_name(tmp_path):
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "b" / f"{i:05d}.png")
     listed = [{"file": f"{i:05d}.png", "label": i} for i in (2, 0, 1)]  # shuffled listing
     (tmp_path / "b" / "metadata.json").write_text(json.dumps({"t": 7, "images": listed}))
-    start, gen = cli_probe.ImageSet(tmp_path / "a"), cli_probe.ImageSet(tmp_path / "b")
+    start, gen = ImageSet(tmp_path / "a"), ImageSet(tmp_path / "b")
     assert gen.t == 7.0 and gen.labels.tolist() == [2, 0, 1]
     assert torch.equal(gen[0], imgs[2])
     gen.pair_with(start)
@@ -461,4 +463,4 @@ def test_pairing_by_file_name(tmp_path):
         assert torch.equal(gen[i], start[i]) and torch.equal(start[i], imgs[i])
     _write_pngs(tmp_path / "c", imgs[:2])
     with pytest.raises(ValueError, match="pair"):
-        cli_probe.ImageSet(tmp_path / "c").pair_with(start)
+        ImageSet(tmp_path / "c").pair_with(start)

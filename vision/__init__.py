@@ -1,9 +1,9 @@
 """Image diffusion experiments (the only part of the project that uses torch).
 
-Public names are loaded lazily (module ``__getattr__``) so that ``import vision`` and
-``import hiergrammar.vision.cli`` stay free of torch; ``hiergrammar.vision.forward_backward(...)``
-imports it on first
-use.
+Public names are loaded lazily (module ``__getattr__``) so that ``import hiergrammar.vision``
+stays free of torch; ``hiergrammar.vision.forward_backward(...)`` imports it on first use. The
+package holds no command-line code: the ``hiergrammar vision`` commands are in
+:mod:`hiergrammar.cli.vision`.
 
 * :func:`forward_backward`, :func:`forward_backward_latent` — noise images to step ``t`` of a
   respaced chain and denoise them back (``hiergrammar.vision.pipeline``);
@@ -17,8 +17,9 @@ use.
   (``hiergrammar.vision.distributed``);
 * :func:`load_classifier`, :func:`classifier_layers` — torchvision classifiers and the paper's
   layer lists (``hiergrammar.vision.classifiers``);
-* :func:`probe_similarity`, :class:`LayerRecorder`, :func:`activation_stats` — activation probes
-  on any ``nn.Module`` (``hiergrammar.vision.probes``), :func:`plot_probe`
+* :func:`probe_similarity`, :class:`LayerRecorder`, :func:`activation_stats`, :func:`run_probe`
+  — activation probes on any ``nn.Module`` (``hiergrammar.vision.probes``), :class:`ImageSet`
+  — start and generated image sets (``hiergrammar.vision.image_sets``), :func:`plot_probe`
   (``hiergrammar.vision.plots``);
 * :class:`TreeCNN`, :func:`train_tree_cnn`, :func:`encode`, :func:`decode`,
   :func:`save_tree_cnn`, :func:`load_tree_cnn` — the tree-matched CNN and one-hot RHM images
@@ -70,6 +71,8 @@ _LAZY: dict[str, str] = {
     "activation_stats": "hiergrammar.vision.probes",
     "cosine_similarity": "hiergrammar.vision.probes",
     "probe_similarity": "hiergrammar.vision.probes",
+    "run_probe": "hiergrammar.vision.probes",
+    "ImageSet": "hiergrammar.vision.image_sets",
     "plot_probe": "hiergrammar.vision.plots",
     "TreeCNN": "hiergrammar.vision.rhm_cnn",
     "train_tree_cnn": "hiergrammar.vision.rhm_cnn",

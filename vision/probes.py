@@ -43,8 +43,10 @@ Examples
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,7 @@ __all__ = [
     "cosine_similarity",
     "ProbeResult",
     "probe_similarity",
+    "run_probe",
 ]
 
 Images = Any  # torch.Tensor (n, ...), np.ndarray (n, ...), or a sequence of items (...)
@@ -577,3 +580,156 @@ def probe_similarity(
         n_dropped={name: s.n_dropped for name, s in standardise.items()},
         per=per,
     )
+
+
+def run_probe(
+    model: Any,
+    start: Any,
+    generated: Sequence[Any],
+    t: Sequence[float],
+    layers: Sequence[str],
+    out_dir: str | os.PathLike,
+    *,
+    name: str,
+    logits_layer: str | None,
+    preprocess: Any = None,
+    stats_images: Any = None,
+    batch_size: int = 32,
+    per: str = "unit",
+    min_rel_std: float = 1e-6,
+    t_label: str = "inversion time t",
+    labels: Any = None,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Probe ``model`` on start vs each generated set; write ``probe_<name>.json`` and ``.npz``.
+
+    The protocol of :func:`probe_similarity`, with the statistics of :func:`activation_stats`,
+    as one run that writes its files (atomically) into ``out_dir``. ``generated[k]`` is the set
+    obtained at inversion time ``t[k]``, paired item by item with ``start``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier (or any module with named submodules).
+    start : images
+        ``(n, ...)`` tensor, array or indexable set (e.g.
+        :class:`~hiergrammar.vision.image_sets.ImageSet`).
+    generated : sequence of images
+        One set of ``n`` images per inversion time.
+    t : sequence of float
+        The inversion time of each generated set (``len(generated)`` values).
+    layers : sequence of str
+        Names of the hooked submodules.
+    out_dir : str or os.PathLike
+        Folder of the two files.
+    name : str
+        The classifier's name (in the file names and the data).
+    logits_layer : str or None
+        The layer drawn as logits by :mod:`hiergrammar.vision.plots`.
+    preprocess, batch_size, per, min_rel_std, num_workers
+        As in :func:`probe_similarity`.
+    stats_images : images, optional
+        The set of the per-unit statistics (default ``start``).
+    t_label : str
+        The x-axis label of the plot.
+    labels : array of int, optional
+        ``(n,)`` true classes of the start images: adds the classifier's top-1 accuracy on the
+        start images (a check that the right weights were loaded) and on each generated set.
+
+    Returns
+    -------
+    dict
+        The JSON data (per layer and ``t``: ``similarity_mean``/``_std``/``_sem`` of shape
+        ``(n_t, n_layers)``, ``top1_agreement`` ``(n_t,)`` or None, ...) with the written paths
+        under ``"files"``.
+
+    Raises
+    ------
+    InputError
+        If ``t`` and ``generated`` differ in length or ``labels`` has the wrong shape.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    >>> data = run_probe(net, x, [x, -x], [0.0, 1.0], ["1", "2"], tempfile.mkdtemp(),
+    ...                  name="toy", logits_layer="2")
+    >>> np.round(data["similarity_mean"][0], 6).tolist(), len(data["files"])
+    ([1.0, 1.0], 2)
+    """
+    from hiergrammar.artifacts import save_json, save_npz
+
+    if len(t) != len(generated):
+        raise InputError(f"{len(t)} values of t for {len(generated)} generated sets")
+    stats_images = start if stats_images is None else stats_images
+    stats = activation_stats(
+        model,
+        stats_images,
+        layers,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        per=per,
+        num_workers=num_workers,
+        desc=f"{name}: stats",
+    )
+    result = probe_similarity(
+        model,
+        start,
+        generated,
+        layers,
+        stats=stats,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        per=per,
+        min_rel_std=min_rel_std,
+        num_workers=num_workers,
+        desc=f"{name}: probe",
+    )
+    agree = result.top1_agreement
+    acc_start = acc_generated = None
+    if labels is not None and result.top1_start is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(start),):
+            raise InputError(f"labels has shape {labels.shape}, expected ({len(start)},)")
+        acc_start = float(np.mean(result.top1_start == labels))
+        acc_generated = np.mean(result.top1_generated == labels[None, :], axis=1)
+    data = {
+        "classifier": name,
+        "layers": list(layers),
+        "logits_layer": logits_layer,
+        "t": [float(x) for x in t],
+        "t_label": t_label,
+        "n_images": len(start),
+        "n_stats_images": len(stats_images),
+        "per": per,
+        "min_rel_std": min_rel_std,
+        "similarity_mean": result.similarity_mean(),
+        "similarity_std": result.similarity_std(),
+        "similarity_sem": result.similarity_sem(),
+        "similarity_n_nan": np.isnan(result.similarity).sum(axis=2),
+        "top1_agreement": agree,
+        "top1_accuracy_start": acc_start,
+        "top1_accuracy_generated": acc_generated,
+        "n_units": result.n_units,
+        "n_dropped_units": result.n_dropped,
+    }
+    out_dir = Path(out_dir)
+    json_path = save_json(out_dir / f"probe_{name}.json", data)
+    npz_path = save_npz(
+        out_dir / f"probe_{name}.npz",
+        classifier=np.array(name),
+        layers=np.array(list(layers)),
+        logits_layer=np.array(logits_layer or ""),
+        t=np.asarray(t, dtype=float),
+        t_label=np.array(t_label),
+        similarity=result.similarity,  # (n_t, n_layers, n_images)
+        **{key: data[key] for key in ("similarity_mean", "similarity_std", "similarity_sem")},
+        top1_agreement=np.array([]) if agree is None else agree,
+        top1_start=np.array([]) if result.top1_start is None else result.top1_start,
+        top1_generated=(np.array([]) if result.top1_generated is None else result.top1_generated),
+        n_images=np.array(len(start)),
+        top1_accuracy_generated=np.array([]) if acc_generated is None else acc_generated,
+    )
+    data["files"] = [str(json_path), str(npz_path)]
+    return data

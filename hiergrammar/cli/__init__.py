@@ -2,10 +2,10 @@
 
 Each sub-command lives in a thin module of this package exposing ``register(subparsers)``
 (``hiergrammar.cli.reproduce``, ``.crosscheck``, ``.instances``, ``.theory``, ``.sweep``,
-``.teach``);
-the ``vision`` group registers itself from :mod:`hiergrammar.vision.cli`. Shared flags and their
-checks are in :mod:`hiergrammar.cli.args`. Command modules import their heavy dependencies
-(sympy, torch) inside the handlers, so that building the parser stays fast.
+``.teach``, and the ``vision`` group :mod:`hiergrammar.cli.vision` with its ``vision_*``
+modules). Shared flags and their checks are in :mod:`hiergrammar.cli.args`. Command modules
+import their heavy dependencies (sympy, torch) inside the handlers, so that building the parser
+stays fast.
 
 Errors: an :class:`~hiergrammar.validation.InputError` (bad input, detected before any work
 where possible) is printed as one line and exits with code 2; any other exception is a bug and
@@ -18,14 +18,13 @@ import argparse
 import sys
 
 from hiergrammar import __version__
-from hiergrammar.cli import crosscheck, instances, reproduce, sweep, teach, theory
+from hiergrammar.cli import crosscheck, instances, reproduce, sweep, teach, theory, vision
 from hiergrammar.validation import InputError
-from hiergrammar.vision import cli as vision_cli
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The sub-command modules, in help order.
-COMMANDS = (reproduce, crosscheck, instances, theory, sweep, teach, vision_cli)
+COMMANDS = (reproduce, crosscheck, instances, theory, sweep, teach, vision)
 
 
 def build_parser() -> argparse.ArgumentParser:

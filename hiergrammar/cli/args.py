@@ -25,7 +25,7 @@ line with exit code 2.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,10 @@ __all__ = [
     "run_checks",
     "set_handler",
     "add_rhm_arguments",
+    "model_from_args",
     "add_seed_argument",
     "add_out_argument",
+    "add_device_argument",
     "add_force_argument",
     "add_json_argument",
     "add_int_check",
@@ -103,25 +105,43 @@ def add_rhm_arguments(
     names: Sequence[str] = ("v", "n_classes", "m", "s", "L"),
     *,
     grammar: bool = False,
+    defaults: Mapping[str, int] | None = None,
 ) -> None:
-    """Add the RHM flags ``names`` (from ``v, n_classes, m, s, L``) with :data:`RHM_DEFAULTS`,
-    and ``--grammar FILE``.
+    """Add the RHM flags ``names`` (from ``v, n_classes, m, s, L``) and ``--grammar FILE``.
 
     The values land in ``args.v``, ``args.n_classes``, ``args.m``, ``args.s`` and ``args.L``;
-    the library checks their bounds (an :class:`~hiergrammar.validation.InputError`). With
-    ``grammar=True`` the command takes any grammar file (``args.grammar``, loaded by the checks
-    into ``args.grammar_model``; see :func:`model_from_args`); otherwise the command models only
-    the uniform RHM and ``--grammar`` is refused with that reason.
+    the library checks their bounds (an :class:`~hiergrammar.validation.InputError`). Their
+    defaults are :data:`RHM_DEFAULTS`, except those that ``defaults`` (flag dest -> default,
+    e.g. ``{"L": 3}``) replaces for a command that needs another model by default; each flag's
+    help shows the default it has. With ``grammar=True`` the command takes any grammar file
+    (``args.grammar``, loaded by the checks into ``args.grammar_model``; see
+    :func:`model_from_args`); otherwise the command models only the uniform RHM and
+    ``--grammar`` is refused with that reason.
+
+    Raises
+    ------
+    ValueError
+        If ``names`` or ``defaults`` name a flag that is not an RHM flag, or ``defaults`` names
+        one that ``names`` leaves out (a programming error, not bad input).
     """
+    unknown = sorted(set(names) - set(RHM_DEFAULTS))
+    if unknown:
+        raise ValueError(f"names {unknown} are not RHM flags (one of {list(RHM_DEFAULTS)})")
+    chosen = {**RHM_DEFAULTS}
+    if defaults is not None:
+        stray = sorted(set(defaults) - set(names))
+        if stray:
+            raise ValueError(f"defaults {stray} name no flag of names={list(names)}")
+        chosen.update(defaults)
     for name in names:
         parser.add_argument(
             _RHM_FLAGS[name],
             dest=name,
             type=int,
-            default=RHM_DEFAULTS[name],
+            default=chosen[name],
             action=_RHMFlag,
             metavar=name.upper() if name != "L" else "L",
-            help=f"{_RHM_HELP[name]} (default {RHM_DEFAULTS[name]})",
+            help=f"{_RHM_HELP[name]} (default {chosen[name]})",
         )
     flags = " ".join(_RHM_FLAGS[name] for name in names)
     parser.add_argument(
@@ -174,13 +194,21 @@ def model_from_args(args: argparse.Namespace, seed: int | None = None) -> Any:
 
 
 def add_seed_argument(
-    parser: argparse.ArgumentParser, default: int = 0, help: str = "seed of every random draw"
+    parser: argparse.ArgumentParser,
+    default: int = 0,
+    help: str = "seed of every random draw",
+    *,
+    flag: str = "--seed",
 ) -> None:
-    """Add ``--seed``: a non-negative integer (default ``default``)."""
-    parser.add_argument(
-        "--seed", type=int, default=default, metavar="N", help=f"{help} (default {default})"
+    """Add ``--seed`` (or another seed flag ``flag``, e.g. ``--data-seed``): a non-negative
+    integer (default ``default``), checked after parsing with the message of every seed."""
+    action = parser.add_argument(
+        flag, type=int, default=default, metavar="N", help=f"{help} (default {default})"
     )
-    add_check(parser, lambda args: check_seed("--seed", args.seed, allow_generator=False))
+    add_check(
+        parser,
+        lambda args: check_seed(flag, getattr(args, action.dest), allow_generator=False),
+    )
 
 
 def add_out_argument(
@@ -188,14 +216,18 @@ def add_out_argument(
     kind: str,
     default: str | None = None,
     help: str = "",
+    *,
+    required: bool = False,
 ) -> None:
     """Add ``--out PATH``; ``kind`` is ``"folder"`` or ``"file"``. The path is checked before
-    any work (:func:`hiergrammar.artifacts.check_output_dir` / ``check_output_file``)."""
+    any work (:func:`hiergrammar.artifacts.check_output_dir` / ``check_output_file``);
+    ``required=True`` makes argparse ask for it."""
     if kind not in ("folder", "file"):
         raise ValueError(f"kind={kind!r} is not 'folder' or 'file'")
     parser.add_argument(
         "--out",
         type=Path,
+        required=required,
         default=None if default is None else Path(default),
         metavar="DIR" if kind == "folder" else "FILE",
         help=help + (f" (default {default})" if default is not None else ""),
@@ -205,6 +237,28 @@ def add_out_argument(
     def check(args: argparse.Namespace) -> None:
         if args.out is not None:
             checker("--out", args.out)
+
+    add_check(parser, check)
+
+
+def add_device_argument(
+    parser: argparse.ArgumentParser,
+    help: str = "cpu, cuda, cuda:N or mps (default: cuda if available)",
+) -> None:
+    """Add ``--device NAME`` (default None, the command's own choice).
+
+    A given name is checked after parsing, before any work, by
+    :func:`hiergrammar.vision.device.resolve_device` (torch is imported then, not when the
+    parser is built): ``--device banana``, or ``cuda`` on a machine without CUDA, is a one-line
+    error. ``args.device`` keeps the string the user gave.
+    """
+    parser.add_argument("--device", default=None, metavar="NAME", help=help)
+
+    def check(args: argparse.Namespace) -> None:
+        if args.device is not None:
+            from hiergrammar.vision.device import resolve_device
+
+            resolve_device(args.device, "--device")
 
     add_check(parser, check)
 
@@ -244,13 +298,14 @@ def add_float_check(
     high: float | None = None,
     *,
     low_open: bool = False,
+    high_open: bool = False,
 ) -> None:
     """Check after parsing that ``args.<dest>`` (if not None) is a finite number in bounds."""
 
     def check(args: argparse.Namespace) -> None:
         value = getattr(args, dest)
         if value is not None:
-            check_float(flag, value, low, high, low_open=low_open)
+            check_float(flag, value, low, high, low_open=low_open, high_open=high_open)
 
     add_check(parser, check)
 

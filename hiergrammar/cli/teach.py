@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 
 from hiergrammar.cli.args import (
-    RHM_DEFAULTS,
     add_float_check,
     add_out_argument,
     add_rhm_arguments,
@@ -42,13 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "noise eps. Every number is computed by the library and embedded in the page.",
     )
     add_out_argument(parser, "file", help="the HTML file to write (required)")
-    add_rhm_arguments(parser)
     # The shared flags default to the paper's model; a page needs a tiny one.
-    parser.set_defaults(**TEACH_DEFAULTS)
-    for action in parser._actions:  # keep each flag's help text true to its default
-        if action.dest in TEACH_DEFAULTS and action.help:
-            old = f"(default {RHM_DEFAULTS[action.dest]})"
-            action.help = action.help.replace(old, f"(default {TEACH_DEFAULTS[action.dest]})")
+    add_rhm_arguments(parser, defaults=TEACH_DEFAULTS)
     add_seed_argument(parser, help="seed of the rules (seed), the datum (+1) and the noise (+2)")
     parser.add_argument(
         "--eps",

@@ -21,7 +21,7 @@ models on the grammar's strings and measures them against it, with one interface
 * :mod:`~hiergrammar.vision.grammar_diffusion.measure`: denoising loss gaps, forward-backward
   (accepted fraction, per-level fraction unchanged, class transition time), generation
   (validity per level, copies of the training set);
-* :mod:`~hiergrammar.vision.grammar_diffusion.cli`: ``hiergrammar vision train-grammar``.
+* the command ``hiergrammar vision train-grammar`` is :mod:`hiergrammar.cli.vision_train_grammar`.
 
 The figure step ``learned_vs_exact`` of ``hiergrammar reproduce``
 (:mod:`hiergrammar.figures.learned_vs_exact`) runs the masked family with both architectures.

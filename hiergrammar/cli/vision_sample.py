@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from hiergrammar.cli.args import add_out_argument, add_seed_argument, set_handler
 from hiergrammar.validation import InputError
 
-__all__ = ["register"]
+__all__ = ["DTYPES", "register", "sample", "convert_adm", "parse_flag_value"]
 
-#: ``--dtype`` choices: names of torch dtypes (strings, so that torch is not imported here)
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+#: ``--dtype`` choices: names of torch dtypes (strings, so that torch is not imported here).
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,12 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument(
         "--dtype",
-        choices=sorted(_DTYPES),
+        choices=sorted(DTYPES),
         default="fp32",
         help="model compute dtype (autocast); the chain stays float32",
     )
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
-    p.add_argument("--out", required=True, help="output folder")
+    add_seed_argument(p, help="image i uses seed + i")
+    add_out_argument(p, "folder", required=True, help="output folder")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -72,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "if the folder's sample_request.json names other parameters",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=_sample)
+    set_handler(p, sample)
 
     c = subparsers.add_parser(
         "convert-adm",
@@ -81,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`vision sample --model`.",
     )
     c.add_argument("--checkpoint", required=True, help="guided-diffusion .pt state dict")
-    c.add_argument("--out", required=True, help="output folder")
+    add_out_argument(c, "folder", required=True, help="output folder")
     c.add_argument(
         "--preset",
         default="256x256_diffusion_uncond",
@@ -95,10 +97,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FLAG=VALUE",
         help="override a guided-diffusion flag, e.g. --set num_channels=128",
     )
-    c.set_defaults(func=_convert)
+    set_handler(c, convert_adm)
 
 
-def _parse_value(text: str):
+def parse_flag_value(text: str) -> Any:
+    """The value of a ``--set FLAG=VALUE``: a bool, int or float when it reads as one, else
+    the text.
+
+    >>> parse_flag_value("True"), parse_flag_value("128"), parse_flag_value("0.1")
+    (True, 128, 0.1)
+    >>> parse_flag_value("16,8")
+    '16,8'
+    """
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -110,13 +120,14 @@ def _parse_value(text: str):
     return text
 
 
-def _convert(args: argparse.Namespace) -> int:
+def convert_adm(args: argparse.Namespace) -> int:
+    """Run ``hiergrammar vision convert-adm``."""
     flags = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--set {item!r} is not FLAG=VALUE")
-        flags[key.strip()] = _parse_value(value.strip())
+        flags[key.strip()] = parse_flag_value(value.strip())
     from hiergrammar.vision.adm import convert_adm_checkpoint
 
     preset = None if args.preset.lower() == "none" else args.preset
@@ -125,8 +136,10 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample(args: argparse.Namespace) -> int:
+def sample(args: argparse.Namespace) -> int:
+    """Run ``hiergrammar vision sample``."""
     import torch
+
     from hiergrammar.vision.distributed import (
         _check_sample_args,
         process_state,
@@ -136,9 +149,6 @@ def _sample(args: argparse.Namespace) -> int:
 
     # fail before every process loads the weights
     _check_sample_args(args.t, args.num_steps, args.per_class, args.batch_size, args.seed)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder")
     images = Path(args.images)
     if not images.is_dir():
         from hiergrammar.vision.checkpoints import MissingFileError
@@ -156,7 +166,7 @@ def _sample(args: argparse.Namespace) -> int:
         num_steps=args.num_steps,
         seed=args.seed,
         batch_size=args.batch_size,
-        dtype=getattr(torch, _DTYPES[args.dtype]),
+        dtype=getattr(torch, DTYPES[args.dtype]),
         progress=not args.no_progress,
         resume=args.resume,
     )

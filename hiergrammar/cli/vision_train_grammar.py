@@ -1,6 +1,7 @@
 """``hiergrammar vision train-grammar``: train a diffusion model on a grammar's strings.
 
-Draws ``--n-train`` strings from an RHM (``--v --n-classes --m --s --L --grammar-seed``) or a
+Draws ``--n-train`` strings from an RHM (the shared RHM flags ``--v --n-classes --m --s --L``,
+here with the defaults ``v = n_classes = 8, m = 2, s = 2, L = 3``, and ``--grammar-seed``) or a
 grammar file (``--grammar``, the format of :mod:`hiergrammar.grammar_io`), trains one denoiser
 (``--family``, ``--architecture``) with checkpoints in ``--out`` (safetensors + JSON,
 :mod:`~hiergrammar.vision.grammar_diffusion.checkpointing`), and with ``--evaluate`` measures it
@@ -25,24 +26,31 @@ Examples
 >>> parser = argparse.ArgumentParser()
 >>> register(parser.add_subparsers())
 >>> args = parser.parse_args(["train-grammar", "--out", "runs/x", "--steps", "10"])
->>> args.family, args.architecture, args.steps
-('masked', 'tree_unet', 10)
+>>> args.family, args.architecture, args.steps, args.L
+('masked', 'tree_unet', 10, 3)
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hiergrammar.validation import InputError
+from hiergrammar.cli.args import (
+    add_device_argument,
+    add_int_check,
+    add_out_argument,
+    add_rhm_arguments,
+    add_seed_argument,
+    model_from_args,
+    set_handler,
+)
 
-__all__ = [
-    "register",
-]
+__all__ = ["FAMILIES", "ARCHITECTURES", "RHM_DEFAULTS", "register", "train_grammar"]
 
 #: Families and architectures, as strings (no torch needed to build the parser).
-_FAMILIES = ("masked", "uniform", "gaussian")
-_ARCHITECTURES = ("tree_unet", "grammar_transformer")
+FAMILIES = ("masked", "uniform", "gaussian")
+ARCHITECTURES = ("tree_unet", "grammar_transformer")
+#: This command's defaults of the shared RHM flags: a grammar small enough to train on a CPU.
+RHM_DEFAULTS = {"v": 8, "n_classes": 8, "m": 2, "s": 2, "L": 3}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,24 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "checkpoints; --evaluate measures it against the exact (BP) denoiser.",
     )
     g = p.add_argument_group("grammar and data")
-    g.add_argument("--grammar", help="grammar file (.npz, hiergrammar format) instead of an RHM")
-    g.add_argument("--v", type=int, default=8, help="RHM leaf vocabulary (default %(default)s)")
-    g.add_argument("--n-classes", type=int, default=8, help="RHM classes (default %(default)s)")
-    g.add_argument("--m", type=int, default=2, help="RHM rules per symbol (default %(default)s)")
-    g.add_argument("--s", type=int, default=2, help="RHM branching (default %(default)s)")
-    g.add_argument("--L", type=int, default=3, help="RHM depth (default %(default)s)")
-    g.add_argument("--grammar-seed", type=int, default=0, help="seed of the RHM's rules")
+    add_rhm_arguments(g, grammar=True, defaults=RHM_DEFAULTS)
+    add_seed_argument(g, 0, "seed of the RHM's rules", flag="--grammar-seed")
     g.add_argument("--n-train", type=int, default=1024, help="training strings P")
-    g.add_argument("--data-seed", type=int, default=1, help="seed of the training strings")
+    add_seed_argument(g, 1, "seed of the training strings", flag="--data-seed")
+    add_int_check(p, "n_train", "--n-train", 1)
     m = p.add_argument_group("model")
-    m.add_argument("--family", choices=_FAMILIES, default="masked")
+    m.add_argument("--family", choices=FAMILIES, default="masked")
     m.add_argument(
         "--schedule",
         default="linear",
         help="masked/uniform schedule: linear, cosine or loglinear (default %(default)s)",
     )
     m.add_argument("--num-train-steps", type=int, default=1000, help="Gaussian chain length T")
-    m.add_argument("--architecture", choices=_ARCHITECTURES, default="tree_unet")
+    m.add_argument("--architecture", choices=ARCHITECTURES, default="tree_unet")
     m.add_argument("--width", type=int, default=64)
     m.add_argument("--depth", type=int, default=2, help="transformer layers")
     m.add_argument("--heads", type=int, default=4, help="transformer attention heads")
@@ -82,15 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--warmup-steps", type=int, default=100)
     t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--seed", type=int, default=0, help="seed of the weights and of training")
+    add_seed_argument(t, 0, "seed of the weights and of training")
     t.add_argument("--checkpoint-every", type=int, default=0, help="0: at the end only")
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    t.add_argument(
-        "--device",
-        default=None,
-        help="cpu or cuda (default: accelerate's choice, the GPU of each launched process)",
+    add_device_argument(
+        t, help="cpu or cuda (default: accelerate's choice, the GPU of each launched process)"
     )
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: up to 2)")
+    add_int_check(p, "threads", "--threads", 1)
     e = p.add_argument_group("evaluation against the exact denoiser")
     e.add_argument("--evaluate", action="store_true", help="write OUT/evaluation.json")
     e.add_argument(
@@ -105,19 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--n-generate", type=int, default=1000)
     e.add_argument("--reverse-steps", type=int, default=None, help="sampler steps")
     e.add_argument("--bp-backend", choices=("auto", "numpy", "numba", "torch"), default="auto")
-    p.add_argument("--out", required=True, help="checkpoint and output folder")
+    add_out_argument(p, "folder", required=True, help="checkpoint and output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=_train_grammar)
-
-
-def _grammar(args: argparse.Namespace):
-    if args.grammar:
-        from hiergrammar.grammar_io import load_grammar
-
-        return load_grammar(args.grammar)
-    from hiergrammar.rhm import RHM
-
-    return RHM(args.v, args.n_classes, args.m, args.s, args.L, seed=args.grammar_seed)
+    set_handler(p, train_grammar)
 
 
 def _family(args: argparse.Namespace, v: int):
@@ -128,23 +121,20 @@ def _family(args: argparse.Namespace, v: int):
     return make_diffusion(args.family, v=v, schedule=args.schedule)
 
 
-def _train_grammar(args: argparse.Namespace) -> int:
+def train_grammar(args: argparse.Namespace) -> int:
+    """Run ``hiergrammar vision train-grammar``."""
     import numpy as np
+
+    from hiergrammar.artifacts import save_json
+    from hiergrammar.grammar_io import save_grammar
     from hiergrammar.vision.grammar_diffusion.measure import compare_with_exact
     from hiergrammar.vision.grammar_diffusion.models import build_network
     from hiergrammar.vision.grammar_diffusion.train import TrainingConfig, train_denoiser
 
-    from hiergrammar.artifacts import save_json
-    from hiergrammar.grammar_io import save_grammar
-    from hiergrammar.validation import check_int
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder")
-    grammar = _grammar(args)
+    out = args.out
+    grammar = model_from_args(args, seed=args.grammar_seed)
     family = _family(args, grammar.v)
-    n_train = check_int("--n-train", args.n_train, 1)
-    x_train = grammar.sample(n_train, seed=args.data_seed).x
+    x_train = grammar.sample(args.n_train, seed=args.data_seed).x
     sizes = {"width": args.width}
     if args.architecture == "grammar_transformer":
         sizes.update(depth=args.depth, heads=args.heads)
