@@ -126,3 +126,11 @@ def test_help_of_every_vision_command_builds(capsys):
             main(["vision", command, "--help"])
         assert stop.value.code == 0
         assert f"usage: hiergrammar vision {command}" in capsys.readouterr().out
+
+
+def test_train_grammar_summary_never_prints_nan():
+    from hiergrammar.cli.vision_train_grammar import _time
+
+    assert _time(float("nan")) == "not reached in the measured times"
+    assert _time(None) == "not reached in the measured times"
+    assert _time(0.25) == "0.250"

@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import math
 
 from hiergrammar.cli.args import (
     add_device_argument,
@@ -211,9 +212,17 @@ def train_grammar(args: argparse.Namespace) -> int:
         gaps = ", ".join(f"t={t:g}: {g:.3f}" for t, g in pairs)
         print(f"loss gap to the exact denoiser (nats per counted leaf): {gaps}")
         print(
-            f"t* exact {evaluation['t_star']['exact']:.3f}, learned "
-            f"{evaluation['t_star']['learned']:.3f}; generated strings valid "
+            f"t* exact {_time(evaluation['t_star']['exact'])}, learned "
+            f"{_time(evaluation['t_star']['learned'])}; generated strings valid "
             f"{evaluation['generation']['learned']['valid']:.3f}, copied "
             f"{evaluation['generation']['learned']['copied']:.3f}; wrote {path}"
         )
     return 0
+
+
+def _time(t_star: float | None) -> str:
+    """A transition time for the summary line: NaN (or null read back) means the class curve
+    never crossed its midpoint within the measured times."""
+    if t_star is None or not math.isfinite(t_star):
+        return "not reached in the measured times"
+    return f"{t_star:.3f}"
