@@ -438,6 +438,19 @@ def test_backend_registry():
         numba_bp.tree_bp({1: np.array([[[0, 1]]])}, None, (2, 1), np.ones((1, 2, 2)), device="cuda")
 
 
+def test_torch_backend_refuses_an_absent_accelerator_in_one_line():
+    args = ({1: np.array([[[0, 1]]])}, None, (2, 1), np.ones((1, 2, 2)))
+    with pytest.raises(InputError, match="not a torch device"):
+        torch_bp.tree_bp(*args, device="banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device"):
+            torch_bp.tree_bp(*args, device="cuda")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        with pytest.raises(InputError, match=f"cuda index < {count}"):
+            torch_bp.tree_bp(*args, device=f"cuda:{count}")
+
+
 @pytest.mark.parametrize("module", [kernels, layout, numba_bp, torch_bp])
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -124,7 +124,10 @@ def _invalid_string(grammar: Any, seed: int) -> np.ndarray:
 
 
 def _onehot(x: np.ndarray, v: int) -> np.ndarray:
-    return np.eye(v)[x]
+    # Index instead of np.eye(v)[x]: memory in the output's size, not in v**2.
+    out = np.zeros(x.shape + (v,))
+    np.put_along_axis(out, x[..., None], 1.0, axis=-1)
+    return out
 
 
 # -- the suite -------------------------------------------------------------------------------------

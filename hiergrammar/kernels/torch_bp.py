@@ -116,9 +116,22 @@ class _Grammar:
 
 def _device(device: Any) -> torch.device:
     try:
-        return torch.device("cpu" if device is None else device)
+        resolved = torch.device("cpu" if device is None else device)
     except (RuntimeError, TypeError) as err:
         raise InputError(f"device={device!r} is not a torch device ({err})") from None
+    # Refuse an absent accelerator here, in one line, rather than as the driver's error from
+    # the first tensor moved there.
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device={device!r}: no CUDA device is available here")
+        if resolved.index is not None and resolved.index >= count:
+            raise InputError(
+                f"device={device!r} violates cuda index < {count} (the CUDA devices here)"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device={device!r}: no MPS device is available here")
+    return resolved
 
 
 def _as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:
