@@ -1464,9 +1464,9 @@ bars are the spread of the per-draw means over sqrt({rules}).
   cannot give. It is closer to BP than the mean field at {100 * closer["u"]:.0f}% of the
   points upward, {100 * closer["d"]:.0f}% downward and {100 * closer["p"]:.0f}% marginal;
   where both are within BP's standard errors (largest {pop["max_bp_se"]["u"]:.4f} upward,
-  {pop["max_bp_se"]["d"]:.4f} downward) these fractions are decided by BP's noise, and the
-  clear gain is downward, where the mean field is off by
-  {prof_summary["max_abs_d_mf_minus_bp"]:.4f}.
+  {pop["max_bp_se"]["d"]:.4f} downward) these fractions are decided by BP's noise. Downward,
+  the largest deviation is {pop["max_abs_d_pd_minus_bp"]:.4f} for population dynamics against
+  {prof_summary["max_abs_d_mf_minus_bp"]:.4f} for the mean field.
 * **Fig. 11** (`fig11_message_spread`): single-node BP beliefs (one rule draw,
   {z.spread_samples} samples, eps = {list(z.spread_eps)}) spread around the mean-field value;
   the upward ones are centred on it, the downward ones are broad and bimodal at low eps.
