@@ -76,3 +76,49 @@ def test_result_does_not_depend_on_the_number_of_workers():
             one.summary_of(process, 2).mean["C"], two.summary_of(process, 2).mean["C"]
         )
     np.testing.assert_array_equal(one.reconstruction.accuracy, two.reconstruction.accuracy)
+
+
+def _vertical_lines(ax):
+    """``{label: x}`` of the vertical lines of ``ax`` (axvline draws x = [x, x])."""
+    return {
+        line.get_label(): float(line.get_xdata()[0])
+        for line in ax.lines
+        if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]
+    }
+
+
+def test_figures_mark_the_theory_critical_times():
+    from hiergrammar.theory.discrete import critical_alpha, first_moment_critical_alpha
+
+    from hiergrammar.figures.discrete_diffusion import (
+        EXAMPLE,
+        _critical_times,
+        describe_theory_marks,
+        plot_susceptibility,
+        plot_unchanged,
+    )
+
+    result = compute_discrete_diffusion(EXAMPLE, seed=0)
+    z = EXAMPLE
+    masking = critical_alpha("masking", z.v, z.m, z.s, methods=("first_moment", "determination"))
+    # the linear schedule: t* = 1 - alpha*; the first moment in closed form
+    t_first = 1 - first_moment_critical_alpha("masking", z.v, z.m, z.s)
+    t_det = 1 - masking.alpha["determination"]
+    uniform_first = 1 - first_moment_critical_alpha("uniform", z.v, z.m, z.s)
+    for fig in (plot_unchanged(result), plot_susceptibility(result)):
+        for ax, expected in zip(fig.axes, ([t_det, t_first], [uniform_first]), strict=True):
+            marks = {
+                label: x for label, x in _vertical_lines(ax).items() if label.startswith("theory")
+            }
+            assert sorted(marks.values()) == pytest.approx(sorted(expected), abs=1e-9)
+            legend = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert set(marks) <= set(legend)
+    text = describe_theory_marks(result)
+    assert f"theory t* = {t_det:.3f} (determination law" in text
+    assert f"first moment {uniform_first:.3f}" in text
+    # At the figures' own parameters the marks are the stored population-dynamics values.
+    stored = _critical_times(32, 8, 2)
+    for process in ("masking", "uniform"):
+        theory = critical_alpha(process, 32, 8, 2, methods=("population",))
+        assert stored[process]["best"] == "population"
+        assert stored[process]["t_star"] == pytest.approx(1 - theory.alpha["population"])

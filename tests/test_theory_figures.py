@@ -14,10 +14,17 @@ from hiergrammar.figures.theory import (
     QUICK,
     _around,
     diffusion_data,
+    finite_depth_data,
+    ks_distance,
     phase_diagram_data,
+    plot_finite_depth,
+    plot_profiles,
+    plot_spread,
+    population_data,
     profiles_data,
     reproduce_step,
     spread_data,
+    spread_ks,
 )
 from hiergrammar.noise import continuous_alpha_bar, effective_eps
 
@@ -79,6 +86,95 @@ def test_around():
     assert np.isnan(_around(eps, smooth, 0.95, gap=0.1)[2])
 
 
+def test_population_data_matches_bp_on_a_tiny_rhm():
+    """Population dynamics against exact BP (8 rule draws): within 4 combined standard errors
+    plus 0.01 for every level and kind; exact where the leaves and the root fix the value."""
+    v, m, L, eps = 16, 3, 3, np.array([0.2, 0.5, 0.7])
+    pd = population_data(v, v, m, 2, L, eps, n_pop=4000, seed=0)
+    bp = profiles_data(v, v, m, 2, L, eps, n_samples=400, n_rules=8, seed=1, n_dense=20)
+    for key in ("pd_u", "pd_d", "pd_p", "pd_accuracy", "pd_p_se"):
+        assert pd[key].shape == (3, L + 1)
+    assert pd["pd_samples_d"].shape == (3, L + 1, 4000)
+    assert pd["pd_hist_p"].shape == (3, L + 1, len(pd["pd_bin_edges"]) - 1)
+    np.testing.assert_allclose(pd["pd_u"][:, 0], 1 - eps, atol=1e-6)  # the leaf evidence
+    np.testing.assert_allclose(pd["pd_d"][:, L], 1 / v, atol=1e-6)  # the class prior
+    for q in ("u", "d", "p", "accuracy"):
+        se = np.hypot(pd[f"pd_{q}_se"], bp[f"bp_{q}_se"])
+        assert np.all(np.abs(pd[f"pd_{q}"] - bp[f"bp_{q}"]) <= 4 * se + 0.01), q
+
+
+def test_ks_distance_against_scipy_and_point_masses():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random(300), rng.random(170) ** 1.5
+    assert ks_distance(a, b, decimals=12) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+    # float32 and float64 copies of one value are one point mass
+    assert ks_distance(np.full(5, np.float32(0.7)), np.full(9, 0.7)) == 0.0
+    with pytest.raises(ValueError, match="non-empty"):
+        ks_distance(np.array([]), a)
+
+
+def test_spread_with_population_dynamics_plots_and_ks():
+    v, m, L, eps = 8, 2, 2, [0.3, 0.6]
+    spread = spread_data(v, v, m, 2, L, eps, n_samples=30, seed=0)
+    pd = population_data(v, v, m, 2, L, eps, n_pop=1000, seed=0)
+    spread.update({k: pd[k] for k in ("pd_samples_u", "pd_samples_d", "pd_samples_p")})
+    ks = spread_ks(spread)
+    assert ks["ks_u"].shape == ks["ks_d"].shape == (2, L + 1)
+    np.testing.assert_array_equal(ks["n_bp"], [30 * 4, 30 * 2, 30])
+    # Leaves carry the same evidence in both, the root the same prior: KS exactly 0 there.
+    np.testing.assert_array_equal(ks["ks_u"][:, 0], 0.0)
+    np.testing.assert_array_equal(ks["ks_d"][:, L], 0.0)
+    assert np.all((ks["ks_p"] >= 0) & (ks["ks_p"] <= 1))
+    spread.update(ks)
+    fig = plot_spread(spread)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert f"{ks['ks_d'][0, 0]:.2f}" in texts and len(texts) == 2 * 2 * (L + 1)
+    legend = fig.axes[0].get_legend().get_texts()
+    assert "population dyn. (right)" in [t.get_text() for t in legend]
+
+
+def test_profiles_plot_draws_population_curves():
+    v, m, L, eps = 8, 2, 2, np.array([0.2, 0.6])
+    data = profiles_data(v, v, m, 2, L, eps, n_samples=20, n_rules=1, seed=0, n_dense=10)
+    before = [len(ax.lines) for ax in plot_profiles(data).axes]
+    pd = population_data(v, v, m, 2, L, eps, n_pop=400, seed=0)
+    data.update({k: pd[k] for k in ("pd_u", "pd_d", "pd_p", "pd_accuracy")})
+    fig = plot_profiles(data)
+    after = [len(ax.lines) for ax in fig.axes]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [L + 1] * 4
+    dashed = [ln for ln in fig.axes[2].lines if ln.get_linestyle() == "--"]
+    np.testing.assert_allclose(dashed[L].get_ydata(), pd["pd_p"][:, L])
+
+
+def test_finite_depth_data_from_the_stored_run():
+    from hiergrammar.theory.finite_depth import load_stored
+
+    data = finite_depth_data()
+    stored = load_stored()
+    v, m = data["params"]["v"], data["params"]["m"]
+    assert (v, m, data["params"]["s"]) == (32, 8, 2) and data["depths"][-1] >= 12
+    # lambda = F'(u*) in closed form for s = 2 (the derivation's, typed independently)
+    assert data["lam"] == pytest.approx(2 * (v - m) * (m - 1) * (v + 1) / (m * (v - 1) ** 2))
+    depths, predicted = np.array(data["depths"]), np.array(data["predicted_line"])
+    np.testing.assert_allclose(-np.diff(np.log(predicted)), np.log(data["lam"]))
+    # the BP points are the stored draws' means, untouched
+    deepest = str(depths[-1])
+    assert data["bp_width_belief"][-1] == pytest.approx(
+        np.mean(stored["bp"][deepest]["width_belief"])
+    )
+    fitted = np.array(data["fitted_line_belief"])
+    np.testing.assert_allclose(-np.diff(np.log(fitted)), np.log(data["lam_fit_belief"]))
+    assert abs(data["lam_fit_belief"] - data["lam"]) < 0.05  # the measured scaling
+    assert data["pd_depths"] == sorted(int(L) for L in stored.get("population", {}))
+    fig = plot_finite_depth(data)
+    assert fig.axes[0].get_yscale() == "log"
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(f"{data['lam']:.3f}" in t for t in labels)
+    assert any(f"{data['lam_fit_belief']:.3f}" in t for t in labels)
+
+
 @pytest.mark.slow
 def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
     import matplotlib.image
@@ -91,7 +187,7 @@ def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
         "fig11_message_spread",
         "fig15_diffusion_effective_eps",
     }
-    assert {p.stem for p in section.figures} == stems
+    assert {p.stem for p in section.figures} == stems | {"finite_depth_scaling"}
     for fig in section.figures:
         assert fig.exists() and fig.suffix == ".png"
         image = matplotlib.image.imread(fig)
@@ -105,5 +201,18 @@ def test_reproduce_step_quick_writes_figures_and_data(tmp_path):
     summary = json.loads((tmp_path / "theory" / "fig07_beliefs_per_level.json").read_text())
     assert 0 <= summary["max_abs_p_mf_minus_bp"] < 0.2
     assert f"{summary['max_abs_p_mf_minus_bp']:.4f}" in section.text
+    pd = summary["population"]
+    assert pd["n_pop"] == QUICK.population_size
+    assert 0 <= pd["max_abs_p_pd_minus_bp"] < 0.1
+    assert f"{pd['max_abs_d_pd_minus_bp']:.4f}" in section.text
+    spread = json.loads((tmp_path / "theory" / "fig11_message_spread.json").read_text())
+    ks = spread["ks_population_vs_bp"]
+    assert len(ks[f"eps={QUICK.spread_eps[0]}"]["d"]) == QUICK.L + 1
+    with np.load(tmp_path / "theory" / "fig07_beliefs_per_level.npz") as npz:
+        assert npz["pd_p"].shape == npz["bp_p"].shape
+    depth = json.loads((tmp_path / "theory" / "finite_depth_scaling.json").read_text())
+    assert depth["summary"]["lam_predicted"] == pytest.approx(1.4422, abs=1e-4)
+    assert f"{depth['summary']['lam_fit_belief']:.4f}" in section.text
     markdown = section.to_markdown(tmp_path)
     assert "](theory/fig06_phase_diagram.png)" in markdown
+    assert "](theory/finite_depth_scaling.png)" in markdown

@@ -33,6 +33,8 @@ True
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -76,6 +78,7 @@ __all__ = [
     "describe_correlations",
     "describe_susceptibility",
     "describe_masked_reconstruction",
+    "describe_theory_marks",
     "reproduce_step",
     "main",
 ]
@@ -520,6 +523,76 @@ def compute_discrete_diffusion(
 
 
 # -- plot ------------------------------------------------------------------------------------
+#: Names of the theories of :mod:`hiergrammar.theory.discrete` in legends and the report.
+_THEORY_NAMES = {
+    "first_moment": "first moment",
+    "determination": "determination law",
+    "two_value": "two-value closure",
+    "population": "population dynamics",
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _critical_times(v: int, m: int, s: int) -> dict[str, dict[str, Any]]:
+    """Deep-tree critical points (``L -> infinity``) of both processes on the linear schedule,
+    from :func:`hiergrammar.theory.discrete.critical_alpha`, per process its ``to_dict()``.
+
+    Cheap by construction: the first-moment threshold is a closed form; population dynamics
+    and the two-value closure are read from the stored result when it holds ``(v, m, s)``;
+    otherwise the determination law (masking, a fraction of a second at small ``v``) stands
+    in. Empty where the model has no transition (an InputError of the theory)."""
+    from hiergrammar.theory.discrete import critical_alpha, load_stored
+    from hiergrammar.validation import InputError
+
+    try:
+        params = load_stored().get("params", {})
+    except FileNotFoundError:
+        params = {}
+    stored = (params.get("v"), params.get("m"), params.get("s")) == (v, m, s)
+    out: dict[str, dict[str, Any]] = {}
+    for process in PROCESSES:
+        if stored:
+            methods: tuple[str, ...] = ("first_moment", "two_value", "population")
+        else:
+            methods = (
+                ("first_moment", "determination") if process == "masking" else ("first_moment",)
+            )
+        try:
+            out[process] = critical_alpha(
+                process, v, m, s, schedule="linear", methods=methods
+            ).to_dict()
+        except InputError:
+            continue
+    return out
+
+
+def _theory_marks(result: DiscreteDiffusionResult) -> dict[str, dict[str, Any]]:
+    """:func:`_critical_times` at the sizes of ``result``."""
+    z = result.sizes
+    return _critical_times(z.v, z.m, z.s)
+
+
+def _mark_theory(ax: Any, mark: dict[str, Any] | None) -> None:
+    """Vertical lines at the theory's deep-tree ``t*``: the best theory (dash-dot) and, when it
+    differs, the first moment (dotted), each with a legend entry."""
+    if not mark:
+        return
+    lines = [(mark["best"], "C3", "-.")]
+    if mark["best"] != "first_moment":
+        lines.append(("first_moment", "grey", (0, (1, 2))))
+    for method, colour, style in lines:
+        t = mark["t"].get(method)
+        if t is None or not math.isfinite(t) or not 0.0 <= t <= 1.0:
+            continue
+        ax.axvline(
+            t,
+            color=colour,
+            ls=style,
+            lw=1.2,
+            label=f"theory t* = {t:.3f} ({_THEORY_NAMES[method]}, L → ∞)",
+        )
+
+
 def _colours(name: str, k: int) -> np.ndarray:
     import matplotlib
 
@@ -528,7 +601,9 @@ def _colours(name: str, k: int) -> np.ndarray:
 
 def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
     """P(symbol unchanged) per level vs ``t`` at the deepest ``L``, one panel per process,
-    with standard errors over rule draws and the class transition marked.
+    with standard errors over rule draws, the measured class transition marked (dashed) and
+    the deep-tree critical time of :mod:`hiergrammar.theory.discrete` (dash-dot: the best
+    available theory, population dynamics where stored; dotted: the first moment).
 
     Parameters
     ----------
@@ -570,12 +645,13 @@ def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
             ax.axvline(
                 t_star, color="k", ls="--", lw=0.8, label=f"class transition t* = {t_star:.3f}"
             )
+        _mark_theory(ax, _theory_marks(result).get(process))
         ax.axhline(1 / result.sizes.v, color="grey", ls=":", lw=0.8, label="1/v")
         ax.set_title(f"{process} noise, L = {L}")
         ax.set_xlabel("t (alpha = 1 - t)")
         ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, ncol=2)
     axes[0].set_ylabel("P(symbol unchanged)")
-    axes[0].legend(fontsize=7, ncol=2)
     fig.suptitle(f"Exact forward-backward on the RHM ({result.label})")
     fig.tight_layout()
     return fig
@@ -650,7 +726,8 @@ def plot_correlations(result: DiscreteDiffusionResult) -> Figure:
 
 def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
     """``chi(t)`` for every depth with standard errors over rule draws (they include the
-    sampling noise of each draw); dashed lines mark each depth's class transition.
+    sampling noise of each draw); dashed lines mark each depth's class transition, dash-dot
+    and dotted ones the deep-tree theory's critical time (as in :func:`plot_unchanged`).
 
     Parameters
     ----------
@@ -690,6 +767,7 @@ def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
             t_star, _ = result.transition(process, L)
             if np.isfinite(t_star):
                 ax.axvline(t_star, color=colour, ls="--", lw=0.9)
+        _mark_theory(ax, _theory_marks(result).get(process))
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_title(f"{process} noise (dashed: class transition t*)")
         ax.set_xlabel("t (alpha = 1 - t)")
@@ -801,7 +879,59 @@ def describe_unchanged(result: DiscreteDiffusionResult) -> str:
     return (
         f"P(symbol unchanged) per level at L = {L} (error bars: standard error over rule draws): "
         + "; ".join(parts)
-        + f". The class's fall is {verdict}."
+        + f". The class's fall is {verdict}. "
+        + describe_theory_marks(result)
+    )
+
+
+def describe_theory_marks(result: DiscreteDiffusionResult) -> str:
+    """The deep-tree critical times marked on the figures (:mod:`hiergrammar.theory.discrete`,
+    linear schedule ``t* = 1 - alpha*``) next to the measured finite-``L`` class transitions.
+
+    Parameters
+    ----------
+    result : DiscreteDiffusionResult
+        From :func:`compute_discrete_diffusion`.
+
+    Returns
+    -------
+    str
+        Markdown, one sentence per process.
+
+    Examples
+    --------
+    >>> text = describe_theory_marks(compute_discrete_diffusion(EXAMPLE))
+    >>> "first moment" in text
+    True
+    """
+    marks = _theory_marks(result)
+    if not marks:
+        return "The theory of hiergrammar.theory.discrete predicts no transition for this model."
+    parts = []
+    for process in PROCESSES:
+        mark = marks.get(process)
+        if not mark:
+            continue
+        theories = ", ".join(
+            f"{_THEORY_NAMES[method]} {_num(t if t is not None else np.nan)}"
+            + (f" ({mark['source'][method]})" if mark["source"][method] == "stored" else "")
+            for method, t in mark["t"].items()
+        )
+        measured = ", ".join(
+            f"L = {L}: {_num(result.transition(process, L)[0])}"
+            for L in sorted(result.sizes.depths)
+        )
+        best = mark["t_star"] if mark["t_star"] is not None else np.nan
+        parts.append(
+            f"{process}: theory t* = {_num(best)}"
+            f" ({_THEORY_NAMES[mark['best']]}; {theories}); measured {measured}"
+        )
+    return (
+        "Marked on the figures, the deep-tree (L → ∞) critical times of "
+        "`hiergrammar.theory.discrete` (dash-dot: the best theory available, dotted: the first "
+        "moment, an effective eps that credits every leaf with the mean information): "
+        + "; ".join(parts)
+        + " (the measured t* is where the class curve at finite L is half-way to chance)."
     )
 
 

@@ -7,10 +7,18 @@
   symbol per level vs eps, mean-field lines over BP points, and the argmax accuracy.
 * Fig. 11, :func:`spread_data`: the distribution over nodes of the BP beliefs in the true
   symbol per level, around the mean-field value.
+* Population dynamics, :func:`population_data` (:mod:`hiergrammar.theory.population`): the
+  law of BP's messages over the RHM ensemble, a third curve beside mean field and BP in Figs.
+  7, 12-14 and a third distribution in Fig. 11, with a KS distance per level
+  (:func:`spread_ks`).
+* Finite-depth scaling, :func:`finite_depth_data` and :func:`plot_finite_depth`: the width of
+  the class transition against ``L`` from the stored exact-BP run of
+  :mod:`hiergrammar.theory.finite_depth` (not recomputed), with the slope predicted by
+  ``F'(u*)`` and the fitted one.
 * Fig. 15, :func:`diffusion_data`: the effective eps of the diffusion vs time, and the BP
   beliefs of the diffused inputs vs ``eps_eff`` over the epsilon-process curves.
 
-:func:`compute_theory` runs all four at the sizes of a :class:`TheorySizes` (:data:`FULL` or
+:func:`compute_theory` runs them all at the sizes of a :class:`TheorySizes` (:data:`FULL` or
 :data:`QUICK`), the ``plot_*`` functions draw them (each returns a matplotlib ``Figure``),
 :func:`describe_theory` writes the report text, and :func:`reproduce_step` writes each PNG with
 its data (NPZ and JSON) into ``theory/`` of the output folder.
@@ -32,7 +40,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +70,11 @@ __all__ = [
     "plot_profiles",
     "spread_data",
     "plot_spread",
+    "population_data",
+    "ks_distance",
+    "spread_ks",
+    "finite_depth_data",
+    "plot_finite_depth",
     "times_for_eps_eff",
     "diffusion_data",
     "plot_diffusion",
@@ -371,7 +384,10 @@ def profiles_data(
 def plot_profiles(data: dict[str, np.ndarray]) -> Figure:
     """Four panels: upward ``u``, downward ``d``, marginal ``p`` (MF lines, BP points) and the
     argmax accuracy of BP (the eps-process keeps the true symbol the most likely one at every
-    leaf, so low levels stay at 1 until eps = 1 - 1/v; the theory has no argmax analogue)."""
+    leaf, so low levels stay at 1 until eps = 1 - 1/v; the mean field has no argmax analogue).
+    When ``data`` holds population dynamics (``pd_u``, ``pd_d``, ``pd_p``, ``pd_accuracy`` at
+    ``eps``, as :func:`compute_theory` adds them) they are a third curve in every panel
+    (dashed, open squares)."""
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     colors = _level_colors(L)
     fig = _figure(figsize=(17, 4.2), layout="constrained")
@@ -386,6 +402,17 @@ def plot_profiles(data: dict[str, np.ndarray]) -> Figure:
         for level in range(L + 1):
             if key != "accuracy":
                 ax.plot(data["eps_dense"], data[mf_key][:, level], color=colors[level], lw=1.3)
+            if f"pd_{key}" in data:
+                ax.plot(
+                    data["eps"],
+                    data[f"pd_{key}"][:, level],
+                    color=colors[level],
+                    lw=1.1,
+                    ls="--",
+                    marker="s",
+                    ms=2.5,
+                    mfc="none",
+                )
             ax.errorbar(
                 data["eps"],
                 data[bp_key][:, level],
@@ -407,10 +434,13 @@ def plot_profiles(data: dict[str, np.ndarray]) -> Figure:
                 "u": "upward (Fig. 12)",
                 "d": "downward (Fig. 13)",
                 "p": "marginal (Figs. 7, 14)",
-                "accuracy": "argmax accuracy (BP only; no MF analogue)",
+                "accuracy": "argmax accuracy (no MF analogue)",
             }[key]
         )
-    axes[0].legend(fontsize=7, title="points: exact BP\nlines: mean field", title_fontsize=7)
+    title = "points: exact BP\nlines: mean field"
+    if "pd_u" in data:
+        title += "\ndashed squares: population dyn."
+    axes[0].legend(fontsize=7, title=title, title_fontsize=7)
     fig.suptitle(
         f"Beliefs per level vs eps: v={v}, n_c={n_classes}, m={m}, s={s}, L={L} "
         f"(dotted: MF eps*={critical_eps(v, m, s):.3f})"
@@ -459,7 +489,11 @@ def spread_data(
 
 
 def plot_spread(data: dict[str, np.ndarray]) -> Figure:
-    """Violin plots per level of the BP upward and downward beliefs, MF values as red bars."""
+    """Violin plots per level of the BP upward and downward beliefs, MF values as red bars.
+
+    When ``data`` holds population dynamics (``pd_samples_u``, ``pd_samples_d`` of shape
+    ``(len(eps), L+1, n_pop)``, and ``ks_u``, ``ks_d`` from :func:`spread_ks`), their
+    violins stand to the right of BP's and the KS distance of each level is written above."""
     v, n_classes, m, s, L = (int(x) for x in data["params"])
     eps = data["eps"]
     fig = _figure(figsize=(4.2 * len(eps), 6.6), layout="constrained")
@@ -468,11 +502,39 @@ def plot_spread(data: dict[str, np.ndarray]) -> Figure:
         for i, e in enumerate(eps):
             ax = axes[row, i]
             values = [data[f"{q}_e{i}_l{level}"] for level in range(L + 1)]
+            with_pd = f"pd_samples_{q}" in data
+            shift, width = (0.2, 0.42) if with_pd else (0.0, 0.85)
             parts = ax.violinplot(
-                values, positions=np.arange(L + 1), widths=0.85, showmeans=True, showextrema=False
+                values,
+                positions=np.arange(L + 1) - shift,
+                widths=width,
+                showmeans=True,
+                showextrema=False,
             )
             for body in parts["bodies"]:
                 body.set_alpha(0.45)
+            if with_pd:
+                pd_parts = ax.violinplot(
+                    list(data[f"pd_samples_{q}"][i]),
+                    positions=np.arange(L + 1) + shift,
+                    widths=width,
+                    showmeans=True,
+                    showextrema=False,
+                )
+                for body in pd_parts["bodies"]:
+                    body.set_facecolor("C2")
+                    body.set_alpha(0.45)
+                pd_parts["cmeans"].set_color("C2")
+                if f"ks_{q}" in data:
+                    for level in range(L + 1):
+                        ax.text(
+                            level,
+                            1.0,
+                            f"{data[f'ks_{q}'][i, level]:.2f}",
+                            ha="center",
+                            va="top",
+                            fontsize=6,
+                        )
             ax.scatter(
                 np.arange(L + 1),
                 data[f"mf_{q}"][i],
@@ -487,14 +549,164 @@ def plot_spread(data: dict[str, np.ndarray]) -> Figure:
             ax.set_xlabel("level l (0 = input, L = class)")
             ax.set_ylabel(f"BP {name} belief in the true symbol")
             ax.set_title(f"{name}, eps={e:.2f}")
-            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.06)
             if row == 0 and i == 0:
+                if "pd_samples_u" in data:
+                    ax.fill_between([], [], color="C0", alpha=0.45, label="exact BP (left)")
+                    ax.fill_between([], [], color="C2", alpha=0.45, label="population dyn. (right)")
                 ax.legend(loc="lower left", fontsize=8)
+    pd_note = (
+        "\ngreen: population dynamics over the RHM ensemble; numbers on top: KS distance to BP"
+        if "pd_samples_u" in data
+        else ""
+    )
     fig.suptitle(
         f"Fig. 11: spread of BP messages over nodes (v={v}, n_c={n_classes}, m={m}, "
-        f"s={s}, L={L}, one rule draw); blue line = BP mean, red = mean field"
+        f"s={s}, L={L}, one rule draw); blue line = BP mean, red = mean field{pd_note}"
     )
     return fig
+
+
+# -- population dynamics beside mean field and BP (Figs. 7, 11-14) --------------------------------
+def population_data(
+    v: int,
+    n_classes: int,
+    m: int,
+    s: int,
+    L: int,
+    eps: Sequence[float],
+    n_pop: int = 8000,
+    seed: int = 0,
+    n_replicas: int = 4,
+    n_bins: int = 50,
+) -> dict[str, np.ndarray]:
+    """Population dynamics (:func:`hiergrammar.theory.population.profile`) of the eps-process
+    at ``eps``: the law of BP's messages over the RHM ensemble, level by level.
+
+    Parameters
+    ----------
+    v, n_classes, m, s, L : int
+        The RHM.
+    eps : sequence of float
+        Noise values, each in ``[0, 1]``.
+    n_pop : int
+        Members per level, all ``n_replicas`` replicas together.
+    seed : int
+        Seed of the rule tables, children and leaf noise (the same draws at every ``eps``).
+    n_replicas : int
+        Independent populations; their spread gives the standard errors.
+    n_bins : int
+        Bins of the histograms on ``[0, 1]``.
+
+    Returns
+    -------
+    dict
+        ``eps`` ``(E,)``; ``pd_u``, ``pd_d``, ``pd_p``, ``pd_accuracy`` and their ``*_se``
+        ``(E, L+1)``; histograms ``pd_hist_u``, ``pd_hist_d``, ``pd_hist_p``
+        ``(E, L+1, n_bins)`` on ``pd_bin_edges`` ``(n_bins+1,)``; the members' beliefs in the
+        true symbol ``pd_samples_u``, ``pd_samples_d``, ``pd_samples_p`` ``(E, L+1, n_pop)``
+        (float32); ``pd_n_pop``.
+
+    Raises
+    ------
+    InputError
+        On parameters out of range (as :func:`hiergrammar.theory.population.profile`).
+
+    Examples
+    --------
+    >>> pd = population_data(8, 8, 2, 2, 2, [0.1, 0.5], n_pop=400)
+    >>> pd["pd_p"].shape, pd["pd_samples_u"].shape, pd["pd_hist_d"].shape
+    ((2, 3), (2, 3, 400), (2, 3, 50))
+    """
+    from hiergrammar.theory.population import profile as population_profile
+
+    eps = np.asarray(eps, dtype=np.float64)
+    pop = population_profile(
+        v, n_classes, m, s, L, eps, n_pop=n_pop, seed=seed, n_replicas=n_replicas, n_bins=n_bins
+    )
+    out: dict[str, np.ndarray] = {"eps": eps, "pd_bin_edges": pop.bin_edges}
+    for key in ("u", "d", "p", "accuracy"):
+        out[f"pd_{key}"] = getattr(pop, key)
+        out[f"pd_{key}_se"] = getattr(pop, f"{key}_se")
+    for q in ("u", "d", "p"):
+        out[f"pd_hist_{q}"] = getattr(pop, f"hist_{q}")
+        out[f"pd_samples_{q}"] = getattr(pop, f"samples_{q}")
+    out["pd_n_pop"] = np.array(pop.n_pop)
+    return out
+
+
+def _rows(pop: dict[str, np.ndarray], eps: np.ndarray, keys: Sequence[str]) -> dict[str, Any]:
+    """The rows of ``pop`` (a :func:`population_data` dict) at the values ``eps``."""
+    index = [int(np.argmin(np.abs(pop["eps"] - e))) for e in eps]
+    if not np.allclose(pop["eps"][index], eps):
+        raise ValueError("population_data was not computed at every requested eps")
+    return {k: pop[k][index] for k in keys}
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray, decimals: int = 5) -> float:
+    """Two-sample Kolmogorov-Smirnov distance ``sup_x |F_a(x) - F_b(x)|`` between the empirical
+    laws of ``a`` and ``b`` (1-d, any lengths), after rounding both to ``decimals`` (so that
+    float32 and float64 copies of one point mass, e.g. the leaves' ``1 - eps``, coincide).
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Samples, shapes ``(n_a,)`` and ``(n_b,)``, both non-empty.
+    decimals : int
+        Rounding before the comparison.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``.
+
+    Raises
+    ------
+    InputError
+        On an empty sample.
+
+    Examples
+    --------
+    >>> ks_distance(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.1, 0.2, 0.3, 0.4]))
+    0.0
+    >>> ks_distance(np.zeros(3), np.ones(5))
+    1.0
+    """
+    from hiergrammar.validation import InputError
+
+    a = np.sort(np.round(np.asarray(a, dtype=np.float64).ravel(), decimals))
+    b = np.sort(np.round(np.asarray(b, dtype=np.float64).ravel(), decimals))
+    if a.size == 0 or b.size == 0:
+        raise InputError(f"ks_distance needs two non-empty samples, got {a.size} and {b.size}")
+    grid = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, grid, side="right") / a.size
+    cdf_b = np.searchsorted(b, grid, side="right") / b.size
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+def spread_ks(spread: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """KS distance per eps and level between the population-dynamics members
+    (``pd_samples_{q}``) and the BP node values (``{q}_e{i}_l{level}``) of a
+    :func:`spread_data` dict that :func:`compute_theory` extended with population dynamics.
+
+    Returns ``ks_u``, ``ks_d``, ``ks_p`` of shape ``(len(eps), L+1)`` and ``n_bp``
+    ``(L+1,)``, the BP values behind each level (``n_samples * width``).
+    """
+    L = int(spread["params"][4])
+    n_eps = len(spread["eps"])
+    out: dict[str, np.ndarray] = {}
+    for q in ("u", "d", "p"):
+        out[f"ks_{q}"] = np.array(
+            [
+                [
+                    ks_distance(spread[f"pd_samples_{q}"][i, level], spread[f"{q}_e{i}_l{level}"])
+                    for level in range(L + 1)
+                ]
+                for i in range(n_eps)
+            ]
+        )
+    out["n_bp"] = np.array([spread[f"u_e0_l{level}"].size for level in range(L + 1)])
+    return out
 
 
 # -- Fig. 15: diffusion vs the epsilon-process ----------------------------------------------------
@@ -634,6 +846,141 @@ def plot_diffusion(diff: dict[str, np.ndarray], eps_proc: dict[str, np.ndarray])
     return fig
 
 
+# -- finite-depth scaling of the class transition -------------------------------------------------
+def finite_depth_data(result: dict | None = None) -> dict[str, Any]:
+    """The class-transition width against depth ``L`` from a finite-depth run
+    (:func:`hiergrammar.theory.finite_depth.run_finite_depth`): by default the stored result
+    (:func:`hiergrammar.theory.finite_depth.load_stored`, exact BP up to ``L = 14``, computed
+    once by a script; nothing is recomputed here).
+
+    Parameters
+    ----------
+    result : dict, optional
+        A result of ``run_finite_depth`` (default the stored one).
+
+    Returns
+    -------
+    dict
+        JSON-ready: the keys of :func:`hiergrammar.theory.finite_depth.scaling_figure_data`
+        (``depths``, ``bp_width_belief`` with ``*_se`` and ``*_draws``, ``predicted_line``
+        with slope ``-ln lambda``, ``fitted_line_belief``, ``mf_width``, ``lam``,
+        ``lam_fit_belief``, ``lam_fit_accuracy``, ``bp_half_belief``, ``mf_half``,
+        ``eps_star``, ...), plus ``params`` (``v``, ``n_classes``, ``m``, ``s``, ``n_rules``),
+        ``fit_depths`` (the depths of the fit), ``log_lam_fit_se`` and the population-dynamics
+        widths ``pd_depths``, ``pd_width_belief`` (empty where the run has none).
+
+    Examples
+    --------
+    >>> data = finite_depth_data()
+    >>> round(data["lam"], 3), data["depths"][-1] >= 12
+    (1.442, True)
+    """
+    from hiergrammar.theory.finite_depth import load_stored, scaling_figure_data
+
+    result = load_stored() if result is None else result
+    out = scaling_figure_data(result)
+    params = result["params"]
+    out["params"] = {k: params[k] for k in ("v", "n_classes", "m", "s", "n_rules")}
+    fit = result.get("fit", {})
+    out["fit_depths"] = [int(L) for L in fit.get("depths_used", [])]
+    out["log_lam_fit_se"] = fit.get("belief", {}).get("log_lam_se")
+    population = result.get("population", {})
+    pd_depths = sorted(int(L) for L in population)
+    out["pd_depths"] = pd_depths
+    out["pd_width_belief"] = [float(population[str(L)]["width_belief"]) for L in pd_depths]
+    return out
+
+
+def plot_finite_depth(data: dict[str, Any]) -> Figure:
+    """Left: width of the class transition (between the levels 0.25 and 0.75 of the normalised
+    class belief) against ``L`` on a log scale: exact BP per rule draw (small dots) and their
+    mean with standard errors, the exact finite-depth mean field, the predicted slope
+    ``-ln F'(u*)`` (anchored at the deepest BP point) and the fitted one, and population
+    dynamics where the run has it. Right: the half-level crossing against ``L`` drifting
+    towards ``eps*``.
+
+    Examples
+    --------
+    >>> fig = plot_finite_depth(finite_depth_data())
+    >>> len(fig.axes), fig.axes[0].get_yscale()
+    (2, 'log')
+    """
+    depths = np.asarray(data["depths"])
+    fig = _figure(figsize=(11, 4.2), layout="constrained")
+    ax, ax_half = fig.subplots(1, 2)
+    for L, draws in zip(depths, data["bp_width_belief_draws"], strict=True):
+        ax.plot(np.full(len(draws), L), draws, ".", color="C0", ms=3, alpha=0.4)
+    ax.errorbar(
+        depths,
+        data["bp_width_belief"],
+        yerr=data["bp_width_belief_se"],
+        color="C0",
+        marker="o",
+        ms=4,
+        ls="none",
+        capsize=2,
+        label=f"exact BP ({data['params']['n_rules']} rule draws; dots: each)",
+    )
+    ax.plot(depths, data["mf_width"], color="k", lw=1.0, label="mean field, exact finite L")
+    ax.plot(
+        depths,
+        data["predicted_line"],
+        color="C3",
+        ls="--",
+        lw=1.4,
+        label=f"predicted slope: lambda = F'(u*) = {data['lam']:.3f}",
+    )
+    if "fitted_line_belief" in data:
+        ax.plot(
+            depths,
+            data["fitted_line_belief"],
+            color="C1",
+            ls=":",
+            lw=1.6,
+            label=f"fit to BP (L >= {min(data['fit_depths'], default=depths[0])}): "
+            f"lambda = {data['lam_fit_belief']:.3f}",
+        )
+    if data.get("pd_depths"):
+        ax.plot(
+            data["pd_depths"],
+            data["pd_width_belief"],
+            "s",
+            color="C2",
+            mfc="none",
+            ms=6,
+            label="population dynamics",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("depth L")
+    ax.set_ylabel("width of the class transition in eps")
+    ax.set_title("width shrinks by lambda per level")
+    ax.legend(fontsize=7)
+    ax_half.errorbar(
+        depths,
+        data["bp_half_belief"],
+        yerr=data["bp_half_belief_spread"],
+        color="C0",
+        marker="o",
+        ms=4,
+        capsize=2,
+        label="exact BP (bars: spread of draws)",
+    )
+    ax_half.plot(depths, data["mf_half"], color="k", lw=1.0, label="mean field, exact finite L")
+    ax_half.axhline(
+        data["eps_star"], color="k", ls=":", lw=1, label=f"eps* = {data['eps_star']:.4f}"
+    )
+    ax_half.set_xlabel("depth L")
+    ax_half.set_ylabel("eps where the normalised class belief is 1/2")
+    ax_half.set_title("the crossing drifts towards eps*")
+    ax_half.legend(fontsize=7)
+    p = data["params"]
+    fig.suptitle(
+        f"Finite-depth scaling of the class transition (v={p['v']}, n_c={p['n_classes']}, "
+        f"m={p['m']}, s={p['s']}; stored exact-BP run)"
+    )
+    return fig
+
+
 # -- sizes -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PhaseDiagramPanel:
@@ -659,6 +1006,9 @@ class TheorySizes:
     ``diffusion_samples``, ``diffusion_leaves`` (Monte-Carlo leaves of ``eps_eff(t)``).
     ``panels``, ``phase_eps``, ``phase_samples``, ``phase_rules``: Fig. 6.
     ``dpi`` of the PNGs; ``budget_seconds``: the step's time budget on two CPU cores.
+    ``population_size``: members per level of the population dynamics beside mean field and
+    BP (Figs. 7, 11-14; run at ``profile_eps`` and ``spread_eps``), in
+    ``population_replicas`` independent replicas.
     """
 
     v: int
@@ -680,6 +1030,8 @@ class TheorySizes:
     phase_rules: int
     dpi: int
     budget_seconds: float
+    population_size: int = 8000
+    population_replicas: int = 4
 
 
 FULL = TheorySizes(
@@ -732,6 +1084,7 @@ QUICK = TheorySizes(
     phase_rules=1,
     dpi=72,
     budget_seconds=12,
+    population_size=2000,
 )
 
 
@@ -766,6 +1119,8 @@ class TheoryResult:
     diffusion_summary: dict[str, Any]
     phase_panels: list[dict[str, np.ndarray]]
     phase_summary: dict[str, Any]
+    finite_depth_data: dict[str, Any] = field(default_factory=dict)
+    finite_depth_summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def phase_data(self) -> dict[str, np.ndarray]:
@@ -825,8 +1180,24 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
         store=where("profiles"),
         scheduler=shared,
     )
+    # Population dynamics, once for the eps of Figs. 7, 12-14 and of Fig. 11.
+    spread_eps = np.asarray(z.spread_eps, dtype=np.float64)
+    pop = population_data(
+        v,
+        v,
+        m,
+        s,
+        L,
+        np.union1d(prof_eps, spread_eps),
+        n_pop=z.population_size,
+        seed=seed,
+        n_replicas=z.population_replicas,
+    )
+    pd_means = [f"pd_{k}{e}" for k in ("u", "d", "p", "accuracy") for e in ("", "_se")]
+    prof.update(_rows(pop, prof_eps, pd_means))
     dev = np.abs(prof["mf_at_bp_p"] - prof["bp_p"])
     mf_at_bp = profile(v, v, m, s, L, prof_eps)
+    pd_dev = {q: np.abs(prof[f"pd_{q}"] - prof[f"bp_{q}"]) for q in ("u", "d", "p", "accuracy")}
     worst = np.unravel_index(dev.argmax(), dev.shape)
     prof_summary = {
         "params": {
@@ -845,20 +1216,52 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
         "se_there": float(prof["bp_p_se"][worst]),
         "max_abs_u_mf_minus_bp": float(np.abs(mf_at_bp.u - prof["bp_u"]).max()),
         "max_abs_d_mf_minus_bp": float(np.abs(mf_at_bp.d - prof["bp_d"]).max()),
+        "population": {
+            "n_pop": z.population_size,
+            "n_replicas": z.population_replicas,
+            **{f"max_abs_{q}_pd_minus_bp": float(d.max()) for q, d in pd_dev.items()},
+            "at_eps_p": float(prof_eps[np.unravel_index(pd_dev["p"].argmax(), dev.shape)[0]]),
+            "at_level_p": int(np.unravel_index(pd_dev["p"].argmax(), dev.shape)[1]),
+            "max_pd_se_p": float(prof["pd_p_se"].max()),
+            "bp_se_at_worst_p": float(
+                prof["bp_p_se"][np.unravel_index(pd_dev["p"].argmax(), dev.shape)]
+            ),
+            "max_bp_se": {q: float(prof[f"bp_{q}_se"].max()) for q in ("u", "d", "p")},
+            # Where the population is closer to BP than the mean field, point by point.
+            "fraction_of_points_pd_closer_than_mf": {
+                q: float(np.mean(pd_dev[q] < np.abs(getattr(mf_at_bp, q) - prof[f"bp_{q}"])))
+                for q in ("u", "d", "p")
+            },
+        },
     }
 
     # Fig. 11
-    spread_eps = np.asarray(z.spread_eps, dtype=np.float64)
     spread = spread_data(v, v, m, s, L, spread_eps, n_samples=z.spread_samples, seed=seed)
+    pd_hists = [f"pd_{k}_{q}" for k in ("hist", "samples") for q in ("u", "d", "p")]
+    spread.update(_rows(pop, spread_eps, pd_hists))
+    spread["pd_bin_edges"] = pop["pd_bin_edges"]
+    ks = spread_ks(spread)
+    spread.update(ks)
     spread_summary = {
         "eps": spread_eps,
         "levels": L + 1,
+        "ks_population_vs_bp": {
+            "what": "two-sample KS distance per eps and level between the population-dynamics "
+            "members (ensemble) and the BP node values (one rule draw)",
+            "n_pop": z.population_size,
+            "n_bp_per_level": ks["n_bp"].tolist(),
+            **{
+                f"eps={e}": {q: ks[f"ks_{q}"][i].tolist() for q in ("u", "d", "p")}
+                for i, e in enumerate(spread_eps)
+            },
+        },
         "stats": {
             f"eps={e}": {
                 q: {
                     "bp_mean": [float(spread[f"{q}_e{i}_l{lv}"].mean()) for lv in range(L + 1)],
                     "bp_std": [float(spread[f"{q}_e{i}_l{lv}"].std()) for lv in range(L + 1)],
                     "mf": spread[f"mf_{q}"][i],
+                    "pd_mean": spread[f"pd_samples_{q}"][i].mean(axis=-1).tolist(),
                 }
                 for q in ("u", "d", "p")
             }
@@ -944,6 +1347,25 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
                 int(L_): first_crossing(pd_eps, norm[i], 0.5) for i, L_ in enumerate(panel.depths)
             },
         }
+    # Finite-depth scaling: the stored exact-BP run, read, not recomputed.
+    depth = finite_depth_data()
+    widths = dict(zip(depth["depths"], depth["bp_width_belief"], strict=True))
+    depth_summary = {
+        "source": "hiergrammar/theory/data/finite_depth.json (python -m "
+        "hiergrammar.theory.finite_depth; see that module)",
+        "params": depth["params"],
+        "depths": depth["depths"],
+        "lam_predicted": depth["lam"],
+        "lam_fit_belief": depth["lam_fit_belief"],
+        "lam_fit_accuracy": depth["lam_fit_accuracy"],
+        "log_lam_fit_se": depth["log_lam_fit_se"],
+        "fit_depths": depth["fit_depths"],
+        "bp_width_belief": widths,
+        "mf_width": dict(zip(depth["depths"], depth["mf_width"], strict=True)),
+        "pd_width_belief": dict(zip(depth["pd_depths"], depth["pd_width_belief"], strict=True)),
+        "eps_star": depth["eps_star"],
+        "bp_half_belief": dict(zip(depth["depths"], depth["bp_half_belief"], strict=True)),
+    }
     return TheoryResult(
         sizes,
         seed,
@@ -955,6 +1377,8 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
         diff_summary,
         panels,
         pd_summary,
+        depth,
+        depth_summary,
     )
 
 
@@ -984,6 +1408,36 @@ def describe_theory(result: TheoryResult) -> str:
         )
     pd_text = "\n".join(pd_lines)
     rules, t = z.n_rules, diff["t"]
+    pop = prof_summary["population"]
+    closer = pop["fraction_of_points_pd_closer_than_mf"]
+    ks = result.spread_summary["ks_population_vs_bp"]
+    ks_lines = "\n".join(
+        f"  - eps = {e}: KS per level l = 0..{z.L}, upward "
+        + ", ".join(f"{x:.2f}" for x in ks[f"eps={e}"]["u"])
+        + "; downward "
+        + ", ".join(f"{x:.2f}" for x in ks[f"eps={e}"]["d"])
+        + "; marginal "
+        + ", ".join(f"{x:.2f}" for x in ks[f"eps={e}"]["p"])
+        for e in result.spread_summary["eps"]
+    )
+    n_bp = ks["n_bp_per_level"]
+    depth = result.finite_depth_summary
+    depth_text = ""
+    if depth:
+        w = depth["bp_width_belief"]
+        Ls = depth["depths"]
+        depth_text = f"""
+* **Finite-depth scaling** (`finite_depth_scaling`): from the stored exact-BP run
+  ({depth["params"]["n_rules"]} rule draws per depth, L = {Ls[0]}..{Ls[-1]}, v =
+  {depth["params"]["v"]}, m = {depth["params"]["m"]}, s = {depth["params"]["s"]}; not
+  recomputed here), the width of the class transition falls from {w[Ls[0]]:.4f} at L =
+  {Ls[0]} to {w[Ls[-1]]:.4f} at L = {Ls[-1]}. Predicted: it shrinks by lambda = F'(u*) =
+  {depth["lam_predicted"]:.4f} per level; a fit of the BP widths over L =
+  {depth["fit_depths"][0]}..{depth["fit_depths"][-1]} gives {depth["lam_fit_belief"]:.4f}
+  (ln lambda standard error {depth["log_lam_fit_se"]:.4f}; argmax-accuracy widths
+  {depth["lam_fit_accuracy"]:.4f}). The half-level crossing moves from
+  {depth["bp_half_belief"][Ls[0]]:.4f} to {depth["bp_half_belief"][Ls[-1]]:.4f} towards
+  eps* = {depth["eps_star"]:.4f}."""
     return f"""
 Mean-field theory (`hiergrammar.theory.meanfield`, closed forms of docs/model.md) against
 exact BP (`hiergrammar.bp.tree_bp`, float32 messages) for v = n_c = {z.v}, m = {z.m},
@@ -1000,9 +1454,26 @@ bars are the spread of the per-draw means over sqrt({rules}).
   small eps, as the paper notes). MF threshold eps* = {prof_summary["eps_star"]:.4f}. The
   argmax accuracy stays 1 at low levels up to eps close to 1 - 1/v: under the eps-process
   the true symbol is always the most likely one at each leaf.
+* **Population dynamics** (`hiergrammar.theory.population`, {pop["n_pop"]} members per level
+  in {pop["n_replicas"]} replicas; the dashed curves of `fig07_beliefs_per_level`): max
+  |PD - BP| = {pop["max_abs_u_pd_minus_bp"]:.4f} upward, {pop["max_abs_d_pd_minus_bp"]:.4f}
+  downward, {pop["max_abs_p_pd_minus_bp"]:.4f} marginal (at eps = {pop["at_eps_p"]}, level
+  {pop["at_level_p"]}, where BP's standard error is {pop["bp_se_at_worst_p"]:.4f}; largest
+  PD standard error {pop["max_pd_se_p"]:.4f}) and
+  {pop["max_abs_accuracy_pd_minus_bp"]:.4f} for the argmax accuracy, which the mean field
+  cannot give. It is closer to BP than the mean field at {100 * closer["u"]:.0f}% of the
+  points upward, {100 * closer["d"]:.0f}% downward and {100 * closer["p"]:.0f}% marginal;
+  where both are within BP's standard errors (largest {pop["max_bp_se"]["u"]:.4f} upward,
+  {pop["max_bp_se"]["d"]:.4f} downward) these fractions are decided by BP's noise. Downward,
+  the largest deviation is {pop["max_abs_d_pd_minus_bp"]:.4f} for population dynamics against
+  {prof_summary["max_abs_d_mf_minus_bp"]:.4f} for the mean field.
 * **Fig. 11** (`fig11_message_spread`): single-node BP beliefs (one rule draw,
   {z.spread_samples} samples, eps = {list(z.spread_eps)}) spread around the mean-field value;
   the upward ones are centred on it, the downward ones are broad and bimodal at low eps.
+  Population dynamics (green violins) gives the whole law; two-sample KS distance to the BP
+  node values ({n_bp[0]} values at the input down to {n_bp[-1]} at the class, so a KS of
+  about {1.36 / np.sqrt(n_bp[-1]):.2f} at the class is within sampling noise at 95%):
+{ks_lines}
 * **Fig. 15** (`fig15_diffusion_effective_eps`): eps_eff(t) (abar = exp(-2t), v = {z.v}) goes
   from {diff["eps_eff"][0]:.3f} at t = {t[0]:.3g} to {diff["eps_eff"][-1]:.3f} at
   t = {t[-1]:.3g}. Against eps_eff the diffusion's curves have the eps-process shape
@@ -1016,14 +1487,14 @@ bars are the spread of the per-draw means over sqrt({rules}).
 * **Fig. 6** (`fig06_phase_diagram`): BP marginal of the true class in the (f, eps) plane with
   the MF critical line eps*(f) at the chosen v (solid) and for v -> infinity (dashed). At a
   fixed f the class transition sharpens with L (values just below / above eps* +- 0.05):
-{pd_text}
+{pd_text}{depth_text}
 """
 
 
 def reproduce_step(out_dir: Path, *, seed: int = 0, sizes: TheorySizes = FULL) -> ReportSection:
-    """Compute, plot and describe Figs. 6, 7/12-14, 11 and 15; write each figure's PNG, NPZ
-    and JSON into ``out_dir / "theory"``, from the sweep stores in
-    ``out_dir / "sweeps" / "theory"``."""
+    """Compute, plot and describe Figs. 6, 7/12-14, 11 and 15 and the finite-depth scaling;
+    write each figure's PNG, NPZ and JSON (the scaling figure: JSON only) into
+    ``out_dir / "theory"``, from the sweep stores in ``out_dir / "sweeps" / "theory"``."""
     stores = Path(out_dir) / "sweeps" / "theory"
     out_dir = Path(out_dir) / "theory"
     result = compute_theory(sizes, seed=seed, store=stores)
@@ -1058,9 +1529,23 @@ def reproduce_step(out_dir: Path, *, seed: int = 0, sizes: TheorySizes = FULL) -
         figures.append(save_figure(fig, out_dir / f"{stem}.png", dpi=sizes.dpi))
         files.append(save_npz(out_dir / f"{stem}.npz", **data))
         files.append(save_json(out_dir / f"{stem}.json", summary))
+    figures.append(
+        save_figure(
+            plot_finite_depth(result.finite_depth_data),
+            out_dir / "finite_depth_scaling.png",
+            dpi=sizes.dpi,
+        )
+    )
+    files.append(
+        save_json(
+            out_dir / "finite_depth_scaling.json",
+            {"summary": result.finite_depth_summary, "data": result.finite_depth_data},
+        )
+    )
     files += [stores / name / "sweep.json" for name in ("profiles", "diffusion", "phase_diagram")]
     return ReportSection(
-        title="Mean-field theory vs exact BP (Figs. 6, 7, 11-15)",
+        title="Mean-field theory and population dynamics vs exact BP (Figs. 6, 7, 11-15), "
+        "finite-depth scaling",
         text=describe_theory(result)
         + "\nThe exact-BP points come from the sweep stores `sweeps/theory/profiles`, "
         "`sweeps/theory/diffusion` and `sweeps/theory/phase_diagram` (one Parquet file per "
