@@ -372,7 +372,7 @@ def forward_backward_bytes_per_sample(grammar: Grammar, dtype: type = np.float64
     --------
     >>> from hiergrammar import RHM
     >>> forward_backward_bytes_per_sample(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0))
-    384
+    496
     """
     item = np.dtype(dtype).itemsize
     floats = int(1.5 * _block_floats_per_sample(grammar) * item)
