@@ -232,7 +232,12 @@ def belief_sums(
     [1.0, 1.0, 1.0]
     """
     n = check_int("n", n, 1)
-    entropy = seed if isinstance(seed, Sequence) else stream_entropy(seed)
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        entropy = [check_seed("seed", part, allow_generator=False) for part in seed]
+        if not entropy or None in entropy:
+            raise InputError(f"seed={seed!r}: a sequence seed holds non-negative integers")
+    else:
+        entropy = stream_entropy(seed)
     levels_bytes = 8 * sum(int(grammar.width(level)) for level in range(grammar.L + 1))
     chunk = stream_chunk_size(
         desc,
