@@ -8,8 +8,9 @@ upward messages at its tuple), whose children it writes. Any
 of several parents, may give the same children: the draw is over rules, and the tree's
 probability is the sum over them). This is the paper's forward-backward resampling (section 5):
 noise an input, then sample a new one from the posterior. It runs on the backends of
-:mod:`hiergrammar.bp` (``backend=``); :func:`exact_forward_backward` noises integer strings block
-by block and draws through it.
+:mod:`hiergrammar.bp` (``backend=``); :func:`exact_forward_backward` streams: it noises
+integer strings block by block and draws their trees chunk by chunk
+(:mod:`hiergrammar.streaming`).
 
 :func:`posterior_sample_reference` is the slow textbook procedure the paper describes — sample
 a node from its marginal, clamp it, re-run BP, move to the next node — kept as an independent
@@ -50,11 +51,18 @@ from hiergrammar.bp import (
 from hiergrammar.evidence import check_leaf_evidence
 from hiergrammar.grammar import Grammar, GrammarSample, check_grammar
 from hiergrammar.processes import GaussianProcess, Process, check_leaves
+from hiergrammar.streaming import (
+    STREAM_BLOCK,
+    block_generators,
+    chunk_ranges,
+    stream_blocks,
+    stream_chunk_size,
+    stream_entropy,
+)
 from hiergrammar.validation import (
     InputError,
     ZeroEvidenceError,
     check_memory,
-    check_seed,
     make_rng,
 )
 
@@ -62,6 +70,7 @@ __all__ = [
     "FORWARD_BACKWARD_BLOCK",
     "ForwardBackwardResult",
     "exact_forward_backward",
+    "forward_backward_bytes_per_sample",
     "posterior_sample",
     "posterior_sample_reference",
     "sampling_bytes_per_set",
@@ -314,14 +323,15 @@ def posterior_sample_reference(
 
 
 # -- forward-backward: noise a string, then sample its tree from the exact posterior ----------
-#: Samples per random stream of :func:`exact_forward_backward`. Block ``b`` (samples
-#: ``b*BLOCK .. (b+1)*BLOCK - 1``) draws its noise and its trees from its own stream, so the
-#: result does not depend on how many blocks are processed at once.
-FORWARD_BACKWARD_BLOCK = 1024
+#: Samples per random stream of :func:`exact_forward_backward`
+#: (:data:`hiergrammar.streaming.STREAM_BLOCK`). Block ``b`` (samples
+#: ``b*BLOCK .. (b+1)*BLOCK - 1``) draws its noise and its trees from its own streams, so the
+#: result does not depend on how the work is cut into chunks.
+FORWARD_BACKWARD_BLOCK = STREAM_BLOCK
 
 
 def _block_floats_per_sample(grammar: Grammar) -> int:
-    """Floats per sample alive at the peak of one block: the likelihood and its value-first
+    """Floats per sample alive at the peak of one chunk: the likelihood and its value-first
     copy in BP (``2 d v``), the upward messages of every level, and the widest level's rule
     gathers (``s`` arrays of ``(K m, width)`` and their product)."""
     messages = sum(grammar.card(level) * grammar.width(level) for level in range(grammar.L + 1))
@@ -335,6 +345,41 @@ def _block_floats_per_sample(grammar: Grammar) -> int:
     return 2 * grammar.d * grammar.cards[0] + messages + gathers
 
 
+def _internal_nodes(grammar: Grammar) -> int:
+    return sum(int(grammar.width(level)) for level in range(1, grammar.L + 1))
+
+
+def forward_backward_bytes_per_sample(grammar: Grammar, dtype: type = np.float64) -> int:
+    """Working memory per sample of one chunk of :func:`exact_forward_backward`, in bytes:
+    the likelihood, BP messages and rule gathers (with a factor 1.5 for the temporaries of
+    input checks and normalisations: the peak measured with tracemalloc at ``L = 7``,
+    ``v = 32``, ``m = 8`` was 1.38 times the count), the row of uniform numbers of the
+    draws, and the drawn levels.
+
+    Parameters
+    ----------
+    grammar : Grammar
+        The grammar.
+    dtype : np.float32 or np.float64
+        The float type of the likelihood and the messages.
+
+    Returns
+    -------
+    int
+        Bytes per sample.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> forward_backward_bytes_per_sample(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0))
+    496
+    """
+    item = np.dtype(dtype).itemsize
+    floats = int(1.5 * _block_floats_per_sample(grammar) * item)
+    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
+    return floats + 8 * (1 + _internal_nodes(grammar)) + 8 * nodes
+
+
 @dataclass(frozen=True)
 class ForwardBackwardResult:
     """What :func:`exact_forward_backward` returns.
@@ -344,17 +389,20 @@ class ForwardBackwardResult:
     levels : tuple of numpy.ndarray
         The new samples' trees, as in :class:`~hiergrammar.grammar.GrammarSample`: ``levels[l]`` has
         shape ``(n, width_l)``, ``levels[0]`` the leaves, ``levels[L]`` ``(n, 1)`` the class.
-    observation : numpy.ndarray
+    observation : numpy.ndarray or None
         The noisy observation the trees were drawn from: ``(n, d)`` ints for the masking
         (``v`` = MASK), uniform and eps processes (the eps-process's is the input itself),
-        ``(n, d, v)`` floats for the Gaussian process.
+        ``(n, d, v)`` floats for the Gaussian process; None with ``keep_observation=False``.
     t : float or numpy.ndarray
         The time(s), as given.
+    chunk_size : int
+        Samples per chunk the work was cut into (the results do not depend on it).
     """
 
     levels: tuple[np.ndarray, ...]
-    observation: np.ndarray
+    observation: np.ndarray | None
     t: float | np.ndarray
+    chunk_size: int = STREAM_BLOCK
 
     @property
     def x(self) -> np.ndarray:
@@ -372,10 +420,71 @@ def _as_numpy(values: Any) -> np.ndarray:
     return values.cpu().numpy() if hasattr(values, "cpu") else np.asarray(values)
 
 
-def _block_rngs(entropy: int, block: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The noise and posterior-sampling generators of one block of samples."""
-    noise, sample = np.random.SeedSequence(entropy, spawn_key=(block,)).spawn(2)
-    return np.random.default_rng(noise), np.random.default_rng(sample)
+def _pick(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The first index whose cumulative weight exceeds ``u`` times the total, per row of
+    ``weights`` ``(..., k)`` (``u`` of shape ``(...)``); min() guards against round-off."""
+    cdf = np.cumsum(weights, axis=-1)
+    return np.minimum((cdf <= u[..., None] * cdf[..., -1:]).sum(axis=-1), weights.shape[-1] - 1)
+
+
+def _draw_trees_from_uniforms(
+    grammar: Grammar, bp: UpwardResult, uniforms: np.ndarray
+) -> list[np.ndarray]:
+    """Top-down draws (as :func:`_draw_trees`) that read one row of uniform numbers per sample,
+    ``(n, 1 + internal nodes)``, laid out as the fused kernels read theirs: the root, then the
+    internal nodes level by level from the top, left to right. A sample's draws then do not
+    depend on the other samples of its batch."""
+    n = bp.up[0].shape[0]
+    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
+    root = bp.root_marginal.reshape(n, grammar.card(grammar.L))
+    levels[grammar.L] = _pick(root, uniforms[:, 0])[:, None]  # (n, 1)
+    column = 1
+    for level in range(grammar.L, 0, -1):
+        rules = grammar.rules[level]  # (card_l, m, s)
+        parents = levels[level]  # (n, w)
+        w = grammar.width(level)
+        child_up = bp.up[level - 1].reshape(n, w, grammar.s, grammar.card(level - 1))
+        tuples = rules[parents]  # (n, w, m, s)
+        weight = np.take_along_axis(child_up[:, :, 0, :], tuples[..., 0], axis=-1)
+        for i in range(1, grammar.s):
+            weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
+        probs = grammar.rule_probs[level]
+        if not np.all(probs == probs.flat[0]):
+            weight = weight * probs[parents]
+        choice = _pick(weight, uniforms[:, column : column + w])  # (n, w)
+        column += w
+        levels[level - 1] = rules[parents, choice].reshape(n, -1)
+    return levels
+
+
+def _draw_chunk(
+    grammar: Grammar,
+    evidence: np.ndarray,
+    rng: np.random.Generator,
+    dtype: type,
+    backend: str,
+    memory_budget: int | str | None,
+) -> tuple[np.ndarray, ...]:
+    """One chunk's trees. Every backend takes one row of ``1 + internal nodes`` uniform numbers
+    per sample from ``rng``, in sample order: consecutive chunks of a block read the block's
+    stream as one batch would."""
+    if backend == "numpy":
+        bp = _upward_result(
+            grammar,
+            evidence,
+            None,
+            None,
+            dtype,
+            memory_budget,
+            "exact_forward_backward",
+            sampling_bytes_per_set(grammar),
+        )
+        uniforms = rng.random((evidence.shape[0], 1 + _internal_nodes(grammar)))
+        return tuple(_draw_trees_from_uniforms(grammar, bp, uniforms))
+    trees = posterior_sample(
+        grammar, evidence, seed=rng, dtype=dtype, memory_budget=memory_budget, backend=backend
+    )
+    return tuple(_as_numpy(values) for values in trees.levels)
 
 
 def exact_forward_backward(
@@ -388,16 +497,21 @@ def exact_forward_backward(
     dtype: type = np.float64,
     memory_budget: int | str | None = None,
     backend: str | None = None,
+    chunk_size: int | None = None,
+    keep_observation: bool = True,
 ) -> ForwardBackwardResult:
     """Noise ``x`` to time ``t``, then draw new trees from ``P(tree | x_t)`` exactly.
 
     What a perfect reverse process started at ``t`` produces: the forward process
     ``process.corrupt`` gives ``x_t``, its exact leaf likelihood enters an upward BP pass, and
-    whole trees (every level, the class included) are drawn top-down from the posterior by
-    :func:`posterior_sample`. Samples are processed in blocks of
-    :data:`FORWARD_BACKWARD_BLOCK`; each block has its own random streams, spawned from
-    ``seed``, so the result depends on ``seed`` and the data only, never on how the work is
-    split.
+    whole trees (every level, the class included) are drawn top-down from the posterior.
+
+    The work streams (:mod:`hiergrammar.streaming`): samples are noised block by block
+    (:data:`FORWARD_BACKWARD_BLOCK` samples, each block with its own random streams spawned
+    from ``seed``), and the likelihoods and BP messages exist for one chunk at a time (the
+    largest that fits the memory budget, at most a block), never for all ``n``. Each sample's
+    draws read a fixed row of its block's stream, so the result depends on ``seed``, the data
+    and the backend only, never on the chunk size. A progress bar follows the blocks.
 
     Parameters
     ----------
@@ -418,22 +532,30 @@ def exact_forward_backward(
         much (zero weights stay exactly zero, so the masking invariant holds). Keep the default
         for cross-checks.
     memory_budget : int or str, optional
-        Bound on one block's arrays (and on the Gaussian observation); default the library's.
+        Bound on one chunk's working set (and on a kept Gaussian observation); default the
+        library's (``$HIERGRAMMAR_MEMORY_BUDGET``, 4 GiB). It sets the chunk size.
     backend : {None, "numpy", "numba", "torch"}
-        The backend of :func:`posterior_sample` (None: the fastest on the CPU). The backends
-        draw from the same posterior but use the random numbers differently, so the same seed
-        gives different (equally distributed) trees on different backends; ``"numpy"`` gives
-        the draws of version 0.2.0's first release.
+        The BP backend (None: the fastest on the CPU). Every backend reads the same uniform
+        numbers in the same places; their draws agree except where round-off in the weights
+        moves a number across a boundary of the cumulative weights.
+    chunk_size : int, optional
+        Samples per chunk, ``>= 1`` (a value above the block size counts as one block),
+        instead of the largest that fits the budget. The result does not depend on it.
+    keep_observation : bool
+        Return ``x_t`` (default). ``False`` returns None instead: with the Gaussian process
+        ``x_t`` is ``(n, d, v)`` floats, which a long stream should not keep.
 
     Returns
     -------
     ForwardBackwardResult
-        ``levels`` (the new trees), ``observation`` (``x_t``) and ``t``.
+        ``levels`` (the new trees), ``observation`` (``x_t`` or None), ``t`` and the
+        ``chunk_size`` used.
 
     Raises
     ------
     InputError
-        For bad arguments, a vocabulary mismatch or arrays above the memory budget.
+        For bad arguments, a vocabulary mismatch, a bad ``chunk_size``, or a chunk of one
+        sample (or of ``chunk_size``) above the memory budget: the message names the bound.
     ZeroEvidenceError
         When no tree of the grammar can produce an observation (e.g. kept leaves of a masked
         string that is not in the grammar's language); it names the samples.
@@ -452,6 +574,10 @@ def exact_forward_backward(
     True
     >>> bool(rhm.parse(res.x).valid.all())          # every draw is a string of the grammar
     True
+    >>> small = exact_forward_backward(rhm, MaskingProcess(v=8), data.x, 0.5, seed=2,
+    ...                                chunk_size=7)
+    >>> bool((small.x == res.x).all())              # the chunk size changes nothing
+    True
     """
     grammar = check_grammar(grammar)
     v = grammar.cards[0]
@@ -469,50 +595,27 @@ def exact_forward_backward(
     if np.ndim(t) > 1 or (np.ndim(t) == 1 and np.shape(t)[0] != n):
         raise InputError(f"t must be a scalar or have shape (n,) = ({n},), got {np.shape(t)}")
     process.alpha(t)  # checks the times once, before any work
-    seed = check_seed("seed", seed)
-    if isinstance(seed, np.random.Generator):
-        entropy = int(seed.integers(2**63))
-    elif seed is None:
-        entropy = int(np.random.SeedSequence().entropy)
-    else:
-        entropy = seed
+    entropy = stream_entropy(seed)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-    resolve_backend(backend)  # checks the backend once, before any work
-    block = FORWARD_BACKWARD_BLOCK
-    item = np.dtype(dtype).itemsize
-    # Temporaries (input checks, normalisations) add to the counted arrays: the peak measured
-    # with tracemalloc at L = 7, v = 32, m = 8 was 1.38x the count, hence the factor 1.5.
-    check_memory(
-        f"one forward-backward block of {min(block, n)} samples (likelihood, BP messages and "
-        "rule gathers)",
-        1.5 * min(block, n) * _block_floats_per_sample(grammar) * item,
-        memory_budget,
+    backend = resolve_backend(backend)  # checks the backend once, before any work
+    gaussian = isinstance(process, GaussianProcess)
+    # A block holds its strings and its observation whatever the chunk size.
+    observation_bytes = d * v * 8 if gaussian else d * 8
+    chunk = stream_chunk_size(
+        "exact forward-backward (likelihood, BP messages, rule gathers and draws)",
+        forward_backward_bytes_per_sample(grammar, dtype),
+        fixed_bytes=min(STREAM_BLOCK, n) * (d * 8 + observation_bytes),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
     )
-    if isinstance(process, GaussianProcess):
+    if gaussian and keep_observation:
         check_memory(
-            f"the Gaussian observation (n, d, v) = ({n}, {d}, {v})",
+            f"the Gaussian observation (n, d, v) = ({n}, {d}, {v}) (keep_observation=False "
+            "streams without it)",
             n * d * v * np.dtype(np.float64).itemsize,
             memory_budget,
         )
-    t_array = np.asarray(t)
-    levels: list[list[np.ndarray]] = [[] for _ in range(grammar.L + 1)]
-    observations: list[np.ndarray] = []
-    for b, start in enumerate(range(0, n, block)):
-        stop = min(start + block, n)
-        t_block = t if t_array.ndim == 0 else t_array[start:stop]
-        noise_rng, sample_rng = _block_rngs(entropy, b)
-        obs = process.corrupt(x[start:stop], t_block, seed=noise_rng)
-        evidence = process.leaf_likelihood(obs, t_block, dtype=dtype, memory_budget=memory_budget)
-        try:
-            trees = posterior_sample(
-                grammar, evidence, seed=sample_rng, dtype=dtype, backend=backend
-            )
-        except ZeroEvidenceError as err:
-            raise ZeroEvidenceError(np.asarray(err.samples) + start, err.reason) from None
-        for level, values in enumerate(trees.levels):
-            levels[level].append(_as_numpy(values))
-        observations.append(obs)
     if n == 0:
         empty = x.reshape(0, d)
         return ForwardBackwardResult(
@@ -520,11 +623,35 @@ def exact_forward_backward(
                 np.empty((0, grammar.width(level)), dtype=np.int64)
                 for level in range(grammar.L + 1)
             ),
-            observation=process.corrupt(empty, t, seed=0),
+            observation=process.corrupt(empty, t, seed=0) if keep_observation else None,
             t=t,
+            chunk_size=chunk,
         )
+    t_array = np.asarray(t)
+    levels: list[np.ndarray] = []
+    observation: np.ndarray | None = None
+    for b, start, stop in stream_blocks(n, desc="exact forward-backward"):
+        noise_rng, sample_rng = block_generators(entropy, b, 2)
+        t_block = t if t_array.ndim == 0 else t_array[start:stop]
+        obs = process.corrupt(x[start:stop], t_block, seed=noise_rng)
+        if keep_observation:
+            if observation is None:
+                observation = np.empty((n,) + obs.shape[1:], dtype=obs.dtype)
+            observation[start:stop] = obs
+        for a, z in chunk_ranges(start, stop, chunk):
+            t_chunk = t if t_array.ndim == 0 else t_array[a:z]
+            evidence = process.leaf_likelihood(
+                obs[a - start : z - start], t_chunk, dtype=dtype, memory_budget=memory_budget
+            )
+            try:
+                trees = _draw_chunk(grammar, evidence, sample_rng, dtype, backend, memory_budget)
+            except ZeroEvidenceError as err:
+                raise ZeroEvidenceError(np.asarray(err.samples) + a, err.reason) from None
+            del evidence
+            if not levels:  # the outputs, written in place: no list of parts to concatenate
+                levels = [np.empty((n,) + values.shape[1:], values.dtype) for values in trees]
+            for level, values in enumerate(trees):
+                levels[level][a:z] = values
     return ForwardBackwardResult(
-        levels=tuple(np.concatenate(parts) for parts in levels),
-        observation=np.concatenate(observations),
-        t=t,
+        levels=tuple(levels), observation=observation, t=t, chunk_size=chunk
     )

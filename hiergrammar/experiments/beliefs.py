@@ -22,12 +22,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiergrammar.artifacts import progress
-from hiergrammar.bp import BPResult, tree_bp
+from hiergrammar.bp import BPResult, bp_bytes_per_set, tree_bp
+from hiergrammar.grammar import Grammar
 from hiergrammar.noise import diffusion_evidence, eps_evidence
 from hiergrammar.rhm import RHM, check_parameters
+from hiergrammar.streaming import (
+    STREAM_BLOCK,
+    block_generators,
+    chunk_ranges,
+    stream_blocks,
+    stream_chunk_size,
+    stream_entropy,
+)
 from hiergrammar.validation import InputError, check_int, check_real_array, check_seed
 
-__all__ = ["true_beliefs", "BPProfile", "bp_profile", "bp_profile_diffusion"]
+__all__ = [
+    "BELIEF_KEYS",
+    "BPProfile",
+    "belief_bytes_per_sample",
+    "belief_sums",
+    "bp_profile",
+    "bp_profile_diffusion",
+    "true_beliefs",
+]
 
 ArrayLike = float | Sequence[float] | np.ndarray
 
@@ -111,6 +128,146 @@ class BPProfile:
     n_per_rule: int
 
 
+#: The keys of :func:`true_beliefs`, in the order of :func:`belief_sums`' rows.
+BELIEF_KEYS = ("u", "d", "p", "correct")
+
+
+def belief_bytes_per_sample(grammar: Grammar, dtype: type = np.float64) -> int:
+    """Working memory per string of a chunk of :func:`belief_sums`, in bytes: the chunk's leaf
+    evidence, what :func:`hiergrammar.bp.tree_bp` needs per set (its size guard's estimate)
+    and the beliefs in the true symbol of every node.
+
+    Parameters
+    ----------
+    grammar : Grammar
+        The model.
+    dtype : np.float32 or np.float64
+        BP's float type.
+
+    Returns
+    -------
+    int
+        Bytes per string.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> belief_bytes_per_sample(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0)) > 0
+    True
+    """
+    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
+    evidence = grammar.d * grammar.cards[0] * np.dtype(dtype).itemsize
+    return evidence + bp_bytes_per_set(grammar, dtype) + 4 * 8 * nodes
+
+
+def belief_sums(
+    grammar: Grammar,
+    n: int,
+    seed: int | Sequence[int] | np.random.Generator | None,
+    observe: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+    likelihood: Callable[[np.ndarray], np.ndarray],
+    *,
+    observation_bytes: int,
+    dtype: type = np.float64,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
+    desc: str = "BP beliefs",
+    disable_progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stream ``n`` fresh strings of ``grammar`` through noise and exact BP; return, per level,
+    the sums over strings of the node-averaged beliefs in the true symbol and of their squares.
+
+    The strings and their noise are drawn block by block (:mod:`hiergrammar.streaming`: block
+    ``b`` of ``STREAM_BLOCK`` strings draws from its own generators, spawned from ``seed``
+    and ``b``), BP runs chunk by chunk (the largest chunk that fits the memory budget, at most
+    a block), and the sums are taken per block, then over blocks: the result does not depend
+    on the chunk size, bit for bit.
+
+    Parameters
+    ----------
+    grammar : Grammar
+        The model (``sample`` and what :func:`hiergrammar.bp.tree_bp` reads).
+    n : int
+        Strings, ``>= 1``.
+    seed : int, sequence of int, Generator or None
+        Seed of the strings and of the noise (a sequence of ints names a condition of an
+        experiment, as :class:`numpy.random.SeedSequence` takes it).
+    observe : callable
+        ``observe(x, rng)``: the noisy observation of one block's strings ``x`` ``(k, d)``,
+        drawing from ``rng`` (an integer array, or e.g. diffused one-hot floats).
+    likelihood : callable
+        ``likelihood(observation_rows)``: the leaf evidence ``(c, d, v)`` of a chunk's rows of
+        the observation.
+    observation_bytes : int
+        Bytes of one string's observation (held for a whole block).
+    dtype : np.float32 or np.float64
+        BP's float type.
+    chunk_size : int, optional
+        Strings per BP call instead of the largest that fits (:func:`stream_chunk_size`).
+    memory_budget : int or str, optional
+        Overrides the library's memory budget.
+    desc : str
+        Label of the progress bar over blocks.
+    disable_progress : bool, optional
+        As ``disable`` of :func:`hiergrammar.artifacts.progress`.
+
+    Returns
+    -------
+    sums, squares : numpy.ndarray
+        ``(4, L+1)``: rows in the order of :data:`BELIEF_KEYS` (``u``, ``d``, ``p``,
+        ``correct``).
+
+    Raises
+    ------
+    InputError
+        On a bad size, seed or chunk size, or a chunk above the memory budget.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> rhm = RHM(v=8, n_classes=4, m=2, s=2, L=2, seed=0)
+    >>> sums, _ = belief_sums(rhm, 50, 1, lambda x, rng: x, lambda x: eps_evidence(x, 0.0, 8),
+    ...                       observation_bytes=8 * rhm.d)
+    >>> (sums / 50).tolist()[2]               # p: no noise, every symbol certain
+    [1.0, 1.0, 1.0]
+    """
+    n = check_int("n", n, 1)
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        entropy = [check_seed("seed", part, allow_generator=False) for part in seed]
+        if not entropy or None in entropy:
+            raise InputError(f"seed={seed!r}: a sequence seed holds non-negative integers")
+    else:
+        entropy = stream_entropy(seed)
+    levels_bytes = 8 * sum(int(grammar.width(level)) for level in range(grammar.L + 1))
+    chunk = stream_chunk_size(
+        desc,
+        belief_bytes_per_sample(grammar, dtype),
+        fixed_bytes=min(STREAM_BLOCK, n) * (levels_bytes + observation_bytes),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
+    L = grammar.L
+    sums = np.zeros((len(BELIEF_KEYS), L + 1))
+    squares = np.zeros((len(BELIEF_KEYS), L + 1))
+    for b, start, stop in stream_blocks(n, desc=desc, disable=disable_progress):
+        data_rng, noise_rng = block_generators(entropy, b, 2)
+        data = grammar.sample(stop - start, seed=data_rng)
+        observation = observe(data.x, noise_rng)
+        # (k, 4, L+1): each string's average over the nodes of every level
+        means = np.empty((stop - start, len(BELIEF_KEYS), L + 1))
+        for a, z in chunk_ranges(0, stop - start, chunk):
+            result = tree_bp(
+                grammar, likelihood(observation[a:z]), dtype=dtype, memory_budget=memory_budget
+            )
+            found = true_beliefs(result, [values[a:z] for values in data.levels])
+            for i, key in enumerate(BELIEF_KEYS):
+                for level in range(L + 1):
+                    means[a:z, i, level] = found[key][level].mean(axis=1, dtype=np.float64)
+        sums += means.sum(axis=0)
+        squares += (means**2).sum(axis=0)
+    return sums, squares
+
+
 def _bp_profile(
     v: int,
     n_classes: int,
@@ -118,22 +275,26 @@ def _bp_profile(
     s: int,
     L: int,
     n_conditions: int,
-    make_evidence: Callable[[np.ndarray, int, int], np.ndarray],
+    observe: Callable[[np.ndarray, int, np.random.Generator], np.ndarray],
+    likelihood: Callable[[np.ndarray, int], np.ndarray],
+    observation_bytes: int,
     n_samples: int,
     n_rules: int,
     seed: int | None,
-    batch: int | None,
+    chunk_size: int | None,
     dtype: type,
     desc: str,
+    memory_budget: int | str | None,
 ) -> BPProfile:
-    """Shared loop: for each rule draw, sample data, build evidence per condition, run BP."""
+    """Shared loop: for each rule draw and condition, stream fresh strings through noise and
+    BP (:func:`belief_sums`)."""
     check_parameters(v, n_classes, m, s, L)
     seed = check_seed("seed", seed, allow_generator=False)
     n_rules = check_int("n_rules", n_rules, 1)
     per_rule = max(1, check_int("n_samples", n_samples, 1) // n_rules)
-    # About 64k leaves per BP call keeps the (batch, width, v) message arrays cache-friendly.
-    batch = max(16, 65536 // s**L) if batch is None else check_int("batch", batch, 1)
-    keys = ("u", "d", "p", "correct")
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, 1)
+    keys = BELIEF_KEYS
     # sums[key][r, c, l]: per rule draw r and condition c, the sum over samples of the
     # node-averaged value at level l, and of its square (for the one-draw standard error).
     sums = {k: np.zeros((n_rules, n_conditions, L + 1)) for k in keys}
@@ -145,17 +306,22 @@ def _bp_profile(
         if r != current:  # jobs run draw by draw: one rule draw alive at a time
             rhm = RHM(v, n_classes, m, s, L, seed=int(seeds[r].generate_state(1)[0]))
             current = r
-        cond_seed = np.random.SeedSequence([int(seeds[r].generate_state(1)[0]), c, 1])
-        rng = np.random.default_rng(cond_seed)
-        for start in range(0, per_rule, batch):
-            size = min(batch, per_rule - start)
-            data = rhm.sample(size, seed=int(rng.integers(2**63)))
-            evidence = make_evidence(data.x, c, int(rng.integers(2**63)))
-            beliefs = true_beliefs(tree_bp(rhm, evidence, dtype=dtype), data.levels)
-            for k in keys:
-                node_mean = np.stack([b.mean(axis=1) for b in beliefs[k]], axis=1)  # (size, L+1)
-                sums[k][r, c] += node_mean.sum(axis=0)
-                squares[k][r, c] += (node_mean**2).sum(axis=0)
+        total, total_sq = belief_sums(
+            rhm,
+            per_rule,
+            [int(seeds[r].generate_state(1)[0]), c, 1],
+            lambda x, rng, c=c: observe(x, c, rng),
+            lambda rows, c=c: likelihood(rows, c),
+            observation_bytes=observation_bytes,
+            dtype=dtype,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            desc=desc,
+            disable_progress=True,
+        )
+        for i, k in enumerate(keys):
+            sums[k][r, c] = total[i]
+            squares[k][r, c] = total_sq[i]
     means, ses = {}, {}
     for k in keys:
         per_draw = sums[k] / per_rule  # (R, C, L+1)
@@ -190,8 +356,9 @@ def bp_profile(
     n_samples: int = 1000,
     n_rules: int = 4,
     seed: int | None = 0,
-    batch: int | None = None,
+    chunk_size: int | None = None,
     dtype: type = np.float64,
+    memory_budget: int | str | None = None,
 ) -> BPProfile:
     """Exact-BP beliefs under the epsilon-process (the measured counterpart of the mean-field
     profile of :mod:`hiergrammar.theory.meanfield`).
@@ -212,12 +379,17 @@ def bp_profile(
     n_rules : int
         Independent rule draws, ``>= 1``.
     seed : int or None
-        Seed of the rule draws, data and noise.
-    batch : int, optional
-        Samples per BP call (default: about 64k leaves).
+        Seed of the rule draws, data and noise. The strings and their noise are drawn in
+        blocks of :data:`~hiergrammar.streaming.STREAM_BLOCK` with their own streams
+        (:func:`belief_sums`).
+    chunk_size : int, optional
+        Strings per BP call, ``>= 1``; default the largest that fits the memory budget (at
+        most one block). The result does not depend on it.
     dtype : type
         BP message dtype; ``np.float32`` halves the BP cost (error ~1e-6, far below the
         sampling noise).
+    memory_budget : int or str, optional
+        Overrides the library's memory budget (it sizes the chunks).
 
     Returns
     -------
@@ -239,9 +411,7 @@ def bp_profile(
     if eps.ndim != 1 or not np.all((eps >= 0) & (eps <= 1)):
         raise InputError(f"eps={eps} violates 0 <= eps <= 1 (a scalar or 1-d array)")
 
-    def make(x: np.ndarray, c: int, _seed: int) -> np.ndarray:
-        return eps_evidence(x, float(eps[c]), v)
-
+    # The eps-process acts on the evidence only: the observation is the string itself.
     return _bp_profile(
         v,
         n_classes,
@@ -249,13 +419,16 @@ def bp_profile(
         s,
         L,
         eps.size,
-        make,
+        lambda x, c, rng: x,
+        lambda rows, c: eps_evidence(rows, float(eps[c]), v),
+        8 * s**L,
         n_samples,
         n_rules,
         seed,
-        batch,
+        chunk_size,
         dtype,
-        desc=f"BP eps-process L={L}",
+        f"BP eps-process L={L}",
+        memory_budget,
     )
 
 
@@ -270,8 +443,9 @@ def bp_profile_diffusion(
     n_samples: int = 1000,
     n_rules: int = 4,
     seed: int | None = 0,
-    batch: int | None = None,
+    chunk_size: int | None = None,
     dtype: type = np.float64,
+    memory_budget: int | str | None = None,
 ) -> BPProfile:
     """Exact-BP beliefs when the leaves are diffused one-hot vectors (eqs. 1-4).
 
@@ -285,8 +459,9 @@ def bp_profile_diffusion(
         The RHM's parameters.
     alpha_bar : float or sequence of float
         Noise levels in ``[0, 1]``, a scalar or 1-d.
-    n_samples, n_rules, seed, batch, dtype
-        As for :func:`bp_profile`.
+    n_samples, n_rules, seed, chunk_size, dtype, memory_budget
+        As for :func:`bp_profile` (a block's diffused leaves, ``(STREAM_BLOCK, d, v)``
+        floats, count towards the budget).
 
     Returns
     -------
@@ -308,9 +483,7 @@ def bp_profile_diffusion(
     if alpha_bar.ndim != 1 or np.any((alpha_bar < 0) | (alpha_bar > 1)):
         raise InputError("alpha_bar violates 0 <= alpha_bar <= 1 (a scalar or 1-d array)")
 
-    def make(x: np.ndarray, c: int, noise_seed: int) -> np.ndarray:
-        return diffusion_evidence(x, v, float(alpha_bar[c]), seed=noise_seed)
-
+    # The diffused one-hot leaves are drawn per block; the evidence is their rows.
     return _bp_profile(
         v,
         n_classes,
@@ -318,11 +491,14 @@ def bp_profile_diffusion(
         s,
         L,
         alpha_bar.size,
-        make,
+        lambda x, c, rng: diffusion_evidence(x, v, float(alpha_bar[c]), seed=rng),
+        lambda rows, c: rows,
+        8 * v * s**L,
         n_samples,
         n_rules,
         seed,
-        batch,
+        chunk_size,
         dtype,
-        desc=f"BP diffusion L={L}",
+        f"BP diffusion L={L}",
+        memory_budget,
     )

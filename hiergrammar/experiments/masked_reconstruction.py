@@ -25,9 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hiergrammar.bp import tree_bp
+from hiergrammar.bp import bp_bytes_per_set, tree_bp
 from hiergrammar.processes import MaskingProcess
 from hiergrammar.schedules import Schedule
+from hiergrammar.streaming import (
+    STREAM_BLOCK,
+    block_generators,
+    chunk_ranges,
+    stream_blocks,
+    stream_chunk_size,
+)
 from hiergrammar.validation import check_int, check_real_array, make_rng
 
 __all__ = ["MaskedReconstruction", "masked_reconstruction"]
@@ -70,8 +77,9 @@ def masked_reconstruction(
     seed: int | np.random.Generator | None = 0,
     *,
     schedule: str | Schedule = "linear",
-    batch: int = 1024,
+    chunk_size: int | None = None,
     dtype: type = np.float64,
+    memory_budget: int | str | None = None,
 ) -> MaskedReconstruction:
     """Accuracy and cross-entropy of exact BP on masked tokens, for each masking time.
 
@@ -84,13 +92,18 @@ def masked_reconstruction(
     n : int
         Strings per time, ``n >= 1``.
     seed : int, Generator or None
-        Seed of the strings and of the masks.
+        Seed of the strings and of the masks. Each time streams its strings in blocks of
+        :data:`~hiergrammar.streaming.STREAM_BLOCK` with their own random streams
+        (:mod:`hiergrammar.streaming`).
     schedule : str or Schedule
         The masking schedule (default ``"linear"``: ``alpha = 1 - t``).
-    batch : int
-        Strings per BP call, ``batch >= 1``.
+    chunk_size : int, optional
+        Strings per BP call, ``>= 1``; default the largest that fits the memory budget (at
+        most one block). The result does not depend on it.
     dtype : np.float32 or np.float64
         Float type of BP (float32: about twice as fast, marginals exact to ~1e-6).
+    memory_budget : int or str, optional
+        Overrides the library's memory budget (it sizes the chunks).
 
     Returns
     -------
@@ -109,31 +122,49 @@ def masked_reconstruction(
     1.0
     """
     n = check_int("n", n, 1)
-    batch = check_int("batch", batch, 1)
     times = check_real_array("t", t, ndim=1)
     process = MaskingProcess(grammar.v, schedule=schedule)
     process.alpha(times)
     rng = make_rng(seed)
+    entropies = [int(e) for e in rng.integers(2**63, size=times.size)]
+    d, v = grammar.d, grammar.v
+    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
+    chunk = stream_chunk_size(
+        "masked reconstruction",
+        d * v * np.dtype(dtype).itemsize + bp_bytes_per_set(grammar, dtype) + 8 * 4 * d,
+        fixed_bytes=min(STREAM_BLOCK, n) * 8 * (nodes + d),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
     accuracy = np.full(times.size, np.nan)
     accuracy_se = np.full(times.size, np.nan)
     cross_entropy = np.full(times.size, np.nan)
     masked_fraction = np.empty(times.size)
     for k, time in enumerate(times):
-        hits, counts, nll = [], [], 0.0
-        for start in range(0, n, batch):
-            size = min(batch, n - start)
-            data = grammar.sample(size, seed=int(rng.integers(2**63)))
-            obs = process.corrupt(data.x, float(time), seed=rng)
-            evidence = process.leaf_likelihood(obs, float(time), dtype=dtype)
-            marginals = tree_bp(grammar, evidence, dtype=dtype).marginals[0]
-            masked = obs == process.mask
-            p_true = np.take_along_axis(marginals, data.x[..., None], axis=-1)[..., 0]
-            right = (marginals.argmax(axis=-1) == data.x) & masked
-            hits.append(right.sum(axis=1))
-            counts.append(masked.sum(axis=1))
-            with np.errstate(divide="ignore"):
-                nll += float(-np.log(p_true[masked].astype(np.float64)).sum())
-        hit, count = np.concatenate(hits), np.concatenate(counts)
+        hit = np.empty(n, dtype=np.int64)  # per string: masked leaves predicted right
+        count = np.empty(n, dtype=np.int64)  # per string: masked leaves
+        nll = 0.0
+        for b, start, stop in stream_blocks(n, desc=f"masked reconstruction t={time:g}"):
+            data_rng, noise_rng = block_generators(entropies[k], b, 2)
+            data = grammar.sample(stop - start, seed=data_rng)
+            obs = process.corrupt(data.x, float(time), seed=noise_rng)
+            # per string: -log P(true token) summed over its masked leaves
+            block_nll = np.empty(stop - start)
+            for a, z in chunk_ranges(0, stop - start, chunk):
+                evidence = process.leaf_likelihood(obs[a:z], float(time), dtype=dtype)
+                marginals = tree_bp(
+                    grammar, evidence, dtype=dtype, memory_budget=memory_budget
+                ).marginals[0]
+                truth = data.x[a:z]
+                masked = obs[a:z] == process.mask
+                p_true = np.take_along_axis(marginals, truth[..., None], axis=-1)[..., 0]
+                right = (marginals.argmax(axis=-1) == truth) & masked
+                hit[start + a : start + z] = right.sum(axis=1)
+                count[start + a : start + z] = masked.sum(axis=1)
+                with np.errstate(divide="ignore"):
+                    loss = -np.log(p_true.astype(np.float64))
+                block_nll[a:z] = np.where(masked, loss, 0.0).sum(axis=1)
+            nll += float(block_nll.sum())
         total = count.sum()
         masked_fraction[k] = total / (n * grammar.d)
         if total == 0:

@@ -358,6 +358,8 @@ def token_change_curves(
     *,
     jackknife_groups: int | None = None,
     dtype: type = np.float64,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
 ) -> TokenChangeCurves:
     """Draw strings, run exact forward-backward at each ``t`` and measure what changed.
 
@@ -383,6 +385,12 @@ def token_change_curves(
     dtype : np.float32 or np.float64
         Float type of BP in :func:`~hiergrammar.sampling.exact_forward_backward` (float32: about
         twice as fast, sampling probabilities exact to ~1e-6).
+    chunk_size : int, optional
+        Strings per chunk of :func:`~hiergrammar.sampling.exact_forward_backward`, which
+        streams them (default the largest that fits the memory budget); the result does not
+        depend on it.
+    memory_budget : int or str, optional
+        Overrides the library's memory budget (it sizes the chunks).
 
     Returns
     -------
@@ -420,7 +428,17 @@ def token_change_curves(
     edges = np.linspace(0, n, groups + 1).round().astype(int)
     for k, time in enumerate(times):
         data = grammar.sample(n, seed=int(rng.integers(2**63)))
-        new = exact_forward_backward(grammar, process, data.x, float(time), seed=rng, dtype=dtype)
+        new = exact_forward_backward(
+            grammar,
+            process,
+            data.x,
+            float(time),
+            seed=rng,
+            dtype=dtype,
+            memory_budget=memory_budget,
+            chunk_size=chunk_size,
+            keep_observation=False,
+        )
         for level in range(L + 1):
             same = (data.levels[level] == new.levels[level]).mean(axis=1)  # (n,)
             unchanged[k, level] = same.mean()

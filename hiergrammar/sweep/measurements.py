@@ -27,7 +27,8 @@ Built in:
     ``p`` (mean upward, downward and marginal belief in the true symbol), ``accuracy`` (the
     fraction of nodes whose marginal's argmax is the true symbol: P(correct symbol)), each
     with its standard error over samples (``*_se``). Options: ``dtype`` (``"float64"`` or
-    ``"float32"``), ``batch`` (strings per BP call).
+    ``"float32"``), ``chunk_size`` (strings per BP call; default the largest that fits the
+    memory budget, at most one block of :data:`~hiergrammar.streaming.STREAM_BLOCK`).
 ``token_changes``
     Exact forward-backward (:func:`hiergrammar.experiments.token_changes.
     token_change_curves`): per tree level, ``unchanged`` (fraction of symbols unchanged) and
@@ -39,7 +40,7 @@ Built in:
     The Bayes-optimal masked-token predictor
     (:func:`hiergrammar.experiments.masked_reconstruction.masked_reconstruction`): one row
     with ``accuracy``, ``accuracy_se``, ``cross_entropy`` (nats) and ``masked_fraction``.
-    Masking process only. Options: ``dtype``, ``batch``.
+    Masking process only. Options: ``dtype``, ``chunk_size``.
 
 A config may also name any importable function as ``"package.module:function"``.
 
@@ -303,9 +304,13 @@ def beliefs(
     n_samples: int,
     seed: int,
     dtype: str = "float64",
-    batch: int | None = None,
+    chunk_size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Exact-BP beliefs in the true symbol and P(correct symbol), per tree level.
+
+    The strings stream (:func:`hiergrammar.experiments.beliefs.belief_sums`): drawn and
+    noised block by block, each block from its own random streams, and run through BP chunk
+    by chunk; only per-level sums are kept, never the ``(n, d, v)`` likelihoods.
 
     Parameters
     ----------
@@ -321,8 +326,9 @@ def beliefs(
         Seed of the strings and the noise.
     dtype : ``"float64"`` or ``"float32"``
         BP's float type (float32: about twice as fast, error ~1e-6).
-    batch : int, optional
-        Strings per BP call (default about 64k leaves).
+    chunk_size : int, optional
+        Strings per BP call (default the largest that fits the memory budget, at most one
+        block); the result does not depend on it.
 
     Returns
     -------
@@ -339,36 +345,33 @@ def beliefs(
     >>> out["accuracy"].tolist(), out["p"].tolist()     # no noise: every symbol certain
     ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
     """
-    from hiergrammar.bp import tree_bp
-    from hiergrammar.experiments.beliefs import true_beliefs
+    from hiergrammar.experiments.beliefs import BELIEF_KEYS, belief_sums
+    from hiergrammar.processes import GaussianProcess
 
     n_samples = check_int("n_samples", n_samples, 1)
     float_type = _dtype(dtype)
     L = grammar.L
-    batch = max(16, 65536 // grammar.d) if batch is None else check_int("batch", batch, 1)
-    rng = np.random.default_rng(seed)
-    keys = {"u": "u", "d": "d", "p": "p", "accuracy": "correct"}
-    sums = {k: np.zeros(L + 1) for k in keys}
-    squares = {k: np.zeros(L + 1) for k in keys}
-    for start in range(0, n_samples, batch):
-        size = min(batch, n_samples - start)
-        data = grammar.sample(size, seed=int(rng.integers(2**63)))
-        observation = process.corrupt(data.x, t, seed=int(rng.integers(2**63)))
-        evidence = process.leaf_likelihood(observation, t, dtype=float_type)
-        found = true_beliefs(tree_bp(grammar, evidence, dtype=float_type), data.levels)
-        for out_key, key in keys.items():
-            # (size, L+1): each string's average over the nodes of every level
-            node_mean = np.stack([b.mean(axis=1, dtype=np.float64) for b in found[key]], axis=1)
-            sums[out_key] += node_mean.sum(axis=0)
-            squares[out_key] += (node_mean**2).sum(axis=0)
+    v = grammar.cards[0] if hasattr(grammar, "cards") else grammar.v
+    observation_bytes = 8 * grammar.d * (v if isinstance(process, GaussianProcess) else 1)
+    sums, squares = belief_sums(
+        grammar,
+        n_samples,
+        seed,
+        lambda x, rng: process.corrupt(x, t, seed=rng),
+        lambda rows: process.leaf_likelihood(rows, t, dtype=float_type),
+        observation_bytes=observation_bytes,
+        dtype=float_type,
+        chunk_size=chunk_size,
+        desc=f"beliefs t={t:g}",
+    )
+    names = {"u": "u", "d": "d", "p": "p", "correct": "accuracy"}
     out: dict[str, np.ndarray] = {"level": np.arange(L + 1)}
-    for key in keys:
-        mean = sums[key] / n_samples
-        out[key] = mean
-    for key in keys:
-        mean = out[key]
-        var = np.maximum(squares[key] / n_samples - mean**2, 0.0)
-        out[f"{key}_se"] = (
+    for i, key in enumerate(BELIEF_KEYS):
+        out[names[key]] = sums[i] / n_samples
+    for i, key in enumerate(BELIEF_KEYS):
+        mean = out[names[key]]
+        var = np.maximum(squares[i] / n_samples - mean**2, 0.0)
+        out[f"{names[key]}_se"] = (
             np.sqrt(var / (n_samples - 1)) if n_samples > 1 else np.full(L + 1, np.nan)
         )
     return out
@@ -383,6 +386,7 @@ def token_changes(
     seed: int,
     dtype: str = "float64",
     jackknife_groups: int | None = None,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """What an exact forward-backward run from time ``t`` changes, per level and along the
     string.
@@ -399,6 +403,9 @@ def token_changes(
     dtype : ``"float64"`` or ``"float32"``
     jackknife_groups : int, optional
         Groups for the jackknife error of ``chi`` (default ``min(10, n_samples)``).
+    chunk_size : int, optional
+        Strings per chunk of the streamed forward-backward (default: from the memory budget);
+        the result does not depend on it.
 
     Returns
     -------
@@ -425,6 +432,7 @@ def token_changes(
         seed=seed,
         jackknife_groups=jackknife_groups,
         dtype=_dtype(dtype),
+        chunk_size=chunk_size,
     )
     L = grammar.L
     return {
@@ -446,7 +454,7 @@ def masked_reconstruction(
     n_samples: int,
     seed: int,
     dtype: str = "float64",
-    batch: int = 1024,
+    chunk_size: int | None = None,
 ) -> dict[str, float]:
     """The Bayes-optimal masked-token predictor at masking time ``t``: one row.
 
@@ -459,8 +467,9 @@ def masked_reconstruction(
     n_samples : int
     seed : int
     dtype : ``"float64"`` or ``"float32"``
-    batch : int
-        Strings per BP call.
+    chunk_size : int, optional
+        Strings per BP call (default: from the memory budget); the result does not depend
+        on it.
 
     Returns
     -------
@@ -486,7 +495,7 @@ def masked_reconstruction(
         n_samples,
         seed=seed,
         schedule=process.schedule,
-        batch=batch,
+        chunk_size=chunk_size,
         dtype=_dtype(dtype),
     )
     return {
@@ -500,7 +509,7 @@ def masked_reconstruction(
 def _check_builtin_options(options: Mapping[str, Any]) -> None:
     if "dtype" in options:
         _dtype(options["dtype"])
-    for key in ("batch", "jackknife_groups"):
+    for key in ("chunk_size", "jackknife_groups"):
         if options.get(key) is not None:
             check_int(key, options[key], 2 if key == "jackknife_groups" else 1)
 
