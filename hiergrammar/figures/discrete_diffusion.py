@@ -624,7 +624,7 @@ def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
     from matplotlib.figure import Figure
 
     L = result.deepest
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 5.6))
     axes = fig.subplots(1, len(PROCESSES), sharey=True)
     colours = _colours("plasma", L + 1)
     for ax, process in zip(axes, PROCESSES, strict=True):
@@ -650,7 +650,8 @@ def plot_unchanged(result: DiscreteDiffusionResult) -> Figure:
         ax.set_title(f"{process} noise, L = {L}")
         ax.set_xlabel("t (alpha = 1 - t)")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, ncol=2)
+        # Below the axes: inside, the legend hides the curves of the lower levels.
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     axes[0].set_ylabel("P(symbol unchanged)")
     fig.suptitle(f"Exact forward-backward on the RHM ({result.label})")
     fig.tight_layout()
