@@ -1,7 +1,7 @@
 """Throughput of the torch BP backend on a GPU: samples per second for all marginals, for the
 root's marginal only, and for exact posterior sampling, at L=6 and L=10 (v=32, m=8, s=2).
 
-The target of the issue is 10^7 samples/s at L=6 on one H200 for all marginals. Plain torch
+The target is 10^7 samples/s at L=6 on one H200 for all marginals. Plain torch
 moves its intermediates through memory (the gathered rule entries, about ``(s + 3) * K * m``
 numbers per parent node and sample, roughly 0.5 MB per sample at L=6), so the bandwidth bounds
 it well below that; asking for fewer outputs (``levels=[L]``: the upward pass only) shows how

@@ -61,7 +61,7 @@ from hiergrammar.kernels import layout
 from hiergrammar.noise import eps_evidence
 from hiergrammar.rhm import RHM
 
-#: Targets of the issue: numba float32 / float64 on both cores, per sample; ratio to pyAgrum.
+#: Targets: numba float32 / float64 on both cores, per sample; ratio to pyAgrum.
 TARGET_F32_US, TARGET_F64_US, PYAGRUM_TARGET, DEEP_TARGET_S = 10.0, 20.0, 2000.0, 0.2
 
 #: Target of the grammars issue: weighted BP at most this many times uniform BP per sample.

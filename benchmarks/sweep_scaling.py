@@ -18,8 +18,8 @@ Prints, for a grid of exact-BP tasks (``beliefs`` on RHMs with v = 16, L = 5..7)
 
 The machine's load average is printed with every figure, and the share of a core each worker
 got: on a shared machine the numbers move with them (with the kernel's autogroup scheduling,
-the processes of one session share one session's share of the cores, so two workers cannot
-beat one while another session keeps a core busy).
+the processes of one login session share that session's share of the cores, so two workers
+cannot beat one while another login's job keeps a core busy).
 """
 
 from __future__ import annotations

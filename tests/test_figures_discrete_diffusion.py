@@ -64,7 +64,7 @@ def test_full_sizes_meet_the_issue():
     assert 18 <= len(FULL.t) <= 24 and FULL.depths == (3, 5, 7)
     assert (FULL.v, FULL.n_classes, FULL.m, FULL.s) == (32, 32, 8, 2)
     assert set(FULL.t_correlations) <= set(FULL.t)
-    assert FULL.budget_seconds <= 180  # the issue: 3 minutes on two cores at most
+    assert FULL.budget_seconds <= 180  # the step's ceiling: 3 minutes on two cores
 
 
 @pytest.mark.slow

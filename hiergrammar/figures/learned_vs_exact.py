@@ -240,7 +240,7 @@ class LearnedVsExactResult:
         return list(MODELS)
 
     def summary(self) -> dict[str, Any]:
-        """Every number, JSON-able (the keys the issue asks for first)."""
+        """Every number, JSON-able (the headline keys first: gaps, transition times)."""
         z, loss, fb = self.sizes, self.losses, self.forward_backward
         levels = [str(level) for level in range(z.L + 1)]
 
