@@ -717,9 +717,12 @@ def plot_correlations(result: DiscreteDiffusionResult) -> Figure:
         top.set_title(f"{process} noise, L = {L}")
         top.set_xlabel("distance r along the string")
         top.set_ylabel("C(r) = Cov(delta_i, delta_i+r)")
+        bottom.set_title(f"{process} noise: the same pairs grouped by the tree")
+        bottom.set_xticks(range(1, L + 1))
         bottom.set_xlabel("level k of the lowest common ancestor")
         bottom.set_ylabel("covariance of the pairs")
         top.legend(fontsize=7)
+        bottom.legend(fontsize=7)
     fig.suptitle(f"Correlations of token changes ({result.label})")
     fig.tight_layout()
     return fig
@@ -772,7 +775,8 @@ def plot_susceptibility(result: DiscreteDiffusionResult) -> Figure:
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_title(f"{process} noise (dashed: class transition t*)")
         ax.set_xlabel("t (alpha = 1 - t)")
-        ax.legend(fontsize=8)
+        # Upper right: the peaks sit at small t, where a default legend may cover them.
+        ax.legend(fontsize=8, loc="upper right")
     axes[0].set_ylabel("chi(t) = sum_{r>=1} C(r)")
     fig.suptitle(
         f"Susceptibility of token changes ({result.label}, "

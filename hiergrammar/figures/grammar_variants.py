@@ -390,8 +390,16 @@ def plot_grammar_variants(result: GrammarVariantsResult) -> Figure:
         mean = acc.mean(axis=0)
         se = acc.std(axis=0, ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else 0 * mean
         top = result.summary["variants"][variant]["top"][0]
-        ax_raw.errorbar(eps, mean, yerr=se, color=colours[variant], marker="o", ms=3, capsize=2)
-        ax_raw.lines[-1].set_label(LABELS[variant])
+        ax_raw.errorbar(
+            eps,
+            mean,
+            yerr=se,
+            color=colours[variant],
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=LABELS[variant],
+        )
         scaled = (mean - chance) / max(top - chance, 1e-12)
         ax_scaled.plot(eps, scaled, color=colours[variant], marker="o", ms=3, label=LABELS[variant])
         crossing = result.summary["variants"][variant]["crossing"][0]
