@@ -218,3 +218,28 @@ def test_budgets_fit_the_main_jobs_limits():
     full = sum(step.load().FULL.budget_seconds for step in STEPS)
     quick = sum(step.load().QUICK.budget_seconds for step in STEPS)
     assert full <= 600 and quick <= 60
+
+
+def test_kernel_preparation_is_timed_apart_from_the_steps(tmp_path, monkeypatch, capsys):
+    """The one-off compile (or cache load) of the numba kernels is its own line, not a step's
+    seconds; with the numpy backend there is nothing to prepare."""
+    _install_fake_steps(monkeypatch)
+    calls = []
+    monkeypatch.setattr(rep, "prepare_kernels", lambda: calls.append(1) or 12.5)
+    assert main(["reproduce", "--quick", "--out", str(tmp_path / "a"), "--only", "one"]) == 0
+    assert calls == [1]
+    assert "BP kernels: 12.5 s" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "a")["kernel_preparation_seconds"] == 12.5
+    assert "took 12.5 s to compile or to load" in (tmp_path / "a" / "report.md").read_text()
+    monkeypatch.setattr(rep, "prepare_kernels", lambda: None)
+    reproduce(tmp_path / "b", quick=True, only=["one"])
+    assert "kernel_preparation_seconds" not in read_manifest(tmp_path / "b")
+
+
+def test_prepare_kernels_follows_the_default_backend(monkeypatch):
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "numpy")
+    assert rep.prepare_kernels() is None  # the reference needs no compile
+    pytest.importorskip("numba")
+    monkeypatch.setenv("HIERGRAMMAR_BACKEND", "numba")
+    seconds = rep.prepare_kernels()
+    assert seconds is not None and seconds >= 0

@@ -43,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from hiergrammar.reproduce import reproduce
 
     report = reproduce(args.out, seed=args.seed, quick=args.quick, only=args.only, force=args.force)
-    steps = (read_manifest(report.parent) or {}).get("steps", {})
+    manifest = read_manifest(report.parent) or {}
+    steps = manifest.get("steps", {})
+    if manifest.get("kernel_preparation_seconds") is not None:
+        seconds = manifest["kernel_preparation_seconds"]
+        print(f"BP kernels: {seconds:.1f} s to compile (once per installation) or load")
     for name, info in steps.items():
         if info["status"] == "skipped":
             print(f"{name}: skipped: {info['reason']}")
