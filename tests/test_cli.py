@@ -212,3 +212,21 @@ def test_crosscheck_passes_max_seconds_to_the_library(monkeypatch, capsys):
     assert main(["crosscheck", *TINY, "--engines", "tree_bp", "--max-seconds", "7.5"]) == 0
     assert seen == {"max_seconds": 7.5}
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["crosscheck", "--seed", "1.5"],
+        ["theory", "critical", "--v", "x"],
+        ["vision", "train-grammar", "--steps", "x"],
+        ["nosuch"],
+    ],
+)
+def test_argparse_errors_are_one_line_with_exit_code_2(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ": error: " in err and "--help" in err
+    assert "usage:" not in err

@@ -16,20 +16,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from hiergrammar import __version__
 from hiergrammar.cli import crosscheck, instances, reproduce, sweep, teach, theory, vision
 from hiergrammar.validation import InputError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "OneLineErrorParser", "build_parser", "main"]
 
 #: The sub-command modules, in help order.
 COMMANDS = (reproduce, crosscheck, instances, theory, sweep, teach, vision)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other bad input: ``PROG: error:
+    MESSAGE (see PROG --help)`` and exit code 2, without argparse's usage block. Sub-command
+    parsers inherit the class (argparse builds them with the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hiergrammar`` parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hiergrammar",
         description="Random Hierarchy Models, exact tree BP, and the diffusion phase transition.",
     )
