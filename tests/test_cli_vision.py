@@ -268,15 +268,20 @@ def _vision_parser(command: str) -> argparse.ArgumentParser:
     return sub.choices[command]
 
 
-def test_every_train_grammar_flag_has_help_with_its_default(capsys):
-    parser = _vision_parser("train-grammar")
-    helps = _help_lines(parser)
+@pytest.mark.parametrize("command", ["sample", "convert-adm", "probe", "plot", "train-grammar"])
+def test_every_vision_flag_has_help_with_its_default(command):
+    parser = _vision_parser(command)
     defaults = {a.option_strings[-1]: a.default for a in parser._actions if a.option_strings}
-    for flag, text in helps.items():
+    for flag, text in _help_lines(parser).items():
         assert text.strip(), f"{flag} has no help"
         default = defaults[flag]
-        if default not in (None, False, argparse.SUPPRESS) and flag != "--help":
-            assert f"default {default}" in text, f"{flag}: {text!r} does not give {default!r}"
+        if default not in (None, False, [], argparse.SUPPRESS) and flag != "--help":
+            assert f"default {default}" in text or f"default: {default}" in text, (
+                f"{flag}: {text!r} does not give {default!r}"
+            )
+
+
+def test_train_grammar_help_prints_ranges_and_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["vision", "train-grammar", "--help"])
     printed = " ".join(capsys.readouterr().out.split())
