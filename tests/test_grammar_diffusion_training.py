@@ -23,7 +23,11 @@ from hiergrammar.vision.grammar_diffusion.diffusions import (
 )
 from hiergrammar.vision.grammar_diffusion.models import build_network
 from hiergrammar.vision.grammar_diffusion.sampler import generate
-from hiergrammar.vision.grammar_diffusion.train import TrainingConfig, train_denoiser
+from hiergrammar.vision.grammar_diffusion.train import (
+    TrainingConfig,
+    TrainingDivergedError,
+    train_denoiser,
+)
 
 from hiergrammar import RHM, InputError
 
@@ -149,6 +153,25 @@ def test_resume_is_refused_for_another_run(rhm, tmp_path):
         train_denoiser(_net(), UniformDiffusion(6), data, _config(10))
 
 
+def test_a_diverging_run_stops_with_the_step_and_its_learning_rate(rhm, tmp_path):
+    # independent evidence: an undisturbed run of the same settings at a sane learning rate
+    # stays finite, and a learning rate of 1e30 sends the weights to inf within a few steps
+    fam = MaskedDiffusion(6)
+    data = rhm.sample(32, seed=7).x
+    sane = TrainingConfig(steps=4, batch_size=8, lr=5e-3, warmup_steps=2, seed=3)
+    assert np.isfinite(train_denoiser(_net(), fam, data, sane, num_threads=1).losses).all()
+    wild = TrainingConfig(steps=4, batch_size=8, lr=1e30, warmup_steps=2, seed=3)
+    folder = tmp_path / "ckpt"
+    with pytest.raises(TrainingDivergedError) as caught:
+        train_denoiser(_net(), fam, data, wild, checkpoint_dir=folder, num_threads=1)
+    err = caught.value
+    assert isinstance(err, InputError) and isinstance(err, FloatingPointError)
+    assert 0 <= err.step < 4 and not np.isfinite(err.loss)
+    assert err.lr == wild.lr_at(err.step)
+    assert f"at step {err.step} " in str(err) and "lower the learning rate" in str(err)
+    assert read_checkpoint(folder) is None  # the last checkpoint would be at step 4
+
+
 def test_no_pickle_in_the_package():
     """No module of grammar_diffusion (nor the figure step) imports pickle or calls torch.load,
     np.load with allow_pickle, or torch.save."""
@@ -194,7 +217,7 @@ def test_command_line_trains_resumes_and_evaluates(tmp_path, capsys):
     common += ["--threads", "1"]
     assert main([*common, "--steps", "10"]) == 0
     assert main([*common, "--steps", "10"]) == 2  # a checkpoint is there: --resume is needed
-    assert "pass resume=True" in capsys.readouterr().err
+    assert "pass --resume to continue it" in capsys.readouterr().err
     evaluate = ["--evaluate", "--t", "0.5", "1.0", "--n-test", "40"]
     evaluate += ["--n-forward-backward", "10", "--n-generate", "20"]
     assert main([*common, "--steps", "20", "--resume", *evaluate]) == 0

@@ -118,9 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-rel-std",
         type=float,
         default=1e-6,
-        help="drop units with std <= this x the layer's RMS activation",
+        help="drop units with std <= this x the layer's RMS activation, 0 <= MIN_REL_STD < 1 "
+        "(default %(default)s)",
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images per batch (default %(default)s)"
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -151,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="shaded band around each curve (default: none)",
     )
-    q.add_argument("--cmap", default="viridis", help="matplotlib colormap for depth")
+    q.add_argument(
+        "--cmap", default="viridis", help="matplotlib colormap for depth (default %(default)s)"
+    )
     q.add_argument("--no-top1", action="store_true", help="do not draw top-1 agreement")
     set_handler(q, plot)
 

@@ -51,19 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="chain states to noise to (0 = the start image, NUM_STEPS = noise)",
     )
-    p.add_argument("--num-steps", type=int, default=250, help="respaced chain length")
+    p.add_argument(
+        "--num-steps", type=int, default=250, help="respaced chain length (default %(default)s)"
+    )
     p.add_argument(
         "--scheduler",
         choices=["ddpm", "ddim"],
         default=None,
         help="sampler (default: the model's saved scheduler)",
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images per batch (default %(default)s)"
+    )
     p.add_argument(
         "--dtype",
         choices=sorted(DTYPES),
         default="fp32",
-        help="model compute dtype (autocast); the chain stays float32",
+        help="model compute dtype (autocast); the chain stays float32 (default %(default)s)",
     )
     add_seed_argument(p, help="image i uses seed + i")
     add_out_argument(p, "folder", required=True, help="output folder")

@@ -55,10 +55,41 @@ from torch import nn
 from hiergrammar.artifacts import progress
 from hiergrammar.validation import InputError, check_float, check_int, check_seed
 
-__all__ = ["TrainingConfig", "TrainingResult", "architecture_of", "train_denoiser"]
+__all__ = [
+    "TrainingConfig",
+    "TrainingResult",
+    "TrainingDivergedError",
+    "architecture_of",
+    "train_denoiser",
+]
 
 #: Training settings a resumed run may change (the others must match the checkpoint).
 _RESUMABLE_CHANGES = ("steps", "checkpoint_every")
+
+
+class TrainingDivergedError(InputError, FloatingPointError):
+    """The training loss became NaN or infinite: the settings (most often a learning rate too
+    large for the network) make the optimiser diverge.
+
+    An :class:`~hiergrammar.validation.InputError` (the command line prints it as one line and
+    exits with code 2) and a :class:`FloatingPointError`. ``step`` is the 0-based step whose
+    loss was not finite, ``loss`` that loss and ``lr`` the learning rate of that step.
+
+    Examples
+    --------
+    >>> err = TrainingDivergedError(step=3, loss=float("nan"), lr=0.5)
+    >>> err.step, isinstance(err, FloatingPointError)
+    (3, True)
+    >>> print(err)  # doctest: +ELLIPSIS
+    training diverged at step 3 (the loss became nan at learning rate 0.5); lower the ...
+    """
+
+    def __init__(self, step: int, loss: float, lr: float):
+        self.step, self.loss, self.lr = int(step), float(loss), float(lr)
+        super().__init__(
+            f"training diverged at step {self.step} (the loss became {self.loss} at learning "
+            f"rate {self.lr:g}); lower the learning rate"
+        )
 
 
 @dataclass(frozen=True)
@@ -271,6 +302,9 @@ def train_denoiser(
     InputError
         For bad strings, a network for another input, a checkpoint folder of another run, or a
         folder holding a checkpoint without ``resume``.
+    TrainingDivergedError
+        If the training loss becomes NaN or infinite (an ``InputError`` too): the
+        checkpoints written before that step stay.
     """
     from hiergrammar.vision.rhm_cnn import torch_threads
 
@@ -355,7 +389,7 @@ def train_denoiser(
             opt.step()
             value = float(accelerator.reduce(loss.detach(), reduction="mean"))
             if not math.isfinite(value):
-                raise FloatingPointError(f"the training loss became {value} at step {step}")
+                raise TrainingDivergedError(step, value, config.lr_at(step))
             losses.append(value)
             if hasattr(steps, "set_postfix") and step % 50 == 0:
                 steps.set_postfix(loss=f"{value:.4f}")
