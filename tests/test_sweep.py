@@ -164,6 +164,17 @@ def test_bad_toml_and_missing_files_are_input_errors(tmp_path):
         read_config(tmp_path / "bad.toml")
     with pytest.raises(InputError, match="does not exist"):
         read_config(tmp_path / "none.toml")
+    RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0).save(tmp_path / "good.npz")  # binary
+    with pytest.raises(InputError, match=r"good\.npz' is not a sweep config: not UTF-8 text"):
+        read_config(tmp_path / "good.npz")
+
+
+def test_the_command_refuses_a_binary_config_with_one_line(tmp_path, capsys):
+    RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0).save(tmp_path / "good.npz")
+    args = ["sweep", str(tmp_path / "good.npz"), "--out", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert "is not a sweep config: not UTF-8 text" in _one_line_error(capsys)
+    assert not (tmp_path / "s").exists()
 
 
 def test_task_ids_and_seeds_are_the_same_in_a_fresh_interpreter():
