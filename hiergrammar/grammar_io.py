@@ -64,6 +64,10 @@ FORMAT_VERSION = 1
 #: Errors numpy and zipfile raise on a file that is not a complete ``.npz`` archive.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
 
+#: The first bytes of a zip archive (an ``.npz``; ``PK\x05\x06``: an empty one) and of a ``.npy``.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
 
 def save_grammar(grammar: Grammar, path: str | os.PathLike) -> Path:
     """Write ``grammar`` to ``path`` (format version :data:`FORMAT_VERSION`), atomically.
@@ -117,18 +121,31 @@ def save_grammar(grammar: Grammar, path: str | os.PathLike) -> Path:
 def _read_members(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"grammar file {path} does not exist")
+    # Look at the first bytes before numpy does: for anything that is neither a zip nor a
+    # .npy file, np.load guesses "pickled data" and suggests allow_pickle, which must never
+    # be the advice for a user's file.
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(_NPY_MAGIC))
+    except OSError as err:
+        raise InputError(f"{path} cannot be read as a grammar file: {err}") from None
+    if magic.startswith(_NPY_MAGIC):
+        raise InputError(f"{path} is a single .npy array, not a grammar .npz archive")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise InputError(f"{path} is not a grammar file (not an .npz archive)")
     try:
         archive = np.load(path, allow_pickle=False)
-        if not hasattr(archive, "files"):  # a plain .npy array, not an archive
-            raise InputError(f"{path} is a single .npy array, not a grammar .npz archive")
+        if not hasattr(archive, "files"):  # pragma: no cover - the magic said zip
+            raise InputError(f"{path} is not a grammar file (not an .npz archive)")
         with archive:
             return {name: archive[name] for name in archive.files}
     except InputError:
         raise
     except _READ_ERRORS as err:
+        detail = f": {type(err).__name__}: {err}" if "pickle" not in str(err) else ""
         raise InputError(
             f"{path} is not a readable grammar file (truncated, corrupt or not an .npz "
-            f"archive): {type(err).__name__}: {err}"
+            f"archive){detail}"
         ) from None
 
 
@@ -194,7 +211,7 @@ def load_grammar(path: str | os.PathLike) -> Grammar:
     ...     load_grammar(bad)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
-    hiergrammar.validation.InputError: ... is not a readable grammar file (truncated, corrupt ...
+    hiergrammar.validation.InputError: ... is not a grammar file (not an .npz archive)
     """
     path = Path(path)
     members = _read_members(path)

@@ -61,7 +61,7 @@ def test_a_bad_grammar_file_is_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
     assert main(["crosscheck", "--grammar", str(bad)]) == 2
-    assert "is not a readable grammar file" in _one_line_error(capsys, "crosscheck")
+    assert "is not a grammar file (not an .npz archive)" in _one_line_error(capsys, "crosscheck")
     assert main(["crosscheck", "--grammar", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in _one_line_error(capsys, "crosscheck")
 

@@ -207,3 +207,27 @@ def test_other_files_are_refused(tmp_path):
     odd = Grammar({1: np.array([[[0, 1]]])}, metadata={"bad": object()})
     with pytest.raises(InputError, match=r"metadata must be JSON data"):
         odd.save(tmp_path / "odd.npz")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"v = 4\nm = 2\n", b"", b"\x80\x03]q\x00.", "caf\u00e9\n".encode("utf-16")],
+    ids=["text", "empty", "pickle-bytes", "utf16"],
+)
+def test_a_file_that_is_no_archive_is_named_as_such_without_pickle_advice(tmp_path, content):
+    bad = tmp_path / "notes.npz"
+    bad.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        load_grammar(bad)
+    message = str(caught.value)
+    assert message == f"{bad} is not a grammar file (not an .npz archive)"
+    assert "pickle" not in message
+
+
+def test_an_archive_with_object_arrays_gets_no_pickle_advice(tmp_path):
+    pickled = tmp_path / "p.npz"
+    np.savez(pickled, header=np.array([{"format": FORMAT_NAME}], dtype=object))
+    with pytest.raises(InputError) as caught:
+        load_grammar(pickled)
+    assert "pickle" not in str(caught.value)
+    assert str(pickled) in str(caught.value)

@@ -164,6 +164,17 @@ def test_bad_toml_and_missing_files_are_input_errors(tmp_path):
         read_config(tmp_path / "bad.toml")
     with pytest.raises(InputError, match="does not exist"):
         read_config(tmp_path / "none.toml")
+    RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0).save(tmp_path / "good.npz")  # binary
+    with pytest.raises(InputError, match=r"good\.npz' is not a sweep config: not UTF-8 text"):
+        read_config(tmp_path / "good.npz")
+
+
+def test_the_command_refuses_a_binary_config_with_one_line(tmp_path, capsys):
+    RHM(v=4, n_classes=2, m=2, s=2, L=2, seed=0).save(tmp_path / "good.npz")
+    args = ["sweep", str(tmp_path / "good.npz"), "--out", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert "is not a sweep config: not UTF-8 text" in _one_line_error(capsys)
+    assert not (tmp_path / "s").exists()
 
 
 def test_task_ids_and_seeds_are_the_same_in_a_fresh_interpreter():
@@ -533,3 +544,81 @@ def test_the_docs_page_documents_every_key_and_its_example_runs(tmp_path):
     for target in re.findall(r"\]\(([^)\s]+)\)", page):
         if not re.match(r"^[a-z]+:", target):
             assert (ROOT / "docs" / target).is_file(), target
+
+
+def _refusal(call) -> str | None:
+    """The bound an InputError names (the text from "would need"), or None if none raised."""
+    try:
+        call()
+    except InputError as err:
+        return str(err)[str(err).index("would need") :]
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "process", "options"),
+    [
+        ("beliefs", "eps", {}),
+        ("beliefs", "gaussian", {"dtype": "float32"}),
+        ("beliefs", "uniform", {"chunk_size": 4}),
+        ("token_changes", "masking", {}),
+        ("masked_reconstruction", "masking", {}),
+    ],
+)
+def test_each_preflight_refuses_exactly_what_its_measurement_refuses(
+    name, process, options, monkeypatch
+):
+    """Independent evidence: the measurement itself, run under budgets on both sides of its
+    limits; the preflight must refuse the same sizes with the same estimate."""
+    from hiergrammar.sweep import get_measurement
+    from hiergrammar.sweep.config import make_process
+
+    entry = get_measurement(name)
+    outcomes = []
+    cases = [(2, "2KiB"), (2, "16KiB"), (4, "8KiB"), (4, "64KiB"), (6, "32KiB"), (6, "256KiB")]
+    for L, budget in cases:
+        monkeypatch.setenv("HIERGRAMMAR_MEMORY_BUDGET", budget)
+        rhm = RHM(v=4, n_classes=2, m=2, s=2, L=L, seed=0)
+        noise = make_process(process, 4)
+        kwargs = {"n_samples": 20, **options}
+        expected = _refusal(lambda: entry.func(rhm, noise, 0.3, seed=1, **kwargs))  # noqa: B023
+        assert _refusal(lambda: entry.preflight(rhm, noise, **kwargs)) == expected  # noqa: B023
+        outcomes.append(expected is None)
+    assert any(outcomes) and not all(outcomes)  # both sides of the limit were reached
+
+
+HUGE = TOML.replace("L = 2", "L = [2, 40]")
+
+
+def test_a_grid_point_above_the_memory_budget_is_refused_before_any_work(tmp_path, capsys):
+    assert "L = [2, 40]" in HUGE
+    (tmp_path / "huge.toml").write_text(HUGE)
+    with pytest.raises(InputError, match=r"grid point .*L=40 \(process eps\): beliefs: one sam"):
+        sweep(read_config(tmp_path / "huge.toml"), tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    args = ["sweep", str(tmp_path / "huge.toml"), "--out", str(tmp_path / "s")]
+    assert main(args) == 2
+    line = _one_line_error(capsys)
+    assert "L=40" in line and "above the memory budget" in line
+    assert not (tmp_path / "s").exists()  # no store, no task
+
+
+def test_an_input_error_inside_a_task_is_recorded_once_and_not_retried(tmp_path):
+    calls = []
+
+    def refuses(grammar, process, t, *, n_samples, seed):
+        calls.append(t)
+        raise InputError(f"t={t} violates t < 0 for this test")
+
+    register_measurement("refuses_for_tests", refuses)
+    try:
+        config = small(measure={"name": "refuses_for_tests", "n_samples": 2})
+        result = sweep(config, tmp_path / "s", retries=2)
+    finally:
+        unregister_measurement("refuses_for_tests")
+    assert len(result.failed) == 4 and len(calls) == 4  # one call per task: no retry
+    for failure in result.failed.values():
+        assert failure["attempts"] == 1
+        assert failure["error"] == "InputError: t=0.0 violates t < 0 for this test"
+    with pytest.raises(InputError, match=r"running the sweep again fails the same way"):
+        load(tmp_path / "s")

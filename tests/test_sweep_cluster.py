@@ -149,3 +149,39 @@ def test_the_command_starts_and_stops_its_own_local_cluster(serial, tmp_path, ca
     time.sleep(0.5)
     lingering = {t.name for t in threading.enumerate()} - before
     assert not [name for name in lingering if "Nanny" in name or "Worker" in name]
+
+
+_REFUSING = """
+def refuses(grammar, process, t, *, n_samples, seed, log):
+    from hiergrammar.validation import InputError
+
+    with open(log, "a") as handle:
+        handle.write(f"{t}\\n")
+    raise InputError(f"t={t} violates t < 0 for this test")
+"""
+
+
+def test_an_input_error_on_a_worker_is_not_retried(cluster, tmp_path):
+    from hiergrammar.sweep import register_measurement, unregister_measurement
+
+    # Defined outside any importable module, so Dask ships the function itself to the workers.
+    namespace: dict = {"__name__": "hiergrammar_tests_not_importable"}
+    exec(_REFUSING, namespace)
+    register_measurement("refuses_on_workers", namespace["refuses"])
+    log = tmp_path / "calls.txt"
+    config = {
+        "grammar": {"v": 4, "m": 2, "s": 2, "L": 2},
+        "rule_draws": 2,
+        "noise": {"process": "eps", "levels": [0.1]},
+        "measure": {"name": "refuses_on_workers", "n_samples": 2, "log": str(log)},
+    }
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            result = run_sweep(config, tmp_path / "s", scheduler=client, retries=2, progress=False)
+    finally:
+        unregister_measurement("refuses_on_workers")
+    assert len(result.failed) == 2
+    assert len(log.read_text().splitlines()) == 2  # one call per task: no retry
+    for failure in result.failed.values():
+        assert failure["attempts"] == 1
+        assert failure["error"] == "InputError: t=0.1 violates t < 0 for this test"

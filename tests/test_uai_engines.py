@@ -229,3 +229,23 @@ def test_importing_the_crosscheck_imports_no_engine_library():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_the_small_suite_is_a_subset_of_the_full_one_name_for_name(tmp_path):
+    """A name means one instance: the small suite's files are byte for byte the full suite's
+    files of the same names, with the same seeds and log10 Z."""
+    from hiergrammar.engines.suite import write_suite
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "small").mkdir()
+    full = {e["name"]: e for e in write_suite(tmp_path / "full", seed=5)}
+    small = write_suite(tmp_path / "small", small=True, seed=5)
+    assert 0 < len(small) < len(full)
+    for entry in small:
+        other = full[entry["name"]]
+        assert entry["seed"] == other["seed"] and entry["log10_z"] == other["log10_z"]
+        for kind in ("uai", "mar", "pr"):
+            a = (tmp_path / "small" / entry["files"][kind]).read_bytes()
+            assert a == (tmp_path / "full" / other["files"][kind]).read_bytes()
+    index = json.loads((tmp_path / "small" / "index.json").read_text())
+    assert {e["name"] for e in index["instances"]} <= set(full)

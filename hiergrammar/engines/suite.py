@@ -407,10 +407,12 @@ def write_suite(
     ----------
     folder : path
     small : bool
-        Only the small subset (see :func:`suite_specs`).
+        Only the small subset (see :func:`suite_specs`): the same instances, bit for bit, as
+        the full suite's of the same names.
     seed : int
-        Base seed: instance ``k`` draws its grammar with ``seed + 100 * k`` (and its evidence
-        from the seeds that follow).
+        Base seed: instance ``k`` (its position in the full suite, whether or not ``small``)
+        draws its grammar with ``seed + 100 * k`` (and its evidence from the seeds that
+        follow), so a name always means one instance.
 
     Returns
     -------
@@ -426,8 +428,9 @@ def write_suite(
     folder = Path(folder)
     entries = []
     specs = suite_specs(small)
-    for k, spec in enumerate(progress(specs, desc="UAI instances", total=len(specs))):
-        instance_seed = seed + 100 * k
+    position = {spec.name: k for k, spec in enumerate(suite_specs(small=False))}
+    for spec in progress(specs, desc="UAI instances", total=len(specs)):
+        instance_seed = seed + 100 * position[spec.name]
         grammar, evidence, prior = spec.build(instance_seed)
         uai_name = f"{spec.name}.uai"
         files = to_uai(

@@ -771,8 +771,8 @@ def read_config(path: str | os.PathLike) -> SweepConfig:
     Raises
     ------
     InputError
-        If the file is missing or not valid TOML (with the parser's line and column), or a key
-        or value is wrong.
+        If the file is missing, not UTF-8 text or not valid TOML (with the parser's line and
+        column), or a key or value is wrong.
 
     Examples
     --------
@@ -807,6 +807,13 @@ def read_config(path: str | os.PathLike) -> SweepConfig:
         raise InputError(f"config={str(path)!r} is a folder; give a TOML file") from None
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"config={str(path)!r} is not valid TOML: {err}") from None
+    except UnicodeDecodeError:  # a binary file (an .npz, an image): TOML is UTF-8 text
+        raise InputError(
+            f"config={str(path)!r} is not a sweep config: not UTF-8 text (give the sweep's "
+            "TOML file)"
+        ) from None
+    except OSError as err:
+        raise InputError(f"config={str(path)!r} cannot be read: {err.strerror or err}") from None
     config = parse_config(data, base_dir=path.resolve().parent)
     object.__setattr__(config, "source", str(path.resolve()))
     return config

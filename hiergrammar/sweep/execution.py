@@ -42,11 +42,12 @@ from hiergrammar.artifacts import progress as progress_bar
 from hiergrammar.sweep.config import SweepConfig, as_config
 from hiergrammar.sweep.measurements import get_measurement
 from hiergrammar.sweep.store import Store, _now, load
-from hiergrammar.sweep.tasks import execute_task
+from hiergrammar.sweep.tasks import execute_or_refuse, execute_task
 from hiergrammar.validation import InputError, check_int
 
 __all__ = [
     "DEFAULT_RETRIES",
+    "check_sizes",
     "SharedScheduler",
     "SweepFailed",
     "SweepResult",
@@ -403,7 +404,74 @@ def sweep_frame(
 
 
 # -- running --------------------------------------------------------------------------------------
-def _failure(task: Any, error: BaseException | None, tb: Any, attempts: int) -> dict[str, Any]:
+def check_sizes(config: SweepConfig, tasks: list[Any] | None = None, measurement: Any = None):
+    """Refuse, before any work, a grid point the measurement would refuse for its sizes.
+
+    Builds each grammar point of ``config`` once (with its first rule draw's seed) and, for
+    each of its noise processes, calls the measurement's ``preflight`` (see
+    :func:`~hiergrammar.sweep.register_measurement`): the built-in measurements check there the
+    memory of their strings, BP messages and covariances against the memory budget of this
+    process, as each task would on its worker. A measurement without a ``preflight`` is
+    checked only by building its grammars.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    tasks : list of Task, optional
+        ``config.tasks()`` if already computed.
+    measurement : Measurement, optional
+        The config's measurement if already looked up.
+
+    Raises
+    ------
+    InputError
+        Naming the grid point, the process and the violated bound.
+
+    Examples
+    --------
+    >>> from hiergrammar.sweep import parse_config
+    >>> config = parse_config({"grammar": {"v": 8, "m": 2, "s": 2, "L": [2, 40]},
+    ...                        "noise": {"process": "eps", "levels": [0.1]},
+    ...                        "measure": {"name": "beliefs", "n_samples": 10}})
+    >>> check_sizes(config)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    hiergrammar.validation.InputError: grid point v=8, n_classes=8, m=2, s=2, L=40 (process ...)
+    """
+    from hiergrammar.sweep.config import make_process
+
+    config = as_config(config)
+    if tasks is None:
+        tasks = config.tasks()
+    if measurement is None:
+        measurement = get_measurement(config.measure.name)
+    seen: set[tuple[int, str, str | None]] = set()
+    built: dict[int, Any] = {}
+    for task in tasks:
+        key = (id(task.grammar), task.process, task.schedule)
+        if key in seen:
+            continue
+        seen.add(key)
+        point = ", ".join(f"{k}={v}" for k, v in task.grammar.columns().items())
+        where = f"grid point {point} (process {task.process})"
+        try:
+            if id(task.grammar) not in built:
+                built[id(task.grammar)] = task.grammar.build(task.rule_seed)
+            grammar = built[id(task.grammar)]
+            if measurement.preflight is not None:
+                process = make_process(task.process, int(grammar.cards[0]), task.schedule)
+                measurement.preflight(
+                    grammar, process, n_samples=task.measure.n_samples, **task.measure.options
+                )
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+
+
+def _failure(
+    task: Any, error: BaseException | None, tb: Any, attempts: int, message: str | None = None
+) -> dict[str, Any]:
+    if message is None:
+        message = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
     if isinstance(tb, str):
         text = tb
     elif tb is not None:
@@ -412,7 +480,7 @@ def _failure(task: Any, error: BaseException | None, tb: Any, attempts: int) -> 
         text = ""
     lines = text.strip().splitlines()
     return {
-        "error": f"{type(error).__name__}: {error}" if error is not None else "unknown error",
+        "error": message,
         "traceback": "\n".join(lines[-30:]),
         "attempts": attempts,
         "params": task.canonical(),
@@ -426,6 +494,9 @@ def _run_serial(store, tasks, func, retries, show, desc, on_done) -> None:
                 info = execute_task(task, str(store.task_path(task)), str(store.root), func)
             except Exception as err:  # recorded with its traceback; the sweep goes on
                 failure = _failure(task, err, err.__traceback__, attempt)
+                if isinstance(err, InputError):  # deterministic: a retry fails the same way
+                    on_done(task, None, failure)
+                    break
                 continue
             on_done(task, info, None)
             break
@@ -446,7 +517,7 @@ def _run_dask(client, store, tasks, func, retries, show, desc, on_done) -> None:
 
     def submit(task: Any):
         future = client.submit(
-            execute_task,
+            execute_or_refuse,
             task,
             str(store.task_path(task)),
             str(store.root),
@@ -465,7 +536,11 @@ def _run_dask(client, store, tasks, func, retries, show, desc, on_done) -> None:
         for future in progress_bar(running, desc=desc, total=len(tasks), disable=show):
             task = by_key.pop(future.key)
             if future.status == "finished":
-                on_done(task, future.result(), None)
+                info = future.result()
+                if "refused" in info:  # an InputError: recorded once, never retried
+                    on_done(task, None, _failure(task, None, info["traceback"], 1, info["refused"]))
+                else:
+                    on_done(task, info, None)
             else:
                 try:
                     error = future.exception()
@@ -552,10 +627,12 @@ def run_sweep(
     )
     if isinstance(scheduler, SharedScheduler) and workers is not None:
         raise InputError("workers applies to a local cluster started by this sweep")
-    func = get_measurement(config.measure.name).func
+    measurement = get_measurement(config.measure.name)
+    func = measurement.func
     tasks = config.tasks()
     owned = shared is not scheduler
     try:
+        check_sizes(config, tasks, measurement)  # every grid point, before any file or task
         if isinstance(shared.scheduler, str) and shared.scheduler not in (_LOCAL, _SERIAL):
             shared.client()  # an address that does not answer: refused before any file exists
         store = Store.open(out, config, tasks, resume=resume, replace=replace)

@@ -100,6 +100,11 @@ class Measurement:
         The smallest ``n_samples`` it accepts.
     check : callable or None
         ``check(options)`` raises an :class:`InputError` for a bad option value.
+    preflight : callable or None
+        ``preflight(grammar, process, *, n_samples, **options)`` raises the
+        :class:`InputError` the measurement would raise for these sizes (above all the memory
+        budget), without doing the work; a sweep calls it once per grammar point and noise
+        process, in the process that starts the sweep, before any task is submitted.
     """
 
     name: str
@@ -108,6 +113,7 @@ class Measurement:
     processes: tuple[str, ...] | None = None
     min_samples: int = 1
     check: Callable[[Mapping[str, Any]], None] | None = None
+    preflight: Callable[..., None] | None = None
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise an :class:`InputError` for an option the function does not take, or (with
@@ -144,6 +150,7 @@ def register_measurement(
     processes: tuple[str, ...] | None = None,
     min_samples: int = 1,
     check: Callable[[Mapping[str, Any]], None] | None = None,
+    preflight: Callable[..., None] | None = None,
     replace: bool = False,
 ):
     """Register ``func`` as the measurement ``name`` (also usable as a decorator).
@@ -164,6 +171,11 @@ def register_measurement(
     check : callable, optional
         ``check(options)``: raise an :class:`InputError` for a bad value of an option, so that
         a config is refused before any work.
+    preflight : callable, optional
+        ``preflight(grammar, process, *, n_samples, **options)``: raise the
+        :class:`InputError` the measurement would raise for this grammar and process (a size
+        above the memory budget, a bound between options and ``n_samples``), cheaply and
+        without the work, so that a sweep refuses such a grid point before any task runs.
     replace : bool
         Allow replacing a registered measurement of that name.
 
@@ -213,7 +225,9 @@ def register_measurement(
         text = description
         if text is None:
             text = (inspect.getdoc(function) or "").split("\n")[0]
-        _REGISTRY[name] = Measurement(name, function, text, processes, min_samples, check)
+        _REGISTRY[name] = Measurement(
+            name, function, text, processes, min_samples, check, preflight
+        )
         return function
 
     return add if func is None else add(func)
@@ -279,7 +293,13 @@ def get_measurement(name: str) -> Measurement:
         for entry in _REGISTRY.values():  # a registered function keeps its settings
             if entry.func is func:
                 return Measurement(
-                    name, func, entry.description, entry.processes, entry.min_samples, entry.check
+                    name,
+                    func,
+                    entry.description,
+                    entry.processes,
+                    entry.min_samples,
+                    entry.check,
+                    entry.preflight,
                 )
         doc = (inspect.getdoc(func) or "").split("\n")[0]
         return Measurement(name, func, doc)
@@ -346,20 +366,17 @@ def beliefs(
     ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
     """
     from hiergrammar.experiments.beliefs import BELIEF_KEYS, belief_sums
-    from hiergrammar.processes import GaussianProcess
 
     n_samples = check_int("n_samples", n_samples, 1)
     float_type = _dtype(dtype)
     L = grammar.L
-    v = grammar.cards[0] if hasattr(grammar, "cards") else grammar.v
-    observation_bytes = 8 * grammar.d * (v if isinstance(process, GaussianProcess) else 1)
     sums, squares = belief_sums(
         grammar,
         n_samples,
         seed,
         lambda x, rng: process.corrupt(x, t, seed=rng),
         lambda rows: process.leaf_likelihood(rows, t, dtype=float_type),
-        observation_bytes=observation_bytes,
+        observation_bytes=_observation_bytes(grammar, process),
         dtype=float_type,
         chunk_size=chunk_size,
         desc=f"beliefs t={t:g}",
@@ -506,6 +523,90 @@ def masked_reconstruction(
     }
 
 
+def _observation_bytes(grammar: Any, process: Any) -> int:
+    """Bytes of one string's noisy observation: a symbol per leaf, or a Gaussian ``(d, v)``."""
+    from hiergrammar.processes import GaussianProcess
+
+    v = grammar.cards[0] if hasattr(grammar, "cards") else grammar.v
+    return 8 * grammar.d * (v if isinstance(process, GaussianProcess) else 1)
+
+
+def _node_count(grammar: Any) -> int:
+    return sum(int(grammar.width(level)) for level in range(grammar.L + 1))
+
+
+# The preflights restate the size guards the measurements meet first (same estimates, same
+# budget), so that a sweep refuses an oversized grid point before it submits any task; a
+# test compares each with its measurement's own refusal.
+def _beliefs_preflight(
+    grammar: Any,
+    process: Any,
+    *,
+    n_samples: int,
+    dtype: str = "float64",
+    chunk_size: int | None = None,
+) -> None:
+    from hiergrammar.experiments.beliefs import belief_bytes_per_sample
+    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+
+    float_type = _dtype(dtype)
+    stream_chunk_size(
+        "beliefs",
+        belief_bytes_per_sample(grammar, float_type),
+        fixed_bytes=min(STREAM_BLOCK, n_samples)
+        * (8 * _node_count(grammar) + _observation_bytes(grammar, process)),
+        chunk_size=chunk_size,
+    )
+
+
+def _token_changes_preflight(
+    grammar: Any,
+    process: Any,
+    *,
+    n_samples: int,
+    dtype: str = "float64",
+    jackknife_groups: int | None = None,
+    chunk_size: int | None = None,
+) -> None:
+    from hiergrammar.sampling import forward_backward_bytes_per_sample
+    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+    from hiergrammar.validation import check_memory
+
+    n = check_int("n_samples", n_samples, 2)
+    if jackknife_groups is not None:
+        check_int("jackknife_groups", jackknife_groups, 2, n)
+    d = int(grammar.d)
+    check_memory(f"sampling n={n} trees of {d} leaves", 8 * n * (_node_count(grammar) + d), None)
+    stream_chunk_size(
+        "exact forward-backward (likelihood, BP messages, rule gathers and draws)",
+        forward_backward_bytes_per_sample(grammar, _dtype(dtype)),
+        fixed_bytes=min(STREAM_BLOCK, n) * (d * 8 + _observation_bytes(grammar, process)),
+        chunk_size=chunk_size,
+    )
+    check_memory(f"the (d, d) = ({d}, {d}) change covariance", 8 * d * d, None)
+
+
+def _masked_reconstruction_preflight(
+    grammar: Any,
+    process: Any,
+    *,
+    n_samples: int,
+    dtype: str = "float64",
+    chunk_size: int | None = None,
+) -> None:
+    from hiergrammar.bp import bp_bytes_per_set
+    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+
+    float_type = _dtype(dtype)
+    d, v = int(grammar.d), int(grammar.cards[0])
+    stream_chunk_size(
+        "masked reconstruction",
+        d * v * np.dtype(float_type).itemsize + bp_bytes_per_set(grammar, float_type) + 32 * d,
+        fixed_bytes=min(STREAM_BLOCK, n_samples) * 8 * (_node_count(grammar) + d),
+        chunk_size=chunk_size,
+    )
+
+
 def _check_builtin_options(options: Mapping[str, Any]) -> None:
     if "dtype" in options:
         _dtype(options["dtype"])
@@ -514,11 +615,18 @@ def _check_builtin_options(options: Mapping[str, Any]) -> None:
             check_int(key, options[key], 2 if key == "jackknife_groups" else 1)
 
 
-register_measurement("beliefs", beliefs, check=_check_builtin_options)
-register_measurement("token_changes", token_changes, min_samples=2, check=_check_builtin_options)
+register_measurement("beliefs", beliefs, check=_check_builtin_options, preflight=_beliefs_preflight)
+register_measurement(
+    "token_changes",
+    token_changes,
+    min_samples=2,
+    check=_check_builtin_options,
+    preflight=_token_changes_preflight,
+)
 register_measurement(
     "masked_reconstruction",
     masked_reconstruction,
     processes=("masking",),
     check=_check_builtin_options,
+    preflight=_masked_reconstruction_preflight,
 )

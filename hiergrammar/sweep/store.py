@@ -366,10 +366,17 @@ def load(folder: str | os.PathLike, *, allow_missing: bool = False):
     failed = {tid: info.get("error", "") for tid, info in manifest.get("failed", {}).items()}
     if missing and not allow_missing:
         shown = "; ".join(f"{tid}: {failed[tid]}" for tid in missing if tid in failed)[:500]
+        refused = all(failed.get(tid, "").startswith("InputError:") for tid in missing)
+        advice = (
+            "their inputs are out of bounds, so running the sweep again fails the same way: "
+            "change the config"
+            if refused
+            else "run the sweep again to compute them"
+        )
         raise InputError(
             f"the store {str(folder)!r} lacks {len(missing)} of {len(ids)} task results"
             + (f" ({len([t for t in missing if t in failed])} failed: {shown})" if shown else "")
-            + "; run the sweep again to compute them, or pass allow_missing=True"
+            + f"; {advice}, or pass allow_missing=True"
         )
     tables = _read_tables(folder / rel for rel in files if rel in present)
     if tables:

@@ -18,6 +18,7 @@ import io
 import os
 import secrets
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 
 from hiergrammar.validation import InputError
 
-__all__ = ["execute_task", "result_table", "write_atomically"]
+__all__ = ["execute_or_refuse", "execute_task", "result_table", "write_atomically"]
 
 #: Columns a measurement may not return (they describe the grid).
 _RESERVED = ("task", "noise_level", "process", "schedule", "rule_draw", "data_draw", "file")
@@ -213,3 +214,26 @@ def execute_task(
         "cpu_seconds": time.process_time() - cpu,
         "pid": os.getpid(),
     }
+
+
+def execute_or_refuse(
+    task: Any,
+    path: str,
+    store_root: str,
+    func: Callable[..., Mapping[str, Any]],
+) -> dict[str, Any]:
+    """:func:`execute_task`, returning an :class:`InputError` instead of raising it.
+
+    An input out of its bounds fails the same way on every attempt, so a Dask worker reports
+    it as a result (``{"task", "refused": "InputError: ...", "traceback"}``): it is not
+    retried, and the worker logs no traceback for it. Any other exception propagates (and is
+    retried).
+    """
+    try:
+        return execute_task(task, path, store_root, func)
+    except InputError as err:
+        return {
+            "task": task.id,
+            "refused": f"InputError: {err}",
+            "traceback": traceback.format_exc(),
+        }
