@@ -61,6 +61,9 @@ __all__ = [
     "MAX_LEAVES",
     "TEACH_DEFAULTS",
     "Message",
+    "check_eps_grid",
+    "check_initial_eps",
+    "max_eps",
     "message_schedule",
     "render_page",
     "teaching_data",
@@ -171,13 +174,42 @@ def message_schedule(L: int, s: int) -> list[Message]:
 
 
 # -- the numbers --------------------------------------------------------------------------------
-def _check_grid(eps: Any, v: int) -> list[float]:
+def max_eps(v: int) -> float:
+    """The largest noise level a page shows, ``1 - 1/v``: a leaf is redrawn uniformly with
+    probability ``eps v / (v - 1)``, which reaches 1 there (the leaf carries no information);
+    a larger ``eps`` is no probability.
+
+    >>> max_eps(4)
+    0.75
+    """
+    return 1.0 - 1.0 / check_int("v", v, 2)
+
+
+def check_eps_grid(eps: Any, v: int, name: str = "eps") -> list[float]:
+    """The slider's grid: 1 to 50 finite noise levels in ``[0, 1 - 1/v]`` (:func:`max_eps`),
+    sorted, duplicates dropped; else an :class:`~hiergrammar.validation.InputError` naming
+    ``name`` (e.g. ``"--eps"``) and the bound.
+
+    >>> check_eps_grid([0.5, 0.1, 0.5], v=4)
+    [0.1, 0.5]
+    """
     values = np.atleast_1d(np.asarray(eps, dtype=object))
     if values.ndim != 1 or not 1 <= values.size <= _MAX_GRID:
-        raise InputError(f"eps must hold 1 to {_MAX_GRID} noise levels, got {values.size}")
-    high = 1.0 - 1.0 / v
-    grid = sorted({check_float("eps", value, 0.0, high) for value in values})
-    return grid
+        raise InputError(f"{name} must hold 1 to {_MAX_GRID} noise levels, got {values.size}")
+    high = max_eps(v)
+    return sorted({check_float(name, value, 0.0, high) for value in values})
+
+
+def check_initial_eps(initial_eps: Any, v: int, name: str = "initial_eps") -> float | None:
+    """``initial_eps`` (None, or a noise level in the grid's range ``[0, 1 - 1/v]``), else an
+    :class:`~hiergrammar.validation.InputError` naming ``name`` and the bound.
+
+    >>> check_initial_eps(0.3, v=4), check_initial_eps(None, v=4)
+    (0.3, None)
+    """
+    if initial_eps is None:
+        return None
+    return check_float(name, initial_eps, 0.0, max_eps(v))
 
 
 def _rule_text(rules: np.ndarray) -> str:
@@ -259,7 +291,8 @@ def teaching_data(
         The slider's grid: 1 to 50 noise levels in ``[0, 1 - 1/v]`` (sorted, duplicates
         dropped).
     initial_eps : float, optional
-        The level shown first (the grid point nearest to it); default the grid's middle.
+        The level shown first (the grid point nearest to it), in ``[0, 1 - 1/v]`` as the
+        grid; default the grid's middle.
 
     Returns
     -------
@@ -276,8 +309,8 @@ def teaching_data(
     Raises
     ------
     InputError
-        For parameters the RHM refuses, a grammar too large to draw, a noise level outside
-        ``[0, 1 - 1/v]`` or a bad seed.
+        For parameters the RHM refuses, a grammar too large to draw, a noise level
+        (``eps`` or ``initial_eps``) outside ``[0, 1 - 1/v]`` (:func:`max_eps`) or a bad seed.
 
     Examples
     --------
@@ -299,11 +332,11 @@ def teaching_data(
     for name, card in (("v", rhm.v), ("n_classes", rhm.n_classes)):
         if card > MAX_CARD:
             raise InputError(f"{name}={card} violates {name} <= {MAX_CARD} (too large to draw)")
-    grid = _check_grid(eps, rhm.v)
-    if initial_eps is None:
+    grid = check_eps_grid(eps, rhm.v)
+    target = check_initial_eps(initial_eps, rhm.v)
+    if target is None:
         initial = (len(grid) - 1) // 2
     else:
-        target = check_float("initial_eps", initial_eps, 0.0, 1.0)
         initial = int(np.argmin([abs(e - target) for e in grid]))
 
     datum = rhm.sample(1, seed=seed + 1)

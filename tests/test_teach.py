@@ -255,7 +255,10 @@ def test_cli_writes_the_page(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--eps", "0.9"], "eps=0.9 violates"),
+        (["--eps", "0.9"], "--eps=0.9 violates 0.0 <= --eps <= 0.75"),
+        (["--eps", "0.1", "nan"], "--eps=nan violates 0.0 <= --eps <= 0.75"),
+        (["--initial-eps", "0.8"], "--initial-eps=0.8 violates 0.0 <= --initial-eps <= 0.75"),
+        (["--initial-eps", "inf"], "--initial-eps=inf violates"),
         (["--L", "5"], "too large to draw"),
         (["--seed", "-2"], "--seed"),
         ([], "--out is required"),
@@ -281,3 +284,20 @@ def test_cli_help_shows_the_tiny_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "vocabulary size, v >= 2 (default 4)" in text
     assert "(default 32)" not in text
+
+
+def test_eps_and_initial_eps_share_the_range_of_the_page(tmp_path, capsys):
+    """Both flags take [0, 1 - 1/v]: at 1 - 1/v the leaf is redrawn with probability
+    eps v / (v - 1) = 1, so its evidence is flat (1 - eps = eps / (v - 1) = 1/v); beyond it
+    no probability is left. The bound follows --v."""
+    data = teaching_data(v=4, eps=[0.75], initial_eps=0.75)
+    assert np.allclose(data["per_eps"][0]["evidence"], 0.25)
+    for kwargs in (dict(eps=[0.76]), dict(eps=[0.1], initial_eps=0.76)):
+        with pytest.raises(InputError, match="<= 0.75"):
+            teaching_data(v=4, **kwargs)
+    out = tmp_path / "v8.html"
+    argv = ["teach", "--out", str(out), "--v", "8", "--eps", "0.8", "--initial-eps", "0.85"]
+    assert main(argv) == 0 and out.exists()  # 1 - 1/8 = 0.875
+    capsys.readouterr()
+    assert main([*argv[:-1], "0.9"]) == 2
+    assert "--initial-eps=0.9 violates 0.0 <= --initial-eps <= 0.875" in capsys.readouterr().err

@@ -188,3 +188,160 @@ def test_critical_process_rejects_bad_arguments():
         _run(["theory", "critical", "--process", "masking", "--n-pop", "0"])
     with pytest.raises(SystemExit):  # argparse: an unknown process
         _run(["theory", "critical", "--process", "gaussian"])
+
+
+# -- every flag checked before any work; nothing silently ignored -------------------------------
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--eps", "nan"], "--eps=nan violates 0.0 <= --eps <= 1.0 (it must be a finite number)"),
+        (["--eps", "0.3", "1.5"], "--eps=1.5 violates 0.0 <= --eps <= 1.0"),
+        (["--eps", "-0.1"], "--eps=-0.1 violates 0.0 <= --eps <= 1.0"),
+        (["--depths", "3", "0"], "--depths=0 violates --depths >= 1"),
+        (["--samples", "0"], "--samples=0 violates --samples >= 1"),
+        (["--rules", "0"], "--rules=0 violates --rules >= 1"),
+        (["--tol", "inf"], "--tol=inf violates 0.0 <= --tol"),
+        (["--seed", "-1"], "--seed=-1 violates --seed >= 0"),
+        (["--v", "3"], "m=8 violates m <= v**(s-1) = 3"),
+    ],
+)
+def test_validate_flags_are_checked_before_any_work(monkeypatch, capsys, flags, message):
+    """A bad number is a one-line error naming the flag and its bound, exit 2, and the
+    validation never starts (it would otherwise fail deep inside, or after earlier depths)."""
+    from hiergrammar.theory import validate_meanfield
+
+    from hiergrammar.cli import main
+
+    def boom(**kwargs):
+        raise AssertionError("the validation ran although a flag was refused")
+
+    monkeypatch.setattr(validate_meanfield, "run_validation", boom)
+    assert main(["theory", "validate", "--quick", *flags]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_validate_library_refuses_bad_arguments_before_any_bp(monkeypatch):
+    """run_validation raises InputError naming the argument and the bound, before the first
+    depth runs (a bad depth or eps late in the grid is not found after minutes of BP)."""
+    from hiergrammar.theory import meanfield, validate_meanfield
+
+    def boom(*args, **kwargs):
+        raise AssertionError("BP ran although an argument was refused")
+
+    monkeypatch.setattr(validate_meanfield, "bp_profile", boom)
+    run = validate_meanfield.run_validation
+    tiny = {"v": 8, "n_classes": 8, "m": 2, "s": 2}
+    cases = [
+        ({"eps": (0.3, float("nan"))}, r"eps\[1\]=nan violates 0.0 <= eps\[1\] <= 1.0"),
+        ({"eps": (1.5,)}, r"eps\[0\]=1.5 violates 0.0 <= eps\[0\] <= 1.0"),
+        ({"depths": (2, 0)}, r"depths\[1\]=0 violates depths\[1\] >= 1"),
+        ({"depths": ()}, "at least one depth"),
+        ({"n_samples": 0}, "n_samples=0 violates n_samples >= 1"),
+        ({"n_rules": 0}, "n_rules=0 violates n_rules >= 1"),
+        ({"seed": -1}, "seed=-1 violates seed >= 0"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(InputError, match=match):
+            run(**{**tiny, "depths": (2,), **kwargs})
+    # the mean-field profile itself: InputError (a ValueError) naming the bound
+    for eps in (float("nan"), 1.5, -0.5):
+        with pytest.raises(InputError, match="violates 0.0 <= eps <= 1.0"):
+            meanfield.profile(8, 8, 2, 2, 2, eps)
+    with pytest.raises(InputError, match="scalar or a 1-d array"):
+        meanfield.profile(8, 8, 2, 2, 2, [[0.1]])
+
+
+def test_validate_prints_each_depth_once(capsys):
+    """Each depth's summary line appears once in all the output (stdout and stderr), in the
+    table; the depths' progress is a tqdm bar, shown only on a terminal."""
+    from hiergrammar.cli import main
+
+    argv = ["theory", "validate", "--v", "8", "--n-classes", "8", "--m", "2", "--depths", "2"]
+    code = main([*argv, "3", "--eps", "0.3", "--samples", "40", "--rules", "2", "--tol", "1"])
+    captured = capsys.readouterr()
+    assert code == 0
+    text = captured.out + captured.err
+    for L in (2, 3):
+        assert text.count(f"L={L}: max |p_MF - p_BP|") == 1
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--schedule", "cosine"], "--schedule needs --process"),
+        (["--n-pop", "5", "--compute-population"], "--n-pop, --compute-population need"),
+        (["--methods", "first_moment"], "--methods needs --process"),
+        (["--recompute"], "--recompute needs --process"),
+    ],
+)
+def test_critical_refuses_process_options_without_process(capsys, flags, named):
+    from hiergrammar.cli import main
+
+    assert main(["theory", "critical", *flags]) == 2
+    assert named in _one_line_error(capsys)
+
+
+def test_critical_process_defaults_apply_when_the_options_are_not_given(capsys):
+    from hiergrammar.cli import main
+
+    assert main(["theory", "critical", "--process", "eps", "--methods", "first_moment"]) == 0
+    assert "schedule linear" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("process", ["uniform", "eps"])
+def test_critical_refuses_determination_for_a_process_other_than_masking(capsys, process):
+    """The determination law exists for masking only; asked for another process it is refused
+    with the reason, not dropped from the output."""
+    from hiergrammar.cli import main
+
+    argv = ["theory", "critical", "--process", process, "--methods", "first_moment"]
+    assert main([*argv, "determination"]) == 2
+    err = _one_line_error(capsys)
+    assert f"--methods determination applies to --process masking only, not {process}" in err
+
+
+def test_critical_n_pop_above_the_memory_budget_is_refused_before_any_work(monkeypatch, capsys):
+    """A huge --n-pop is refused with the estimate (it used to allocate 745 GiB); the budget
+    comes from $HIERGRAMMAR_MEMORY_BUDGET, and a population within it runs."""
+    from hiergrammar.theory import discrete
+
+    from hiergrammar.cli import main
+
+    calls = []
+    real = discrete._two_value_levels
+    monkeypatch.setattr(
+        discrete, "_two_value_levels", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
+    argv = ["theory", "critical", "--process", "masking", "--recompute", "--methods"]
+    assert main([*argv, "determination", "two_value", "--n-pop", "100000000000"]) == 2
+    err = _one_line_error(capsys)
+    assert "two-value populations" in err and "above the memory budget of 4.00 GiB" in err
+    assert calls == []
+    # the same refusal under a small budget, and a population within it runs
+    monkeypatch.setenv("HIERGRAMMAR_MEMORY_BUDGET", "1MiB")
+    assert main([*argv, "two_value", "--n-pop", "100000"]) == 2
+    assert "above the memory budget of 1.00 MiB" in _one_line_error(capsys)
+    assert calls == []
+    assert main([*argv, "two_value", "--n-pop", "100", "--json"]) == 0
+    assert calls and json.loads(capsys.readouterr().out)["source"]["two_value"] == "computed"
+
+
+def test_two_value_critical_alpha_checks_the_memory_budget(monkeypatch):
+    from hiergrammar.theory.discrete import critical_alpha, two_value_critical_alpha
+
+    with pytest.raises(InputError, match="above the memory budget"):
+        two_value_critical_alpha("masking", 32, 8, 2, n_pop=10**11)
+    with pytest.raises(InputError, match="above the memory budget"):
+        critical_alpha("uniform", 16, 3, 2, methods=["two_value"], n_pop=10**11)
+    monkeypatch.setenv("HIERGRAMMAR_MEMORY_BUDGET", "1MiB")
+    with pytest.raises(InputError, match="above the memory budget of 1.00 MiB"):
+        two_value_critical_alpha("eps", 32, 8, 2, n_pop=10**5)
+    # stored thresholds need no population: no refusal
+    stored = critical_alpha("uniform", 32, 8, 2, methods=["two_value"], n_pop=10**11)
+    assert stored.source == {"two_value": "stored"}

@@ -189,9 +189,9 @@ def test_class_transition_sharpens_with_depth():
         (dict(n_classes=9, m=8), "n_classes\\*m"),
         (dict(s=1), "s=1 violates s >= 2"),
         (dict(L=0), "L=0 violates L >= 1"),
-        (dict(eps=1.2), "eps=1.2 violates 0 <= eps <= 1"),
-        (dict(eps=[0.1, -0.1]), "violates 0 <= eps <= 1"),
-        (dict(eps=np.nan), "violates 0 <= eps <= 1"),
+        (dict(eps=1.2), r"eps=1.2 violates 0.0 <= eps <= 1.0"),
+        (dict(eps=[0.1, -0.1]), r"eps\[1\]=-0.1 violates 0.0 <= eps\[1\] <= 1.0"),
+        (dict(eps=np.nan), r"eps=nan violates 0.0 <= eps <= 1.0 \(it must be a finite"),
     ],
 )
 def test_profile_validation(kwargs, match):

@@ -548,8 +548,10 @@ def _two_value_levels(
     n_pop: int,
     seed: int,
     stop: bool = False,
+    keep: bool = True,
 ) -> list[np.ndarray]:
-    """Populations of ``u`` per level; the children's indices come from ``seed`` alone."""
+    """Populations of ``u`` per level (only the last one with ``keep=False``); the children's
+    indices come from ``seed`` alone."""
     rng = np.random.default_rng([seed, 0])
     u = _leaf_population(process, v, alpha, rng.random(n_pop))
     F = _upward_of_x()
@@ -558,12 +560,21 @@ def _two_value_levels(
         K = n_classes if level == L else v
         kids = np.random.default_rng([seed, level]).integers(n_pop, size=(n_pop, s))
         u = F(np.prod(u[kids], axis=1), v, m, s, K)
-        levels.append(u)
+        levels = [*levels, u] if keep else [u]
         if stop:
             mean = u.mean()
             if mean > 1.0 - 1e-10 or mean < (1.0 + 1e-7) / v:
                 break
     return levels
+
+
+def _check_two_value_memory(n_pop: int, s: int, kept_levels: int) -> None:
+    """Refuse (:func:`~hiergrammar.validation.check_memory`) a two-value population whose
+    arrays would exceed the memory budget: ``kept_levels`` populations of ``n_pop`` floats, the
+    leaves' uniforms, the children's indices and beliefs ``(n_pop, s)`` and the map's
+    temporaries (about four more populations)."""
+    n_bytes = 8 * n_pop * (kept_levels + 2 * s + 6)
+    check_memory(f"the two-value populations (n_pop={n_pop} members, s={s})", n_bytes)
 
 
 @dataclass(frozen=True)
@@ -679,7 +690,8 @@ def two_value_critical_alpha(
     Raises
     ------
     InputError
-        On bad arguments.
+        On bad arguments, or a population above the memory budget
+        (:func:`~hiergrammar.validation.check_memory`), refused before it is allocated.
 
     Examples
     --------
@@ -695,9 +707,12 @@ def two_value_critical_alpha(
     tol = check_float("tol", tol, 0.0, low_open=True)
     max_levels = check_int("max_levels", max_levels, 1)
     seed = check_seed("seed", seed, allow_generator=False) or 0
+    _check_two_value_memory(n_pop, s, kept_levels=1)
 
     def recovered(alpha: float) -> bool:
-        levels = _two_value_levels(process, v, v, m, s, max_levels, alpha, n_pop, seed, stop=True)
+        levels = _two_value_levels(
+            process, v, v, m, s, max_levels, alpha, n_pop, seed, stop=True, keep=False
+        )
         return bool(levels[-1].mean() > 0.5 * (1.0 + 1.0 / v))
 
     return _bisect(recovered, tol)
@@ -1126,7 +1141,9 @@ def critical_alpha(
     Raises
     ------
     InputError
-        On an unknown process, method or schedule, or parameters out of range.
+        On an unknown process, method or schedule, or parameters out of range, or (before
+        any method runs) a two-value population ``n_pop`` above the memory budget when the
+        closure is to be computed.
 
     Examples
     --------
@@ -1142,6 +1159,12 @@ def critical_alpha(
     chosen = list(METHODS if methods is None else methods)
     for method in chosen:
         check_choice("method", method, METHODS)
+    n_pop = check_int("n_pop", n_pop, 1)
+    seed = check_seed("seed", seed, allow_generator=False)
+    if "two_value" in chosen and (
+        not use_stored or _stored_critical(process, v, m, s, "two_value") is None
+    ):
+        _check_two_value_memory(n_pop, s, kept_levels=1)  # before any method runs
     alpha: dict[str, float] = {}
     source: dict[str, str] = {}
     for method in chosen:

@@ -41,6 +41,7 @@ import numpy as np
 
 from hiergrammar.rhm import check_int
 from hiergrammar.rhm import check_parameters as _check_rhm_parameters
+from hiergrammar.validation import InputError, check_float
 
 __all__ = [
     "check_parameters",
@@ -66,14 +67,21 @@ def check_parameters(v: int, n_classes: int, m: int, s: int, L: int | None = Non
     _check_rhm_parameters(v, n_classes, m, s, L)
 
 
-def _check_eps(eps: ArrayLike) -> np.ndarray:
-    eps = np.asarray(eps, dtype=np.float64)
-    if eps.ndim > 1:
-        raise ValueError(f"eps must be a scalar or a 1-d array, got shape {eps.shape}")
-    if not np.all(np.isfinite(eps)) or np.any((eps < 0) | (eps > 1)):
-        bad = eps[~((eps >= 0) & (eps <= 1))] if eps.ndim else eps
-        raise ValueError(f"eps={bad} violates 0 <= eps <= 1")
-    return eps
+def _check_eps(eps: ArrayLike, name: str = "eps") -> np.ndarray:
+    """``eps`` as a float64 array (a scalar or 1-d) with every entry finite and in ``[0, 1]``,
+    else an :class:`~hiergrammar.validation.InputError` naming ``name`` (the first bad entry,
+    ``name[i]`` for an array) and the bound."""
+    try:
+        array = np.asarray(eps)
+    except (TypeError, ValueError) as err:  # ragged nested lists
+        raise InputError(f"{name} must be a number or a 1-d array of numbers ({err})") from None
+    if array.ndim > 1:
+        raise InputError(f"{name} must be a scalar or a 1-d array, got shape {array.shape}")
+    if array.ndim == 0:
+        return np.asarray(check_float(name, array.item(), 0.0, 1.0))
+    for i, value in enumerate(array.tolist()):
+        check_float(f"{name}[{i}]", value, 0.0, 1.0)
+    return array.astype(np.float64)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, fallback: float | np.ndarray) -> np.ndarray:

@@ -24,13 +24,14 @@ overall max |p_MF - p_BP| = ...
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
-from hiergrammar.theory.meanfield import critical_eps, profile
+from hiergrammar.theory.meanfield import _check_eps, check_parameters, critical_eps, profile
 
+from hiergrammar.artifacts import progress
 from hiergrammar.experiments.beliefs import bp_profile
+from hiergrammar.validation import InputError, check_int
 
 __all__ = ["run_validation", "format_report"]
 
@@ -53,8 +54,29 @@ def run_validation(
     ``p_mf``, ``p_bp``, ``p_se``, ``u_mf``, ``u_bp``, ``d_mf``, ``d_bp``, ``accuracy`` and the
     summary ``max_dev`` (largest ``|p_MF - p_BP|``), ``max_dev_per_level`` ``(L+1,)``,
     ``argmax_eps_per_level``, ``se_at_max_per_level``, ``seconds``.
+
+    Every argument is checked before any work (a bad depth late in ``depths`` is refused
+    before the first depth runs); a tqdm bar (:func:`hiergrammar.artifacts.progress`) follows
+    the depths.
+
+    Raises
+    ------
+    InputError
+        If the RHM parameters are out of range, ``depths`` is empty or holds a depth ``< 1``,
+        an ``eps`` is not a finite number in ``[0, 1]``, ``n_samples < 1``, ``n_rules < 1``, or
+        ``seed`` is not a non-negative integer.
     """
-    eps_arr = np.asarray(eps, dtype=np.float64)
+    depths = tuple(check_int(f"depths[{i}]", L, 1) for i, L in enumerate(depths))
+    if not depths:
+        raise InputError("depths must hold at least one depth L >= 1")
+    for L in depths:
+        check_parameters(v, n_classes, m, s, L)
+    eps_arr = np.atleast_1d(_check_eps(eps))
+    if eps_arr.size == 0:
+        raise InputError("eps must hold at least one noise level in [0, 1]")
+    n_samples = check_int("n_samples", n_samples, 1)
+    n_rules = check_int("n_rules", n_rules, 1)
+    seed = check_int("seed", seed, 0)  # the depth L draws with seed + 1000 L
     out: dict = {
         "params": {
             "v": v,
@@ -71,7 +93,7 @@ def run_validation(
         },
         "depths": {},
     }
-    for L in depths:
+    for L in progress(depths, desc="mean field vs BP, per depth"):
         start = time.perf_counter()
         mf = profile(v, n_classes, m, s, L, eps_arr)
         bp = bp_profile(
@@ -96,11 +118,6 @@ def run_validation(
             - profile(v, n_classes, m, s, L, np.maximum(eps_arr - h, 0.0)).p
         ) / (2 * h)
         shift = np.where(np.abs(slope) > 1e-3, (bp.p - mf.p) / np.where(slope == 0, 1, slope), 0.0)
-        print(
-            f"L={L}: max |p_MF - p_BP| = {dev.max():.4f} ({time.perf_counter() - start:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
         where = dev.argmax(axis=0)
         levels = np.arange(L + 1)
         se_at = bp.p_se[where, levels]

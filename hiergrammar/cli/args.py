@@ -279,13 +279,20 @@ def add_json_argument(parser: argparse.ArgumentParser, what: str = "the result")
     )
 
 
+def _values(value: Any) -> list:
+    """The values of a flag: a list for ``nargs`` flags, else the one value."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def add_int_check(parser: argparse.ArgumentParser, dest: str, flag: str, low: int) -> None:
-    """Check after parsing that ``args.<dest>`` (if not None) is an integer ``>= low``."""
+    """Check after parsing that ``args.<dest>`` (if not None) is an integer ``>= low`` (every
+    value of an ``nargs`` flag)."""
 
     def check(args: argparse.Namespace) -> None:
         value = getattr(args, dest)
         if value is not None:
-            check_int(flag, value, low=low)
+            for item in _values(value):
+                check_int(flag, item, low=low)
 
     add_check(parser, check)
 
@@ -300,12 +307,14 @@ def add_float_check(
     low_open: bool = False,
     high_open: bool = False,
 ) -> None:
-    """Check after parsing that ``args.<dest>`` (if not None) is a finite number in bounds."""
+    """Check after parsing that ``args.<dest>`` (if not None) is a finite number in bounds
+    (every value of an ``nargs`` flag)."""
 
     def check(args: argparse.Namespace) -> None:
         value = getattr(args, dest)
         if value is not None:
-            check_float(flag, value, low, high, low_open=low_open, high_open=high_open)
+            for item in _values(value):
+                check_float(flag, item, low, high, low_open=low_open, high_open=high_open)
 
     add_check(parser, check)
 

@@ -10,7 +10,8 @@ Examples::
 Exit codes: 0 when every engine that ran agrees with the reference within ``--tol`` (skipped
 engines do not count); 1 when some engine's numbers differ beyond ``--tol`` (this wins over an
 engine error: a numeric disagreement is the finding the command exists for); 2 for bad input
-(one line); 3 when an engine failed with an error. It writes no files: ``--json`` prints the
+(one line; also a flag that the mode would ignore, such as ``--eps`` with ``--uai``); 3 when
+an engine failed with an error. It writes no files: ``--json`` prints the
 result to stdout.
 """
 
@@ -20,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from hiergrammar.cli.args import (
+    add_check,
     add_float_check,
     add_int_check,
     add_json_argument,
@@ -29,11 +31,15 @@ from hiergrammar.cli.args import (
     print_json,
     set_handler,
 )
+from hiergrammar.validation import InputError
 
 __all__ = ["AGREE", "DISAGREE", "INPUT_ERROR", "ENGINE_ERROR", "register", "exit_code", "run"]
 
 #: Exit codes.
 AGREE, DISAGREE, INPUT_ERROR, ENGINE_ERROR = 0, 1, 2, 3
+
+#: Defaults of ``--eps`` and ``--seed`` (the flags default to None: see ``_check_uai_flags``).
+DEFAULT_EPS, DEFAULT_SEED = 0.3, 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,13 +57,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "our tree BP). Exit code 0: all agree, 1: numbers differ, 2: bad input, "
         "3: an engine failed.",
     )
+    # Registered first, so that it runs first: --uai refuses the flags of one RHM datum.
+    add_check(parser, _check_uai_flags)
     add_rhm_arguments(parser, grammar=True)
     add_seed_argument(parser, help="seed of the rules, the datum and the noise")
+    # --seed and --eps default to None, so that --uai can tell them given; run() fills them in.
+    parser.set_defaults(seed=None)
     parser.add_argument(
         "--eps",
         type=float,
-        default=0.3,
-        help="eps-process noise level, 0 <= eps <= 1 (default 0.3)",
+        default=None,
+        help=f"eps-process noise level, 0 <= eps <= 1 (default {DEFAULT_EPS})",
     )
     add_float_check(parser, "eps", "--eps", 0.0, 1.0)
     parser.add_argument(
@@ -73,7 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE_OR_DIR",
         help="check the engines on UAI instances (a .uai file with .MAR/.PR answers, or a "
-        "folder such as 'hiergrammar instances' writes) instead of one RHM datum",
+        "folder such as 'hiergrammar instances' writes) instead of one RHM datum; the flags "
+        "of the datum (RHM flags, --grammar, --eps, --seed, --max-trees, --marginals) are "
+        "refused with it",
     )
     parser.add_argument(
         "--no-workarounds",
@@ -103,6 +115,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--marginals", action="store_true", help="with --json, include every engine's marginals"
     )
     set_handler(parser, run)
+
+
+def _check_uai_flags(args: argparse.Namespace) -> None:
+    """Refuse flags that the chosen mode would ignore: with ``--uai``, those of one RHM datum
+    (the RHM flags, ``--grammar``, ``--eps``, ``--seed``, ``--max-trees``, ``--marginals``)
+    given explicitly; without it, ``--no-workarounds``."""
+    if args.uai is None:
+        if args.no_workarounds:
+            raise InputError("--no-workarounds applies only with --uai FILE_OR_DIR")
+        return
+    given = sorted(set(getattr(args, "_rhm_given", None) or []))
+    for dest, flag in (
+        ("grammar", "--grammar"),
+        ("eps", "--eps"),
+        ("seed", "--seed"),
+        ("max_trees", "--max-trees"),
+    ):
+        if getattr(args, dest) is not None:
+            given.append(flag)
+    if args.marginals:
+        given.append("--marginals")
+    if given:
+        raise InputError(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --uai: the "
+            "UAI files define the models, their evidence and their answers"
+        )
 
 
 def exit_code(results: list, tol: float) -> int:
@@ -146,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     from hiergrammar.crosscheck import crosscheck, format_table
     from hiergrammar.noise import eps_evidence
 
+    args.seed = DEFAULT_SEED if args.seed is None else args.seed
+    args.eps = DEFAULT_EPS if args.eps is None else args.eps
     rhm = model_from_args(args, seed=args.seed)
     datum = rhm.sample(1, seed=args.seed + 1)
     evidence = eps_evidence(datum.x, eps=args.eps, v=rhm.cards[0])[0]  # (s**L, v)

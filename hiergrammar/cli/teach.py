@@ -7,7 +7,10 @@ Examples::
     hiergrammar teach --out deep.html --v 3 --n-classes 2 --m 2 --L 3
 
 The page is one self-contained HTML file (open it in any browser, no server or network);
-``--out`` is written atomically. The grammar flags are the shared RHM flags with a tiny default
+``--out`` is written atomically. ``--eps`` and ``--initial-eps`` both take
+``[0, 1 - 1/v]`` (:func:`~hiergrammar.teach.max_eps`: a leaf is redrawn with probability
+``eps v / (v - 1)``, which reaches 1 there), checked before any work. The grammar flags are
+the shared RHM flags with a tiny default
 (``v = 4, n_classes = 2, m = 2, s = 2, L = 2``); the drawing allows at most
 :data:`~hiergrammar.teach.MAX_LEAVES` leaves and :data:`~hiergrammar.teach.MAX_CARD` values per
 variable.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from hiergrammar.cli.args import (
-    add_float_check,
+    add_check,
     add_out_argument,
     add_rhm_arguments,
     add_seed_argument,
@@ -50,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_EPS),
         metavar="EPS",
-        help="the slider's noise levels, each in [0, 1 - 1/v] "
+        help="the slider's noise levels, 1 to 50, each in [0, 1 - 1/v]: a leaf is redrawn "
+        "with probability eps v/(v-1), which reaches 1 (no information) at 1 - 1/v "
         f"(default {' '.join(map(str, DEFAULT_EPS))})",
     )
     parser.add_argument(
@@ -58,10 +62,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="EPS",
-        help="the noise level shown first (nearest grid point; default the grid's middle)",
+        help="the noise level shown first, in [0, 1 - 1/v] as --eps (the nearest grid point; "
+        "default the grid's middle)",
     )
-    add_float_check(parser, "initial_eps", "--initial-eps", 0.0, 1.0)
+    add_check(parser, _check_eps_flags)
     set_handler(parser, run)
+
+
+def _check_eps_flags(args: argparse.Namespace) -> None:
+    """``--eps`` and ``--initial-eps`` in ``[0, 1 - 1/v]``, named by their flags, before any
+    work (a ``--v`` below 2 is left to the RHM's own check)."""
+    from hiergrammar.teach import check_eps_grid, check_initial_eps
+
+    if isinstance(args.v, int) and args.v >= 2:
+        check_eps_grid(args.eps, args.v, "--eps")
+        check_initial_eps(args.initial_eps, args.v, "--initial-eps")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@
   ``population`` (both stored for v=32, m=8, s=2; otherwise the two-value closure is
   computed, ~10 s, and population dynamics only with ``--compute-population``, minutes;
   ``--recompute`` ignores the stored values);
-  ``best`` (the method to quote), ``alpha_star`` and ``t_star`` (its values).
+  ``best`` (the method to quote), ``alpha_star`` and ``t_star`` (its values). The options of
+  ``--process`` given without it, ``--methods determination`` for a process other than
+  masking, and an ``--n-pop`` above the memory budget are refused (exit code 2).
 * ``hiergrammar theory derive [--out FILE] [--format latex|markdown]``: the whole symbolic
   derivation, printed or written atomically to one file (the format defaults to LaTeX for a
   ``.tex`` path, Markdown otherwise).
@@ -20,7 +22,7 @@
   against exact BP on a grid of depths and noise levels
   (:mod:`hiergrammar.theory.validate_meanfield`); prints a table (or JSON), optionally writes
   ``validate_meanfield.json`` into an output folder with its manifest ``run.json``; exit code 1
-  when a deviation exceeds ``--tol``.
+  when a deviation exceeds ``--tol``. Every flag is checked before the first depth runs.
 
 sympy is imported inside the handlers, so building the ``hiergrammar`` parser stays fast.
 """
@@ -31,6 +33,7 @@ import argparse
 import sys
 
 from hiergrammar.cli.args import (
+    add_check,
     add_float_check,
     add_force_argument,
     add_int_check,
@@ -41,6 +44,7 @@ from hiergrammar.cli.args import (
     print_json,
     set_handler,
 )
+from hiergrammar.validation import InputError
 
 __all__ = ["VALIDATE_GRIDS", "critical", "derive", "validate", "register"]
 
@@ -58,6 +62,39 @@ def critical(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``theory critical`` flags that only mean something with ``--process`` (their defaults).
+PROCESS_DEFAULTS = {"schedule": "linear", "n_pop": 200_000}
+_PROCESS_ONLY = {
+    "schedule": "--schedule",
+    "methods": "--methods",
+    "n_pop": "--n-pop",
+    "compute_population": "--compute-population",
+    "recompute": "--recompute",
+}
+
+
+def _check_critical(args: argparse.Namespace) -> None:
+    """Refuse, before any work, what ``critical`` would otherwise ignore: ``--process``
+    options without ``--process``, and ``--methods determination`` for a process other than
+    masking. (The RHM flags and ``--n-pop``'s memory are checked by the library before it
+    computes anything.)"""
+    if args.process is None:
+        given = [flag for dest, flag in _PROCESS_ONLY.items() if getattr(args, dest)]
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise InputError(
+                f"{', '.join(given)} {verb} --process (masking, uniform or eps): without it "
+                "the command gives the mean-field eps* and uses none of them"
+            )
+        return
+    if args.process != "masking" and "determination" in (args.methods or ()):
+        raise InputError(
+            f"--methods determination applies to --process masking only, not "
+            f"{args.process}: the determination law follows messages that are exactly one-hot "
+            "on the true symbol, which only masking's leaves (kept exactly or erased) produce"
+        )
+
+
 def critical_process(args: argparse.Namespace) -> int:
     from hiergrammar.theory.discrete import critical_alpha
 
@@ -66,9 +103,9 @@ def critical_process(args: argparse.Namespace) -> int:
         args.v,
         args.m,
         args.s,
-        schedule=args.schedule,
+        schedule=args.schedule or PROCESS_DEFAULTS["schedule"],
         methods=args.methods,
-        n_pop=args.n_pop,
+        n_pop=args.n_pop or PROCESS_DEFAULTS["n_pop"],
         seed=args.seed,
         compute_population=args.compute_population,
         use_stored=not args.recompute,
@@ -105,6 +142,15 @@ VALIDATE_GRIDS = {
     },
     "quick": {"depths": (3, 4), "eps": (0.3, 0.6, 0.9), "samples": 400},
 }
+
+
+def _check_validate_model(args: argparse.Namespace) -> None:
+    """The RHM at every depth to validate, checked before any depth runs."""
+    from hiergrammar.rhm import check_parameters
+
+    depths = args.depths or VALIDATE_GRIDS["quick" if args.quick else "full"]["depths"]
+    for L in depths:
+        check_parameters(args.v, args.n_classes, args.m, args.s, L)
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -175,10 +221,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dynamics); --json keys: process, v, m, s, schedule, alpha, t, source, best, "
         "alpha_star, t_star",
     )
+    # The --process options default to None, so that given without --process they are refused.
     p.add_argument(
         "--schedule",
         choices=("linear", "cosine", "loglinear"),
-        default="linear",
+        default=None,
         help="with --process: the schedule that turns alpha* into t* (default linear, t = 1 - "
         "alpha)",
     )
@@ -187,13 +234,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=("first_moment", "determination", "two_value", "population"),
         default=None,
-        help="with --process: the theories to run (default all)",
+        help="with --process: the theories to run (default all; determination applies to "
+        "masking only)",
     )
     p.add_argument(
         "--n-pop",
         type=int,
-        default=200_000,
-        help="with --process: population of the two-value closure (default 200000, ~10 s)",
+        default=None,
+        help="with --process: population of the two-value closure (default 200000, ~10 s; "
+        "refused above the memory budget)",
     )
     add_int_check(p, "n_pop", "--n-pop", 1)
     p.add_argument(
@@ -209,6 +258,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_seed_argument(p)
     add_json_argument(p)
+    add_check(p, _check_critical)
     set_handler(p, critical)
 
     p = sub.add_parser(
@@ -234,8 +284,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_rhm_arguments(p, ("v", "n_classes", "m", "s"))
     p.add_argument("--quick", action="store_true", help="L = 3, 4; eps 0.3, 0.6, 0.9; 400 samples")
-    p.add_argument("--depths", type=int, nargs="+", default=None, help="default 3 .. 8")
-    p.add_argument("--eps", type=float, nargs="+", default=None, help="default 0.3 0.4 ... 0.9")
+    p.add_argument(
+        "--depths", type=int, nargs="+", default=None, help="each L >= 1 (default 3 .. 8)"
+    )
+    add_int_check(p, "depths", "--depths", 1)
+    p.add_argument(
+        "--eps",
+        type=float,
+        nargs="+",
+        default=None,
+        help="each 0 <= eps <= 1 (default 0.3 0.4 ... 0.9)",
+    )
+    add_float_check(p, "eps", "--eps", 0.0, 1.0)
     p.add_argument("--samples", type=int, default=None, help="samples per (L, eps), default 2400")
     add_int_check(p, "samples", "--samples", 1)
     p.add_argument("--rules", type=int, default=8, help="independent rule draws (default 8)")
@@ -249,4 +309,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_argument(p, "the numbers")
     add_out_argument(p, "folder", help="also write validate_meanfield.json (and run.json) here")
     add_force_argument(p)
+    add_check(p, _check_validate_model)
     set_handler(p, validate)
