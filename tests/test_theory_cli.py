@@ -106,7 +106,7 @@ def test_through_main_hiergrammar_parser(capsys):
     assert json.loads(capsys.readouterr().out)["eps_star"] == "17/24"
     assert main(["theory", "critical", "--v", "1", "--m", "1", "--s", "2"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "hiergrammar theory: error: v=1 violates v >= 2"
+    assert err.strip() == "hiergrammar theory critical: error: v=1 violates v >= 2"
 
 
 def test_derive_out_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):

@@ -55,11 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``hiergrammar`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = getattr(args, "command_prog", None) or f"hiergrammar {args.command}"
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        print(f"hiergrammar {args.command}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"hiergrammar {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130

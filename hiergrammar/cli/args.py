@@ -87,7 +87,9 @@ def set_handler(parser: argparse.ArgumentParser, handler: Handler) -> None:
         return int(handler(args) or 0)
 
     func.__name__ = func.__qualname__ = getattr(handler, "__name__", "handler")
-    parser.set_defaults(func=func)
+    # The full name (``hiergrammar theory critical``) prefixes this command's error lines, as
+    # argparse's own errors for it do.
+    parser.set_defaults(func=func, command_prog=parser.prog)
 
 
 class _RHMFlag(argparse.Action):
