@@ -25,6 +25,7 @@ from hiergrammar.cli import main
 from hiergrammar.graphs import node_name, rule_tensor
 from hiergrammar.noise import UniformProcess, eps_evidence
 from hiergrammar.teach import (
+    DEFAULT_EPS,
     MAX_LEAVES,
     message_schedule,
     render_page,
@@ -301,3 +302,13 @@ def test_eps_and_initial_eps_share_the_range_of_the_page(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv[:-1], "0.9"]) == 2
     assert "--initial-eps=0.9 violates 0.0 <= --initial-eps <= 0.875" in capsys.readouterr().err
+
+
+def test_cli_default_grid_is_cut_at_the_largest_noise_of_the_vocabulary(tmp_path, capsys):
+    """v = 2 allows eps up to 1/2: the default grid drops 0.6 and 0.7 instead of refusing."""
+    out = tmp_path / "v2.html"
+    assert main(["teach", "--out", str(out), "--v", "2", "--n-classes", "2", "--m", "1"]) == 0
+    page = out.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="teach-data">(.*?)</script>', page, flags=re.S).group(1))
+    assert data["eps"] == [eps for eps in DEFAULT_EPS if eps <= 0.5]
+    assert max(data["eps"]) == 0.5
