@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``hiergrammar`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    name = getattr(args, "command_prog", None) or f"hiergrammar {args.command}"
+    name = args.command_prog  # every command's set_handler records its full name
     try:
         return int(args.func(args) or 0)
     except InputError as err:

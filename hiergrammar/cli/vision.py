@@ -7,8 +7,8 @@ The group's sub-commands live in their own modules, each with ``register(subpars
 building the parser stays fast; the handlers import :mod:`hiergrammar.vision` when they run.
 
 Each sub-command names itself in its errors: argparse's own (a wrong type) carry its ``prog``,
-and so do the one-line errors of :func:`hiergrammar.cli.main`, which prefixes
-``hiergrammar {args.command}``: every sub-command sets ``command`` to ``"vision NAME"``.
+and so do the one-line errors of :func:`hiergrammar.cli.main` (the ``prog`` that
+:func:`hiergrammar.cli.args.set_handler` records for every command).
 """
 
 from __future__ import annotations
@@ -32,6 +32,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     for module in GROUPS:
         module.register(sub)
-    for name, command in sub.choices.items():
-        # the sub-command's defaults replace the group's name after parsing
-        command.set_defaults(command=f"vision {name}")
