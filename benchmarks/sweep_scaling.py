@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from hiergrammar.kernels.numba_bp import compile_kernels
 from hiergrammar.sweep import register_measurement, run_sweep
 
 
@@ -74,15 +77,6 @@ def noop_grid(n_tasks: int) -> dict:
     }
 
 
-def load_kernels() -> None:
-    """Load the numba BP kernels in this process (from numba's cache after the first run)."""
-    import numpy as np
-
-    from hiergrammar.kernels import numba_bp
-
-    numba_bp.tree_bp({1: np.array([[[0, 1]]])}, None, (2, 1), np.ones((1, 2, 2)), dtype=np.float32)
-
-
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load {one:.2f} (5 min {five:.2f})"
@@ -115,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cores: {os.cpu_count()}; {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        load_kernels()  # here too: every side starts with the kernels loaded
+        compile_kernels((np.float32,))  # here too: every side starts with the kernels loaded
         serial_wall, serial = timed(config, root / "serial", "serial")
         n = serial.n_tasks
         print(
@@ -133,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                 timed(warm, root / f"warm-{workers}", client)
                 # ... and load the BP kernels from numba's cache (about 0.6 s per process,
                 # once): a cost per worker, like its start-up, not per task.
-                client.run(load_kernels)
+                client.run(compile_kernels, (np.float32,))
                 wall, result = timed(config, root / f"dask-{workers}", client)
                 walls[workers] = wall
                 share = result.cpu_seconds / max(result.compute_seconds, 1e-9)
