@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,12 +78,32 @@ __all__ = [
 ]
 
 
-def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row of ``weights`` (``(..., k)``, non-negative, positive sums)."""
+def _pick(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One draw per row of ``weights`` (``(..., k)``, non-negative, positive sums) from the
+    uniform numbers ``u`` ``(...)``: the first index whose cumulative weight exceeds ``u``
+    times the total; min() guards against round-off."""
     cdf = np.cumsum(weights, axis=-1)
-    u = rng.random(weights.shape[:-1] + (1,)) * cdf[..., -1:]
-    # The first index whose cumulative weight exceeds u; min() guards against round-off.
-    return np.minimum((cdf <= u).sum(axis=-1), weights.shape[-1] - 1)
+    return np.minimum((cdf <= u[..., None] * cdf[..., -1:]).sum(axis=-1), weights.shape[-1] - 1)
+
+
+def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row of ``weights`` (``(..., k)``) from ``rng``."""
+    return _pick(weights, rng.random(weights.shape[:-1]))
+
+
+def _row_reader(uniforms: np.ndarray) -> Callable[[tuple[int, ...]], np.ndarray]:
+    """A source of uniform numbers for :func:`_draw_trees` that reads one row per sample,
+    ``(n, 1 + internal nodes)``, column by column: the root, then the internal nodes level by
+    level from the top, left to right, as the fused kernels read theirs."""
+    column = 0
+
+    def read(shape: tuple[int, ...]) -> np.ndarray:  # shape (n, w)
+        nonlocal column
+        block = uniforms[:, column : column + shape[1]]
+        column += shape[1]
+        return block
+
+    return read
 
 
 def sampling_bytes_per_set(grammar: Grammar) -> int:
@@ -115,17 +136,22 @@ def sampling_bytes_per_set(grammar: Grammar) -> int:
     return total + largest
 
 
-def _draw_trees(grammar: Grammar, bp: UpwardResult, rng: np.random.Generator) -> list[np.ndarray]:
+def _draw_trees(
+    grammar: Grammar, bp: UpwardResult, uniforms: Callable[[tuple[int, ...]], np.ndarray]
+) -> list[np.ndarray]:
     """The top-down half of posterior sampling, from an :func:`upward_pass` result of any float
     dtype: the root from its marginal, then at every sampled parent ``a`` one of its rules
     ``r`` with weight ``rule_probs[a, r] * prod_i up_i(b_i)`` (its children's upward messages
-    at the rule's tuple). Returns ``levels[l]`` ``(n, width_l)``.
+    at the rule's tuple). ``uniforms(shape)`` gives the uniform numbers of each draw, ``(n, 1)``
+    for the root and then ``(n, width_l)`` per level from the top (``rng.random``, or
+    :func:`_row_reader`). Returns ``levels[l]`` ``(n, width_l)``.
 
     A level whose rules are all equally likely skips the multiplication by their (constant)
     probability: the draw is the same, and a uniform RHM draws what earlier versions drew."""
     n = bp.up[0].shape[0]
     levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
-    levels[grammar.L] = _categorical(bp.root_marginal, rng)  # (n, 1)
+    root = bp.root_marginal.reshape(n, 1, grammar.card(grammar.L))
+    levels[grammar.L] = _pick(root, uniforms((n, 1)))  # (n, 1)
     for level in range(grammar.L, 0, -1):
         rules = grammar.rules[level]  # (card_l, m, s)
         parents = levels[level]  # (n, w)
@@ -138,7 +164,7 @@ def _draw_trees(grammar: Grammar, bp: UpwardResult, rng: np.random.Generator) ->
         probs = grammar.rule_probs[level]
         if not np.all(probs == probs.flat[0]):
             weight = weight * probs[parents]
-        choice = _categorical(weight, rng)  # (n, w)
+        choice = _pick(weight, uniforms((n, w)))  # (n, w)
         levels[level - 1] = rules[parents, choice].reshape(n, -1)
     return levels
 
@@ -222,7 +248,7 @@ def posterior_sample(
             "posterior_sample",
             sampling_bytes_per_set(grammar),
         )
-        return GrammarSample(levels=tuple(_draw_trees(grammar, bp, rng)), v=grammar.cards[0])
+        return GrammarSample(levels=tuple(_draw_trees(grammar, bp, rng.random)), v=grammar.cards[0])
 
     return _run(
         "posterior_sample",
@@ -345,10 +371,6 @@ def _block_floats_per_sample(grammar: Grammar) -> int:
     return 2 * grammar.d * grammar.cards[0] + messages + gathers
 
 
-def _internal_nodes(grammar: Grammar) -> int:
-    return sum(int(grammar.width(level)) for level in range(1, grammar.L + 1))
-
-
 def forward_backward_bytes_per_sample(grammar: Grammar, dtype: type = np.float64) -> int:
     """Working memory per sample of one chunk of :func:`exact_forward_backward`, in bytes:
     the likelihood, BP messages and rule gathers (with a factor 1.5 for the temporaries of
@@ -376,8 +398,7 @@ def forward_backward_bytes_per_sample(grammar: Grammar, dtype: type = np.float64
     """
     item = np.dtype(dtype).itemsize
     floats = int(1.5 * _block_floats_per_sample(grammar) * item)
-    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
-    return floats + 8 * (1 + _internal_nodes(grammar)) + 8 * nodes
+    return floats + 8 * (1 + grammar.n_internal) + 8 * grammar.n_nodes
 
 
 @dataclass(frozen=True)
@@ -420,43 +441,6 @@ def _as_numpy(values: Any) -> np.ndarray:
     return values.cpu().numpy() if hasattr(values, "cpu") else np.asarray(values)
 
 
-def _pick(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """The first index whose cumulative weight exceeds ``u`` times the total, per row of
-    ``weights`` ``(..., k)`` (``u`` of shape ``(...)``); min() guards against round-off."""
-    cdf = np.cumsum(weights, axis=-1)
-    return np.minimum((cdf <= u[..., None] * cdf[..., -1:]).sum(axis=-1), weights.shape[-1] - 1)
-
-
-def _draw_trees_from_uniforms(
-    grammar: Grammar, bp: UpwardResult, uniforms: np.ndarray
-) -> list[np.ndarray]:
-    """Top-down draws (as :func:`_draw_trees`) that read one row of uniform numbers per sample,
-    ``(n, 1 + internal nodes)``, laid out as the fused kernels read theirs: the root, then the
-    internal nodes level by level from the top, left to right. A sample's draws then do not
-    depend on the other samples of its batch."""
-    n = bp.up[0].shape[0]
-    levels: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * (grammar.L + 1)
-    root = bp.root_marginal.reshape(n, grammar.card(grammar.L))
-    levels[grammar.L] = _pick(root, uniforms[:, 0])[:, None]  # (n, 1)
-    column = 1
-    for level in range(grammar.L, 0, -1):
-        rules = grammar.rules[level]  # (card_l, m, s)
-        parents = levels[level]  # (n, w)
-        w = grammar.width(level)
-        child_up = bp.up[level - 1].reshape(n, w, grammar.s, grammar.card(level - 1))
-        tuples = rules[parents]  # (n, w, m, s)
-        weight = np.take_along_axis(child_up[:, :, 0, :], tuples[..., 0], axis=-1)
-        for i in range(1, grammar.s):
-            weight *= np.take_along_axis(child_up[:, :, i, :], tuples[..., i], axis=-1)
-        probs = grammar.rule_probs[level]
-        if not np.all(probs == probs.flat[0]):
-            weight = weight * probs[parents]
-        choice = _pick(weight, uniforms[:, column : column + w])  # (n, w)
-        column += w
-        levels[level - 1] = rules[parents, choice].reshape(n, -1)
-    return levels
-
-
 def _draw_chunk(
     grammar: Grammar,
     evidence: np.ndarray,
@@ -479,8 +463,8 @@ def _draw_chunk(
             "exact_forward_backward",
             sampling_bytes_per_set(grammar),
         )
-        uniforms = rng.random((evidence.shape[0], 1 + _internal_nodes(grammar)))
-        return tuple(_draw_trees_from_uniforms(grammar, bp, uniforms))
+        uniforms = rng.random((evidence.shape[0], 1 + grammar.n_internal))
+        return tuple(_draw_trees(grammar, bp, _row_reader(uniforms)))
     trees = posterior_sample(
         grammar, evidence, seed=rng, dtype=dtype, memory_budget=memory_budget, backend=backend
     )
