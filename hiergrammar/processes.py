@@ -200,6 +200,17 @@ class Process(ABC):
         return np.broadcast_to(alpha.reshape(-1, 1), (n, 1))
 
     # -- the process -------------------------------------------------------------------------
+    def observation_bytes(self, d: int) -> int:
+        """Bytes of one string's observation (what :meth:`corrupt` returns per string of
+        ``d`` leaves): one int64 symbol per leaf.
+
+        Examples
+        --------
+        >>> MaskingProcess(v=8).observation_bytes(16)
+        128
+        """
+        return 8 * int(d)
+
     @abstractmethod
     def corrupt(
         self, x: np.ndarray, t: float | np.ndarray, seed: int | np.random.Generator | None = 0
@@ -739,6 +750,16 @@ class GaussianProcess(Process):
 
     default_schedule = "continuous"
     name = "gaussian"
+
+    def observation_bytes(self, d: int) -> int:
+        """Bytes of one string's observation: ``(d, v)`` float64 noisy vectors.
+
+        Examples
+        --------
+        >>> GaussianProcess(v=4).observation_bytes(2)
+        64
+        """
+        return 8 * int(d) * self.v
 
     def corrupt(
         self,

@@ -72,6 +72,7 @@ __all__ = [
     "ForwardBackwardResult",
     "exact_forward_backward",
     "forward_backward_bytes_per_sample",
+    "forward_backward_chunk_size",
     "posterior_sample",
     "posterior_sample_reference",
     "sampling_bytes_per_set",
@@ -401,6 +402,60 @@ def forward_backward_bytes_per_sample(grammar: Grammar, dtype: type = np.float64
     return floats + 8 * (1 + grammar.n_internal) + 8 * grammar.n_nodes
 
 
+def forward_backward_chunk_size(
+    grammar: Grammar,
+    process: Process,
+    n: int,
+    *,
+    dtype: type = np.float64,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
+) -> int:
+    """Strings per chunk of :func:`exact_forward_backward` on ``n`` strings: the largest whose
+    working set fits the memory budget (:func:`hiergrammar.streaming.stream_chunk_size`), with
+    :func:`forward_backward_bytes_per_sample` per string and, per block, its strings and their
+    observations (:meth:`~hiergrammar.processes.Process.observation_bytes`).
+
+    Parameters
+    ----------
+    grammar : Grammar
+    process : Process
+    n : int
+        Strings, ``>= 0``.
+    dtype : np.float32 or np.float64
+    chunk_size : int, optional
+        An explicit chunk size, checked against the budget.
+    memory_budget : int or str, optional
+        Overrides the library's memory budget.
+
+    Returns
+    -------
+    int
+        ``1 <= chunk <= STREAM_BLOCK``.
+
+    Raises
+    ------
+    InputError
+        When not even one string (or the given chunk) fits the budget.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> from hiergrammar.noise import MaskingProcess
+    >>> rhm = RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0)
+    >>> forward_backward_chunk_size(rhm, MaskingProcess(v=4), 10, chunk_size=3)
+    3
+    """
+    d = grammar.d
+    return stream_chunk_size(
+        "exact forward-backward (likelihood, BP messages, rule gathers and draws)",
+        forward_backward_bytes_per_sample(grammar, dtype),
+        fixed_bytes=min(STREAM_BLOCK, n) * (d * 8 + process.observation_bytes(d)),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
+
+
 @dataclass(frozen=True)
 class ForwardBackwardResult:
     """What :func:`exact_forward_backward` returns.
@@ -583,17 +638,10 @@ def exact_forward_backward(
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
     backend = resolve_backend(backend)  # checks the backend once, before any work
-    gaussian = isinstance(process, GaussianProcess)
-    # A block holds its strings and its observation whatever the chunk size.
-    observation_bytes = d * v * 8 if gaussian else d * 8
-    chunk = stream_chunk_size(
-        "exact forward-backward (likelihood, BP messages, rule gathers and draws)",
-        forward_backward_bytes_per_sample(grammar, dtype),
-        fixed_bytes=min(STREAM_BLOCK, n) * (d * 8 + observation_bytes),
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
+    chunk = forward_backward_chunk_size(
+        grammar, process, n, dtype=dtype, chunk_size=chunk_size, memory_budget=memory_budget
     )
-    if gaussian and keep_observation:
+    if isinstance(process, GaussianProcess) and keep_observation:
         check_memory(
             f"the Gaussian observation (n, d, v) = ({n}, {d}, {v}) (keep_observation=False "
             "streams without it)",

@@ -40,6 +40,7 @@ __all__ = [
     "BELIEF_KEYS",
     "BPProfile",
     "belief_bytes_per_sample",
+    "belief_chunk_size",
     "belief_sums",
     "bp_profile",
     "bp_profile_diffusion",
@@ -155,9 +156,62 @@ def belief_bytes_per_sample(grammar: Grammar, dtype: type = np.float64) -> int:
     >>> belief_bytes_per_sample(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0)) > 0
     True
     """
-    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
     evidence = grammar.d * grammar.cards[0] * np.dtype(dtype).itemsize
-    return evidence + bp_bytes_per_set(grammar, dtype) + 4 * 8 * nodes
+    return evidence + bp_bytes_per_set(grammar, dtype) + 4 * 8 * grammar.n_nodes
+
+
+def belief_chunk_size(
+    grammar: Grammar,
+    n: int,
+    observation_bytes: int,
+    *,
+    dtype: type = np.float64,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
+    what: str = "BP beliefs",
+) -> int:
+    """Strings per BP call of :func:`belief_sums` on ``n`` strings: the largest whose working
+    set fits the memory budget, with :func:`belief_bytes_per_sample` per string and, per block,
+    the strings' trees and their observations (``observation_bytes`` each).
+
+    Parameters
+    ----------
+    grammar : Grammar
+    n : int
+        Strings.
+    observation_bytes : int
+        Bytes of one string's observation.
+    dtype : np.float32 or np.float64
+    chunk_size : int, optional
+        An explicit chunk size, checked against the budget.
+    memory_budget : int or str, optional
+        Overrides the library's memory budget.
+    what : str
+        What is streamed, for the error message.
+
+    Returns
+    -------
+    int
+        ``1 <= chunk <= STREAM_BLOCK``.
+
+    Raises
+    ------
+    InputError
+        When not even one string (or the given chunk) fits the budget.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> belief_chunk_size(RHM(v=4, n_classes=2, m=2, s=2, L=1, seed=0), 10, 16, chunk_size=4)
+    4
+    """
+    return stream_chunk_size(
+        what,
+        belief_bytes_per_sample(grammar, dtype),
+        fixed_bytes=min(STREAM_BLOCK, n) * (8 * grammar.n_nodes + observation_bytes),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
 
 
 def belief_sums(
@@ -238,13 +292,14 @@ def belief_sums(
             raise InputError(f"seed={seed!r}: a sequence seed holds non-negative integers")
     else:
         entropy = stream_entropy(seed)
-    levels_bytes = 8 * sum(int(grammar.width(level)) for level in range(grammar.L + 1))
-    chunk = stream_chunk_size(
-        desc,
-        belief_bytes_per_sample(grammar, dtype),
-        fixed_bytes=min(STREAM_BLOCK, n) * (levels_bytes + observation_bytes),
+    chunk = belief_chunk_size(
+        grammar,
+        n,
+        observation_bytes,
+        dtype=dtype,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        what=desc,
     )
     L = grammar.L
     sums = np.zeros((len(BELIEF_KEYS), L + 1))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiergrammar.bp import bp_bytes_per_set, tree_bp
+from hiergrammar.grammar import Grammar
 from hiergrammar.processes import MaskingProcess
 from hiergrammar.schedules import Schedule
 from hiergrammar.streaming import (
@@ -37,7 +38,7 @@ from hiergrammar.streaming import (
 )
 from hiergrammar.validation import check_int, check_real_array, make_rng
 
-__all__ = ["MaskedReconstruction", "masked_reconstruction"]
+__all__ = ["MaskedReconstruction", "masked_reconstruction", "reconstruction_chunk_size"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,55 @@ class MaskedReconstruction:
     cross_entropy: np.ndarray
     masked_fraction: np.ndarray
     n: int
+
+
+def reconstruction_chunk_size(
+    grammar: Grammar,
+    n: int,
+    *,
+    dtype: type = np.float64,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
+) -> int:
+    """Strings per BP call of :func:`masked_reconstruction` on ``n`` strings: the largest whose
+    working set (leaf evidence, BP, the per-leaf scores) fits the memory budget, with each
+    block's trees and observations held whatever the chunk.
+
+    Parameters
+    ----------
+    grammar : Grammar
+    n : int
+        Strings.
+    dtype : np.float32 or np.float64
+    chunk_size : int, optional
+        An explicit chunk size, checked against the budget.
+    memory_budget : int or str, optional
+        Overrides the library's memory budget.
+
+    Returns
+    -------
+    int
+        ``1 <= chunk <= STREAM_BLOCK``.
+
+    Raises
+    ------
+    InputError
+        When not even one string (or the given chunk) fits the budget.
+
+    Examples
+    --------
+    >>> from hiergrammar import RHM
+    >>> reconstruction_chunk_size(RHM(8, 4, 2, 2, 2, seed=0), 100, chunk_size=10)
+    10
+    """
+    d, v = grammar.d, grammar.cards[0]
+    return stream_chunk_size(
+        "masked reconstruction",
+        d * v * np.dtype(dtype).itemsize + bp_bytes_per_set(grammar, dtype) + 8 * 4 * d,
+        fixed_bytes=min(STREAM_BLOCK, n) * 8 * (grammar.n_nodes + d),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
 
 
 def masked_reconstruction(
@@ -127,14 +177,8 @@ def masked_reconstruction(
     process.alpha(times)
     rng = make_rng(seed)
     entropies = [int(e) for e in rng.integers(2**63, size=times.size)]
-    d, v = grammar.d, grammar.v
-    nodes = sum(int(grammar.width(level)) for level in range(grammar.L + 1))
-    chunk = stream_chunk_size(
-        "masked reconstruction",
-        d * v * np.dtype(dtype).itemsize + bp_bytes_per_set(grammar, dtype) + 8 * 4 * d,
-        fixed_bytes=min(STREAM_BLOCK, n) * 8 * (nodes + d),
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
+    chunk = reconstruction_chunk_size(
+        grammar, n, dtype=dtype, chunk_size=chunk_size, memory_budget=memory_budget
     )
     accuracy = np.full(times.size, np.nan)
     accuracy_se = np.full(times.size, np.nan)

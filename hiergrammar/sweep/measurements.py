@@ -376,7 +376,7 @@ def beliefs(
         seed,
         lambda x, rng: process.corrupt(x, t, seed=rng),
         lambda rows: process.leaf_likelihood(rows, t, dtype=float_type),
-        observation_bytes=_observation_bytes(grammar, process),
+        observation_bytes=process.observation_bytes(grammar.d),
         dtype=float_type,
         chunk_size=chunk_size,
         desc=f"beliefs t={t:g}",
@@ -523,21 +523,8 @@ def masked_reconstruction(
     }
 
 
-def _observation_bytes(grammar: Any, process: Any) -> int:
-    """Bytes of one string's noisy observation: a symbol per leaf, or a Gaussian ``(d, v)``."""
-    from hiergrammar.processes import GaussianProcess
-
-    v = grammar.cards[0] if hasattr(grammar, "cards") else grammar.v
-    return 8 * grammar.d * (v if isinstance(process, GaussianProcess) else 1)
-
-
-def _node_count(grammar: Any) -> int:
-    return sum(int(grammar.width(level)) for level in range(grammar.L + 1))
-
-
-# The preflights restate the size guards the measurements meet first (same estimates, same
-# budget), so that a sweep refuses an oversized grid point before it submits any task; a
-# test compares each with its measurement's own refusal.
+# The preflights ask each measurement's own chunk sizing (the estimate it meets first, same
+# budget), so that a sweep refuses an oversized grid point before it submits any task.
 def _beliefs_preflight(
     grammar: Any,
     process: Any,
@@ -546,16 +533,15 @@ def _beliefs_preflight(
     dtype: str = "float64",
     chunk_size: int | None = None,
 ) -> None:
-    from hiergrammar.experiments.beliefs import belief_bytes_per_sample
-    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+    from hiergrammar.experiments.beliefs import belief_chunk_size
 
-    float_type = _dtype(dtype)
-    stream_chunk_size(
-        "beliefs",
-        belief_bytes_per_sample(grammar, float_type),
-        fixed_bytes=min(STREAM_BLOCK, n_samples)
-        * (8 * _node_count(grammar) + _observation_bytes(grammar, process)),
+    belief_chunk_size(
+        grammar,
+        n_samples,
+        process.observation_bytes(grammar.d),
+        dtype=_dtype(dtype),
         chunk_size=chunk_size,
+        what="beliefs",
     )
 
 
@@ -568,21 +554,16 @@ def _token_changes_preflight(
     jackknife_groups: int | None = None,
     chunk_size: int | None = None,
 ) -> None:
-    from hiergrammar.sampling import forward_backward_bytes_per_sample
-    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+    from hiergrammar.sampling import forward_backward_chunk_size
     from hiergrammar.validation import check_memory
 
     n = check_int("n_samples", n_samples, 2)
     if jackknife_groups is not None:
         check_int("jackknife_groups", jackknife_groups, 2, n)
     d = int(grammar.d)
-    check_memory(f"sampling n={n} trees of {d} leaves", 8 * n * (_node_count(grammar) + d), None)
-    stream_chunk_size(
-        "exact forward-backward (likelihood, BP messages, rule gathers and draws)",
-        forward_backward_bytes_per_sample(grammar, _dtype(dtype)),
-        fixed_bytes=min(STREAM_BLOCK, n) * (d * 8 + _observation_bytes(grammar, process)),
-        chunk_size=chunk_size,
-    )
+    # token_change_curves samples the n original trees at once, then streams them
+    check_memory(f"sampling n={n} trees of {d} leaves", 8 * n * (grammar.n_nodes + d), None)
+    forward_backward_chunk_size(grammar, process, n, dtype=_dtype(dtype), chunk_size=chunk_size)
     check_memory(f"the (d, d) = ({d}, {d}) change covariance", 8 * d * d, None)
 
 
@@ -594,17 +575,9 @@ def _masked_reconstruction_preflight(
     dtype: str = "float64",
     chunk_size: int | None = None,
 ) -> None:
-    from hiergrammar.bp import bp_bytes_per_set
-    from hiergrammar.streaming import STREAM_BLOCK, stream_chunk_size
+    from hiergrammar.experiments.masked_reconstruction import reconstruction_chunk_size
 
-    float_type = _dtype(dtype)
-    d, v = int(grammar.d), int(grammar.cards[0])
-    stream_chunk_size(
-        "masked reconstruction",
-        d * v * np.dtype(float_type).itemsize + bp_bytes_per_set(grammar, float_type) + 32 * d,
-        fixed_bytes=min(STREAM_BLOCK, n_samples) * 8 * (_node_count(grammar) + d),
-        chunk_size=chunk_size,
-    )
+    reconstruction_chunk_size(grammar, n_samples, dtype=_dtype(dtype), chunk_size=chunk_size)
 
 
 def _check_builtin_options(options: Mapping[str, Any]) -> None:
