@@ -672,16 +672,16 @@ def ks_distance(a: np.ndarray, b: np.ndarray, decimals: int = 5) -> float:
     >>> ks_distance(np.zeros(3), np.ones(5))
     1.0
     """
+    from scipy.stats import ks_2samp
+
     from hiergrammar.validation import InputError
 
-    a = np.sort(np.round(np.asarray(a, dtype=np.float64).ravel(), decimals))
-    b = np.sort(np.round(np.asarray(b, dtype=np.float64).ravel(), decimals))
+    a = np.round(np.asarray(a, dtype=np.float64).ravel(), decimals)
+    b = np.round(np.asarray(b, dtype=np.float64).ravel(), decimals)
     if a.size == 0 or b.size == 0:
         raise InputError(f"ks_distance needs two non-empty samples, got {a.size} and {b.size}")
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / a.size
-    cdf_b = np.searchsorted(b, grid, side="right") / b.size
-    return float(np.abs(cdf_a - cdf_b).max())
+    # The statistic only: the asymptotic method skips the exact p-value's cost.
+    return float(ks_2samp(a, b, method="asymp").statistic)
 
 
 def spread_ks(spread: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
