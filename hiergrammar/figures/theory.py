@@ -1199,6 +1199,7 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
     mf_at_bp = profile(v, v, m, s, L, prof_eps)
     pd_dev = {q: np.abs(prof[f"pd_{q}"] - prof[f"bp_{q}"]) for q in ("u", "d", "p", "accuracy")}
     worst = np.unravel_index(dev.argmax(), dev.shape)
+    pd_worst = np.unravel_index(pd_dev["p"].argmax(), pd_dev["p"].shape)
     prof_summary = {
         "params": {
             "v": v,
@@ -1220,12 +1221,10 @@ def _compute_theory(sizes: TheorySizes, seed: int, store: Path | None, shared: A
             "n_pop": z.population_size,
             "n_replicas": z.population_replicas,
             **{f"max_abs_{q}_pd_minus_bp": float(d.max()) for q, d in pd_dev.items()},
-            "at_eps_p": float(prof_eps[np.unravel_index(pd_dev["p"].argmax(), dev.shape)[0]]),
-            "at_level_p": int(np.unravel_index(pd_dev["p"].argmax(), dev.shape)[1]),
+            "at_eps_p": float(prof_eps[pd_worst[0]]),
+            "at_level_p": int(pd_worst[1]),
             "max_pd_se_p": float(prof["pd_p_se"].max()),
-            "bp_se_at_worst_p": float(
-                prof["bp_p_se"][np.unravel_index(pd_dev["p"].argmax(), dev.shape)]
-            ),
+            "bp_se_at_worst_p": float(prof["bp_p_se"][pd_worst]),
             "max_bp_se": {q: float(prof[f"bp_{q}_se"].max()) for q in ("u", "d", "p")},
             # Where the population is closer to BP than the mean field, point by point.
             "fraction_of_points_pd_closer_than_mf": {
