@@ -275,7 +275,7 @@ def teaching_data(
     L: int = 2,
     *,
     seed: int = 0,
-    eps: Any = DEFAULT_EPS,
+    eps: Any = None,
     initial_eps: float | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, computed by the library, as a JSON-compatible dict.
@@ -287,9 +287,9 @@ def teaching_data(
         ``s**L`` and :data:`MAX_CARD` values per variable, so that the drawing stays legible.
     seed : int
         Seed of the rules (``seed``), the datum (``seed + 1``) and the noise (``seed + 2``).
-    eps : sequence of float
+    eps : sequence of float, optional
         The slider's grid: 1 to 50 noise levels in ``[0, 1 - 1/v]`` (sorted, duplicates
-        dropped).
+        dropped); default :data:`DEFAULT_EPS` up to ``1 - 1/v``.
     initial_eps : float, optional
         The level shown first (the grid point nearest to it), in ``[0, 1 - 1/v]`` as the
         grid; default the grid's middle.
@@ -332,6 +332,8 @@ def teaching_data(
     for name, card in (("v", rhm.v), ("n_classes", rhm.n_classes)):
         if card > MAX_CARD:
             raise InputError(f"{name}={card} violates {name} <= {MAX_CARD} (too large to draw)")
+    if eps is None:  # the default grid, cut where the noise leaves no information
+        eps = [level for level in DEFAULT_EPS if level <= max_eps(rhm.v)]
     grid = check_eps_grid(eps, rhm.v)
     target = check_initial_eps(initial_eps, rhm.v)
     if target is None:
@@ -817,7 +819,7 @@ def write_page(
     L: int = 2,
     *,
     seed: int = 0,
-    eps: Any = DEFAULT_EPS,
+    eps: Any = None,
     initial_eps: float | None = None,
 ) -> Path:
     """Compute the page's numbers and write the page to ``path``, atomically.

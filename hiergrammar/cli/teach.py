@@ -72,17 +72,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check_eps_flags(args: argparse.Namespace) -> None:
     """``--eps`` and ``--initial-eps`` in ``[0, 1 - 1/v]``, named by their flags, before any
     work (a ``--v`` below 2 is left to the RHM's own check)."""
-    from hiergrammar.teach import DEFAULT_EPS, check_eps_grid, check_initial_eps, max_eps
+    from hiergrammar.teach import check_eps_grid, check_initial_eps
 
     if isinstance(args.v, int) and args.v >= 2:
-        if args.eps is None:  # the default grid, cut where the noise leaves no information
-            args.eps = [eps for eps in DEFAULT_EPS if eps <= max_eps(args.v)]
-        check_eps_grid(args.eps, args.v, "--eps")
+        if args.eps is not None:  # None: the library's default grid
+            check_eps_grid(args.eps, args.v, "--eps")
         check_initial_eps(args.initial_eps, args.v, "--initial-eps")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hiergrammar.teach import DEFAULT_EPS, write_page
+    from hiergrammar.teach import write_page
     from hiergrammar.validation import InputError
 
     if args.out is None:
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         s=args.s,
         L=args.L,
         seed=args.seed,
-        eps=DEFAULT_EPS if args.eps is None else args.eps,
+        eps=args.eps,
         initial_eps=args.initial_eps,
     )
     print(f"wrote {path}: open it in a browser")
