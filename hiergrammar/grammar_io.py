@@ -134,13 +134,8 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
     if not magic.startswith(_ZIP_MAGIC):
         raise InputError(f"{path} is not a grammar file (not an .npz archive)")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not hasattr(archive, "files"):  # pragma: no cover - the magic said zip
-            raise InputError(f"{path} is not a grammar file (not an .npz archive)")
-        with archive:
+        with np.load(path, allow_pickle=False) as archive:  # a zip, by its first bytes
             return {name: archive[name] for name in archive.files}
-    except InputError:
-        raise
     except _READ_ERRORS as err:
         detail = f": {type(err).__name__}: {err}" if "pickle" not in str(err) else ""
         raise InputError(
