@@ -61,6 +61,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "sha256_file",
+    "read_json_object",
     "read_manifest",
     "verify_run_folder",
     "RunFolder",
@@ -416,6 +417,33 @@ def _write_json_quietly(path: Path, data: dict) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object (a dict) in the file ``path``, for files a user hands us.
+
+    Raises
+    ------
+    InputError
+        When the file is not valid UTF-8 JSON, or holds something other than an object.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "a.json"
+    ...     _ = path.write_text('{"t": 3}')
+    ...     read_json_object(path)
+    {'t': 3}
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _read_json(path: Path) -> dict | None:

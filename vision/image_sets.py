@@ -26,13 +26,13 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hiergrammar.artifacts import read_json_object
 from hiergrammar.validation import InputError, check_int
 
 __all__ = ["IMAGE_SUFFIXES", "METADATA_NAMES", "ImageSet", "float_pm1"]
@@ -90,7 +90,7 @@ class ImageSet:
         if self.path.is_dir():
             for name in METADATA_NAMES:
                 if (self.path / name).is_file():
-                    self.metadata = _read_metadata(self.path / name)
+                    self.metadata = read_json_object(self.path / name)
                     break
             listed = self.metadata.get("images")
             if (
@@ -207,16 +207,6 @@ class ImageSet:
     def subset(self, limit: int | None) -> ImageSet | _Subset:
         """The first ``limit`` images (all of them for None)."""
         return self if limit is None or limit >= len(self) else _Subset(self, limit)
-
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 class _Subset:

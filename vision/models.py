@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any
 import torch
 from hiergrammar.vision.checkpoints import MissingFileError, load_state_dict
 
+from hiergrammar.artifacts import read_json_object
 from hiergrammar.validation import InputError, check_choice
 
 __all__ = [
@@ -186,22 +186,12 @@ def resolve_model_dir(name_or_path: str | os.PathLike, cache_dir: str | None = N
         ) from err
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _class_name(folder: Path, config: str = "config.json") -> str | None:
     """The ``_class_name`` that a diffusers config file in ``folder`` names, if it exists."""
     cfg = folder / config
     if not cfg.is_file():
         return None
-    return _read_json(cfg).get("_class_name")
+    return read_json_object(cfg).get("_class_name")
 
 
 _SAFETENSORS_WEIGHTS = (
@@ -310,7 +300,7 @@ def load_diffusion(
     root = resolve_model_dir(name_or_path, cache_dir)
     vae = None
     if (root / "model_index.json").is_file():
-        index = _read_json(root / "model_index.json")
+        index = read_json_object(root / "model_index.json")
         if "unet" in index:
             kind, sub = "unet", "unet"
         elif "transformer" in index and "vae" in index:
